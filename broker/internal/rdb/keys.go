@@ -1,0 +1,91 @@
+package rdb
+
+import "strings"
+
+// DefaultPrefix is the key prefix when none is configured. The version in
+// it lets a later schema live beside this one during a rolling upgrade.
+const DefaultPrefix = "sb:v1"
+
+// Keys names every Redis key seatbroker uses. Keys of one account share
+// the hash tag {account id}, so every account script touches one slot in
+// Redis Cluster too.
+type Keys struct {
+	prefix string
+}
+
+// NewKeys returns the key names under prefix (DefaultPrefix when empty).
+func NewKeys(prefix string) Keys {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return Keys{prefix: strings.TrimSuffix(prefix, ":")}
+}
+
+// Prefix returns the configured prefix.
+func (k Keys) Prefix() string { return k.prefix }
+
+func (k Keys) tag(acct string) string { return k.prefix + ":{" + acct + "}:" }
+
+// AccountHash is a hash: the settings and counters of an account.
+func (k Keys) AccountHash(acct string) string { return k.tag(acct) + "acct" }
+
+// Users is a hash: user id -> user JSON.
+func (k Keys) Users(acct string) string { return k.tag(acct) + "users" }
+
+// Sessions is a hash: session id -> session JSON.
+func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
+
+// Seats is a hash: seat key -> seat JSON.
+func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
+
+// UserSeats is a hash: user id -> JSON set of the seat keys it holds.
+func (k Keys) UserSeats(acct string) string { return k.tag(acct) + "useats" }
+
+// PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
+func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }
+
+// Due is a sorted set: session id -> when its next timer fires (ms).
+func (k Keys) Due(acct string) string { return k.tag(acct) + "due" }
+
+// Ledger is a list: the PPU ledger entries (JSON), oldest first.
+func (k Keys) Ledger(acct string) string { return k.tag(acct) + "ledger" }
+
+// Billed is a hash: idempotency key -> ledger index.
+func (k Keys) Billed(acct string) string { return k.tag(acct) + "billed" }
+
+// Channel is the pub/sub channel of an account's events.
+func (k Keys) Channel(acct string) string { return k.tag(acct) + "events" }
+
+// Secrets is a hash: user id -> password hash. Never returned by the API.
+func (k Keys) Secrets(acct string) string { return k.tag(acct) + "secrets" }
+
+// Tokens is a hash: token hash -> token JSON of an account.
+func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
+
+// account returns the KEYS every account script takes, in the order
+// lib.lua names them.
+func (k Keys) account(acct string) []string {
+	t := k.tag(acct)
+	return []string{t + "acct", t + "users", t + "sess", t + "seats", t + "useats",
+		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events"}
+}
+
+// DueIndex is a sorted set outside any account: account id -> its next
+// timer (ms). Reapers on every node read it in time order.
+func (k Keys) DueIndex() string { return k.prefix + ":due" }
+
+// Accounts is a set of every account id.
+func (k Keys) Accounts() string { return k.prefix + ":accounts" }
+
+// Code is a string: a live session code -> "account id/session id", with
+// the standby time as its TTL.
+func (k Keys) Code(code string) string { return k.prefix + ":code:" + code }
+
+// Login is a string: a sign-in name -> "account id/user id".
+func (k Keys) Login(name string) string { return k.prefix + ":login:" + strings.ToLower(name) }
+
+// Token is a string: a bearer token's hash -> "account id/user id/expiry".
+func (k Keys) Token(hash string) string { return k.prefix + ":token:" + hash }
+
+// Rate is a string: the GCRA state of one rate limit.
+func (k Keys) Rate(name string) string { return k.prefix + ":rate:" + name }

@@ -1,0 +1,20 @@
+-- due_set.lua: refile an account in the global timer index, unless another
+-- node moved it since this one read it (compare and set).
+-- KEYS[1] the global index (zset: account id -> next timer, ms).
+-- ARGV[1] account id, ARGV[2] the score read before ("" for absent),
+-- ARGV[3] the new score ("-1" to remove).
+-- Reply: {0} when set, {1} when the score had moved and was left alone.
+local index, id, seen, score = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+
+local cur = redis.call('ZSCORE', index, id)
+if seen == '' then
+  if cur then return {1} end
+elseif not cur or tonumber(cur) ~= tonumber(seen) then
+  return {1}
+end
+if score == '-1' then
+  redis.call('ZREM', index, id)
+else
+  redis.call('ZADD', index, score, id)
+end
+return {0}

@@ -1,0 +1,32 @@
+-- end.lua: end sessions. mode "terminate" (End Selected Sessions, block):
+-- active sessions get the notice and a deadline, standby and paused ones
+-- end at once, terminating and ended ones are left as they are. mode
+-- "close" (a participant closes): the session ends at once.
+-- The broker checks permissions before; the script re-checks the one thing
+-- that can change under it: another user's paused session is hidden.
+-- KEYS: the account's keys (lib.lua). ARGV[2] actor user id ("" for a
+-- participant or the system), ARGV[3] actor name, ARGV[4] mode, ARGV[5]
+-- reason, ARGV[6] JSON list of session ids.
+-- Reply: OK {results = [{id, status, session}]}.
+local actor, by, mode, reason, ids = ARGV[2], ARGV[3], ARGV[4], ARGV[5], cjson.decode(ARGV[6])
+
+local now = start()
+if not now then return reply(ST_NOT_FOUND, {}) end
+local results = {}
+for i, sid in ipairs(ids) do
+  local s = sess(sid)
+  local r = {id = sid}
+  if not s or (actor ~= '' and s.state == 'paused' and s.user ~= actor) then
+    r.status = ST_NOT_FOUND
+  else
+    if mode == 'close' then
+      end_session(s, reason, by, now)
+    else
+      terminate(s, reason, by, now)
+    end
+    r.status = ST_OK
+    r.session = s
+  end
+  results[i] = r
+end
+return reply(ST_OK, {results = results})

@@ -1,0 +1,540 @@
+-- lib.lua: the functions every account script shares. The loader puts this
+-- file in front of each script body, so each script stays one atomic unit
+-- without the same Lua being pasted twice.
+--
+-- Every account script takes the same KEYS, all under the account's hash tag:
+--   KEYS[1]  acct    hash  settings and counters of the account
+--   KEYS[2]  users   hash  user id -> user JSON
+--   KEYS[3]  sess    hash  session id -> session JSON
+--   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, since, sids}
+--   KEYS[5]  useats  hash  user id -> JSON set of the seat keys it holds
+--   KEYS[6]  ppuq    zset  seat keys running on PPU, scored by when they began waiting
+--   KEYS[7]  due     zset  session id -> when its next timer fires (ms, Redis clock)
+--   KEYS[8]  ledger  list  PPU ledger entries (JSON), oldest first
+--   KEYS[9]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
+--   KEYS[10] channel       the account's pub/sub channel (in KEYS for its hash tag)
+-- ARGV[1] is the broker's defaults as JSON:
+--   {"lease":ms,"standby":ms,"paused":ms,"notice":ms,"minute":ms,"retention":ms,
+--    "warn":[minutes,...],"catchup":n}
+-- The script's own arguments start at ARGV[2].
+--
+-- Every reply is {status, payload JSON, next due}: status is one of the ST_
+-- constants (mirrored in status.go), payload a JSON string, and next due the
+-- account's earliest timer ("" when none) when it moved earlier during this
+-- script, else "".
+
+local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local CFG = cjson.decode(ARGV[1])
+
+local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
+local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
+local ST_BAD_STATE, ST_STALE, ST_EXISTS, ST_INVALID = 7, 8, 9, 10
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- ---------------------------------------------------------------- account
+
+local A = nil -- the account hash, loaded once per script
+
+local function acct()
+  if A == nil then
+    local flat = redis.call('HGETALL', K_ACCT)
+    if #flat == 0 then return nil end
+    A = {}
+    for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
+    A._dirty = {}
+  end
+  return A
+end
+
+local function anum(field)
+  return tonumber(A[field] or '0') or 0
+end
+
+local function aset(field, value)
+  A[field] = tostring(value)
+  A._dirty[field] = true
+end
+
+local function aadd(field, delta)
+  aset(field, anum(field) + delta)
+end
+
+-- dur returns an account's override of a duration, or the broker default.
+local function dur(name)
+  local v = A and tonumber(A[name .. '_ms'] or '')
+  if v and v > 0 then return v end
+  return CFG[name]
+end
+
+-- fence returns the next fencing token of the account: it only grows, and
+-- because it never falls below Redis's clock in microseconds it keeps
+-- growing after a restart or failover that lost the last stored value.
+local function next_fence()
+  local f = math.max((tonumber(A.fence or '0') or 0) + 1, now_us())
+  aset('fence', string.format('%.0f', f))
+  return string.format('%.0f', f)
+end
+
+-- ---------------------------------------------------------------- events
+
+local EV = {}
+
+local function emit(ev)
+  EV[#EV + 1] = ev
+end
+
+-- ---------------------------------------------------------------- users
+
+local function user(uid)
+  local raw = redis.call('HGET', K_USERS, uid)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+-- ---------------------------------------------------------------- sessions
+
+local S = {}      -- session cache: sid -> session table (false when absent)
+local SDIRTY = {} -- sid -> true when the session must be written back
+local SDEL = {}   -- sid -> true when the session must be deleted
+
+local function sess(sid)
+  local s = S[sid]
+  if s == nil then
+    local raw = redis.call('HGET', K_SESS, sid)
+    if raw then s = cjson.decode(raw) else s = false end
+    S[sid] = s
+  end
+  return s or nil
+end
+
+local function touch(s)
+  S[s.id] = s
+  SDIRTY[s.id] = true
+end
+
+local function holds_seat(s)
+  return s.state == 'standby' or s.state == 'active' or s.state == 'terminating'
+end
+
+-- ---------------------------------------------------------------- seats
+
+local SEATS = {}      -- seat key -> seat table (false when absent)
+local SEATDIRTY = {}
+local USEATS = {}     -- uid -> set of seat keys
+local USEATDIRTY = {}
+
+local function seat(key)
+  local st = SEATS[key]
+  if st == nil then
+    local raw = redis.call('HGET', K_SEATS, key)
+    if raw then st = cjson.decode(raw) else st = false end
+    SEATS[key] = st
+  end
+  return st or nil
+end
+
+local function useats(uid)
+  local u = USEATS[uid]
+  if u == nil then
+    local raw = redis.call('HGET', K_USEATS, uid)
+    if raw then u = cjson.decode(raw) else u = {} end
+    USEATS[uid] = u
+  end
+  return u
+end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+local function seat_key(s)
+  local mode = A.mode or 'user_device'
+  if mode == 'user' then return s.user end
+  if mode == 'session' then return s.id end
+  return s.user .. '|' .. s.device
+end
+
+-- ---------------------------------------------------------------- PPU
+
+local function next_bill(s)
+  if not s.ppu_at then return nil end
+  return s.ppu_at + ((s.billed or 0) * CFG.minute - (s.ppu_ms or 0))
+end
+
+local function start_stretch(s, t)
+  if s.kind == 'ppu' and s.state == 'active' and not s.ppu_at then s.ppu_at = t end
+end
+
+local function stop_stretch(s, t)
+  if s.ppu_at then
+    s.ppu_ms = (s.ppu_ms or 0) + (t - s.ppu_at)
+    s.ppu_at = nil
+  end
+end
+
+local function ledger_add(entry, idem)
+  local n = redis.call('RPUSH', K_LEDGER, cjson.encode(entry))
+  redis.call('HSET', K_BILLED, idem, n - 1)
+end
+
+local EXHAUSTING = false -- true while exhaust runs: nothing is billed then
+
+local terminate -- defined below; exhaustion ends sessions
+
+-- exhaust gives every PPU session the ending notice: the balance is 0.
+local function exhaust(t)
+  if EXHAUSTING then return end
+  EXHAUSTING = true
+  local keys = redis.call('ZRANGE', K_PPUQ, 0, -1)
+  for _, key in ipairs(keys) do
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then terminate(s, 'ppu_exhausted', 'system', t) end
+      end
+    end
+  end
+  EXHAUSTING = false
+end
+
+local function warn_crossed(before, after)
+  for _, w in ipairs(CFG.warn or {}) do
+    if before > w and after <= w then
+      emit({type = 'warning', code = 'ppu_low', balance = after, threshold = w})
+    end
+  end
+end
+
+-- bill_upto bills every PPU minute of s that started by time t, while the
+-- balance lasts; a minute that starts at balance 0 exhausts the account.
+local function bill_upto(s, t)
+  if EXHAUSTING then return end
+  while s.ppu_at and s.state == 'active' and s.kind == 'ppu' do
+    local nb = next_bill(s)
+    if nb > t then return end
+    local bal = anum('balance')
+    if bal <= 0 then
+      exhaust(nb)
+      return
+    end
+    local minute = (s.billed or 0) + 1
+    local idem = s.id .. ':' .. minute
+    if redis.call('HEXISTS', K_BILLED, idem) == 0 then
+      aset('balance', bal - 1)
+      ledger_add({kind = 'minute', session = s.id, user = s.user, minute = minute,
+        delta = -1, balance = bal - 1, at = nb}, idem)
+      warn_crossed(bal, bal - 1)
+    end
+    s.billed = minute
+    touch(s)
+    if bal - 1 <= 0 then exhaust(nb) end
+  end
+end
+
+-- ---------------------------------------------------------------- seat moves
+
+local function attach(s, key, st)
+  st.sids[s.id] = true
+  SEATS[key] = st
+  SEATDIRTY[key] = true
+  s.seat = key
+  s.kind = st.kind
+  if st.kind == 'ppu' then aadd('ppu_sess', 1) end
+  touch(s)
+end
+
+-- promote moves the longest-waiting PPU keys onto free prepaid seats.
+local function promote(t)
+  if A.promote == '0' then return end
+  while anum('used') < anum('seats') do
+    local first = redis.call('ZRANGE', K_PPUQ, 0, 0)
+    if #first == 0 then return end
+    local key = first[1]
+    redis.call('ZREM', K_PPUQ, key)
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then
+          bill_upto(s, t)
+          stop_stretch(s, t)
+          s.kind = 'prepaid'
+          s.promoted = t
+          aadd('ppu_sess', -1)
+          touch(s)
+          emit({type = 'session', session = s})
+        end
+      end
+      st.kind = 'prepaid'
+      SEATDIRTY[key] = true
+      aadd('used', 1)
+      emit({type = 'promoted', seat = key, user = st.user})
+    end
+  end
+end
+
+local function detach(s, t)
+  local key = s.seat
+  if not key then return end
+  local st = seat(key)
+  s.seat = nil
+  touch(s)
+  if not st then return end
+  st.sids[s.id] = nil
+  SEATDIRTY[key] = true
+  if st.kind == 'ppu' then aadd('ppu_sess', -1) end
+  if next(st.sids) == nil then
+    SEATS[key] = false
+    local held = useats(st.user)
+    held[key] = nil
+    USEATDIRTY[st.user] = true
+    if st.kind == 'prepaid' then
+      aadd('used', -1)
+      promote(t)
+    else
+      redis.call('ZREM', K_PPUQ, key)
+    end
+  end
+end
+
+-- acquire finds a seat for s by the seat rules, or returns the denial status.
+local function acquire(s, u, t)
+  if u.status ~= 'active' then return ST_USER_BLOCKED end
+  local key = seat_key(s)
+  local st = seat(key)
+  if st then
+    if st.kind == 'ppu' and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
+    attach(s, key, st)
+    return ST_OK
+  end
+  local held = useats(u.id)
+  if u.max_seats and count(held) >= u.max_seats then return ST_USER_LIMIT end
+  local kind
+  if anum('used') < anum('seats') then
+    kind = 'prepaid'
+    aadd('used', 1)
+  elseif A.ppu == '1' and anum('balance') > 0 then
+    kind = 'ppu'
+    redis.call('ZADD', K_PPUQ, t, key)
+  elseif A.ppu == '1' then
+    return ST_PPU_EXHAUSTED
+  else
+    return ST_ACCOUNT_LIMIT
+  end
+  held[key] = true
+  USEATDIRTY[u.id] = true
+  attach(s, key, {kind = kind, user = u.id, since = t, sids = {}})
+  return ST_OK
+end
+
+-- ---------------------------------------------------------------- transitions
+
+local function end_session(s, reason, by, t)
+  if s.state == 'ended' then return end
+  if s.state == 'active' then
+    bill_upto(s, t)
+    stop_stretch(s, t)
+  end
+  if holds_seat(s) then detach(s, t) end
+  s.state = 'ended'
+  s.reason = reason
+  if by then s.by = by end
+  s.ended_at = t
+  s.deadline = nil
+  touch(s)
+  emit({type = 'session', session = s})
+end
+
+terminate = function(s, reason, by, t)
+  if s.state == 'active' then
+    bill_upto(s, t)
+    -- billing may have run the balance out and begun the notice already
+    if s.state ~= 'active' then return end
+    stop_stretch(s, t)
+    s.state = 'terminating'
+    s.reason = reason
+    s.by = by
+    s.deadline = t + dur('notice')
+    touch(s)
+    emit({type = 'session', session = s})
+  elseif s.state == 'standby' or s.state == 'paused' then
+    end_session(s, reason, by, t)
+  end
+end
+
+-- activate starts a session's active time: a lease, and PPU billing.
+local function activate(s, t)
+  s.state = 'active'
+  s.lease_until = t + dur('lease')
+  s.activated = s.activated or t
+  s.standby_until = nil
+  s.paused_until = nil
+  start_stretch(s, t)
+  touch(s)
+  bill_upto(s, t)
+end
+
+-- due returns when the next timer of s fires, or nil.
+local function due(s)
+  local st = s.state
+  if st == 'standby' then return s.standby_until end
+  if st == 'paused' then return s.paused_until end
+  if st == 'active' then
+    local nb = next_bill(s)
+    if nb and nb < s.lease_until then return nb end
+    return s.lease_until
+  end
+  if st == 'terminating' then return math.min(s.deadline, s.lease_until) end
+  if st == 'ended' then return s.ended_at + CFG.retention end
+  return nil
+end
+
+-- step fires the timer of s that is due at t.
+local function step(s, t)
+  local st = s.state
+  if st == 'standby' and s.standby_until <= t then
+    end_session(s, 'expired', nil, s.standby_until)
+  elseif st == 'paused' and s.paused_until <= t then
+    end_session(s, 'expired', nil, s.paused_until)
+  elseif st == 'active' then
+    if s.lease_until <= t then
+      end_session(s, 'lease_lost', nil, s.lease_until)
+    else
+      bill_upto(s, t)
+    end
+  elseif st == 'terminating' then
+    if s.lease_until < s.deadline and s.lease_until <= t then
+      end_session(s, 'lease_lost', nil, s.lease_until)
+    elseif s.deadline <= t then
+      end_session(s, s.reason, s.by, s.deadline)
+    end
+  elseif st == 'ended' and s.ended_at + CFG.retention <= t then
+    SDEL[s.id] = true
+    S[s.id] = false
+    SDIRTY[s.id] = nil
+    redis.call('HDEL', K_SESS, s.id)
+    redis.call('ZREM', K_DUE, s.id)
+  end
+end
+
+local DUE_BEFORE = nil
+
+local function first_due()
+  local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  if #f == 0 then return nil end
+  return tonumber(f[2])
+end
+
+-- flush writes back everything the script changed and re-files the timers
+-- of the sessions it touched.
+local function flush()
+  for sid in pairs(SDIRTY) do
+    local s = S[sid]
+    if s then
+      redis.call('HSET', K_SESS, sid, cjson.encode(s))
+      local d = due(s)
+      if d then redis.call('ZADD', K_DUE, d, sid) else redis.call('ZREM', K_DUE, sid) end
+    end
+  end
+  SDIRTY = {}
+  for key in pairs(SEATDIRTY) do
+    local st = SEATS[key]
+    if st then redis.call('HSET', K_SEATS, key, cjson.encode(st)) else redis.call('HDEL', K_SEATS, key) end
+  end
+  SEATDIRTY = {}
+  for uid in pairs(USEATDIRTY) do
+    if next(USEATS[uid]) == nil then
+      redis.call('HDEL', K_USEATS, uid)
+    else
+      redis.call('HSET', K_USEATS, uid, cjson.encode(USEATS[uid]))
+    end
+  end
+  USEATDIRTY = {}
+  if A then
+    local flat = {}
+    for f in pairs(A._dirty) do
+      flat[#flat + 1] = f
+      flat[#flat + 1] = A[f]
+    end
+    if #flat > 0 then redis.call('HSET', K_ACCT, unpack(flat)) end
+    A._dirty = {}
+  end
+end
+
+-- catch_up fires, in time order, the timers that fell due by now, so every
+-- script acts on the account as it is at this instant, whichever node
+-- reaped last. It stops after limit steps; the reaper does the rest.
+local function catch_up(now, limit)
+  DUE_BEFORE = first_due()
+  local n = 0
+  while n < limit do
+    local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+    if #f == 0 or tonumber(f[2]) > now then break end
+    local sid, t = f[1], tonumber(f[2])
+    local s = sess(sid)
+    if not s then
+      redis.call('ZREM', K_DUE, sid)
+    else
+      step(s, t)
+      flush()
+    end
+    n = n + 1
+  end
+  return n
+end
+
+-- reply ends every script: it writes back, and reports the account's next
+-- timer when it moved earlier, so the broker can refile the account in the
+-- global index.
+local function reply(status, payload)
+  flush()
+  if #EV > 0 then
+    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = EV}))
+    EV = {}
+  end
+  local after = first_due()
+  local moved = ''
+  if after and (DUE_BEFORE == nil or after < DUE_BEFORE) then
+    moved = string.format('%.0f', after)
+  end
+  return {status, cjson.encode(payload or {}), moved}
+end
+
+-- start is the first call of every script that needs the account: it loads
+-- it and catches up. It returns the current time, or nil when the account
+-- does not exist.
+local function start()
+  if not acct() then return nil end
+  local now = now_ms()
+  catch_up(now, CFG.catchup or 100)
+  return now
+end
+
+-- own_sessions lists the seat-holding sessions of a user: what it may end
+-- to make room.
+local function own_sessions(uid)
+  local out = {}
+  for key in pairs(useats(uid)) do
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then out[#out + 1] = s end
+      end
+    end
+  end
+  return out
+end

@@ -1,0 +1,18 @@
+-- user_put.lua: add a user, or change one's name, role, seat limit or
+-- permission overrides. Status changes go through block.lua, which ends
+-- sessions. Lowering max_seats revokes nothing.
+-- KEYS: the account's keys (lib.lua). ARGV[2] user JSON, ARGV[3] "1" to
+-- create (refused if it exists) or "0" to update (refused if it does not).
+-- Reply: OK {user}; NOT_FOUND {}; EXISTS {}.
+local u, create = cjson.decode(ARGV[2]), ARGV[3] == '1'
+
+if not acct() then return reply(ST_NOT_FOUND, {}) end
+local old = user(u.id)
+if create and old then return reply(ST_EXISTS, {}) end
+if not create then
+  if not old then return reply(ST_NOT_FOUND, {}) end
+  u.status = old.status
+end
+redis.call('HSET', K_USERS, u.id, cjson.encode(u))
+emit({type = 'user', user = u})
+return reply(ST_OK, {user = u})

@@ -1,0 +1,185 @@
+package rdb
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reaper fires due timers of every account: leases that ran out, ending
+// notices at their deadline, standby and paused times, PPU minutes. Every
+// node runs one; the scripts are idempotent, so two reapers on one account
+// do no harm. It reads the global index in time order, so its cost grows
+// with what is due, not with how many sessions exist.
+type Reaper struct {
+	store    *Store
+	interval time.Duration
+	sweep    time.Duration
+	log      *slog.Logger
+
+	mu     sync.Mutex // guards cancel
+	cancel context.CancelFunc
+}
+
+// Reaper batch sizes.
+const (
+	reapAccounts = 256 // accounts per pass
+	reapSteps    = 500 // timers per account per pass
+)
+
+// NewReaper returns a reaper that looks every interval, and refiles every
+// account from its own timers every sweep (a node that died between a
+// script and filing its account is caught up then).
+func NewReaper(s *Store, interval, sweep time.Duration, log *slog.Logger) *Reaper {
+	return &Reaper{store: s, interval: interval, sweep: sweep, log: log}
+}
+
+// Run reaps until ctx is done or Close is called.
+func (r *Reaper) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	defer cancel()
+	tick := time.NewTicker(r.interval)
+	defer tick.Stop()
+	sweep := time.NewTicker(r.sweep)
+	defer sweep.Stop()
+	_ = r.Sweep(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reaper pass failed", "err", err)
+			}
+		case <-sweep.C:
+			if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reaper sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops Run. It is idempotent.
+func (r *Reaper) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// Pass fires what is due now in up to reapAccounts accounts and returns how
+// many timers fired.
+func (r *Reaper) Pass(ctx context.Context) (int, error) {
+	s := r.store
+	now, err := s.Now(ctx)
+	if err != nil {
+		return 0, err
+	}
+	due, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.DueIndex(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: reapAccounts,
+	}).Result()
+	if err != nil {
+		return 0, err
+	}
+	steps := 0
+	for _, z := range due {
+		acct, ok := z.Member.(string)
+		if !ok {
+			continue
+		}
+		n, err := r.reapAccount(ctx, acct, z.Score)
+		if err != nil {
+			return steps, err
+		}
+		steps += n
+	}
+	return steps, nil
+}
+
+func (r *Reaper) reapAccount(ctx context.Context, acct string, seen float64) (int, error) {
+	s := r.store
+	res, err := s.runAccount(ctx, scriptReap, acct, reapSteps)
+	if err != nil {
+		return 0, err
+	}
+	var p struct {
+		Steps int    `json:"steps"`
+		Next  string `json:"next"`
+	}
+	if res.Status == StatusOK {
+		if err := decodeInto(res, &p); err != nil {
+			return 0, err
+		}
+	} else {
+		p.Next = "-1" // the account is gone
+	}
+	seenS := strconv.FormatFloat(seen, 'f', 0, 64)
+	if err := scriptDueSet.Run(ctx, s.client, []string{s.keys.DueIndex()}, acct, seenS, p.Next).Err(); err != nil {
+		return p.Steps, err
+	}
+	return p.Steps, nil
+}
+
+// Sweep refiles every account in the global index from its own earliest
+// timer. Its cost grows with the number of accounts; it runs rarely.
+func (r *Reaper) Sweep(ctx context.Context) error {
+	s := r.store
+	var cursor uint64
+	for {
+		ids, next, err := s.client.SScan(ctx, s.keys.Accounts(), cursor, "", 500).Result()
+		if err != nil {
+			return err
+		}
+		pipe := s.client.Pipeline()
+		cmds := make([]*redis.ZSliceCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = pipe.ZRangeWithScores(ctx, s.keys.Due(id), 0, 0)
+		}
+		if len(ids) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+		}
+		add := s.client.Pipeline()
+		for i, id := range ids {
+			if z := cmds[i].Val(); len(z) == 1 {
+				add.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: z[0].Score, Member: id})
+			}
+		}
+		if add.Len() > 0 {
+			if _, err := add.Exec(ctx); err != nil {
+				return err
+			}
+		}
+		cursor = next
+		if cursor == 0 {
+			return nil
+		}
+	}
+}
+
+// Subscribe listens to the events of the given accounts. Add and remove
+// accounts with the returned subscription's methods.
+func (s *Store) Subscribe(ctx context.Context, accts ...string) *redis.PubSub {
+	chans := make([]string, len(accts))
+	for i, a := range accts {
+		chans[i] = s.keys.Channel(a)
+	}
+	return s.client.Subscribe(ctx, chans...)
+}
+
+// DecodeEvents decodes one pub/sub message of an account channel.
+func DecodeEvents(payload string) (EventBatch, error) {
+	var b EventBatch
+	err := json.Unmarshal([]byte(payload), &b)
+	return b, err
+}

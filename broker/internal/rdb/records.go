@@ -1,0 +1,113 @@
+package rdb
+
+import "encoding/json"
+
+// The records as the scripts store them (JSON in hashes). The broker turns
+// them into its own types; the store never imports the broker.
+
+// SessionRec is a session as stored. Times are ms on the Redis clock.
+type SessionRec struct {
+	ID           string `json:"id"`
+	User         string `json:"user"`
+	UserName     string `json:"user_name,omitempty"`
+	Device       string `json:"device"`
+	DeviceName   string `json:"device_name,omitempty"`
+	State        string `json:"state"`
+	Kind         string `json:"kind,omitempty"`
+	Seat         string `json:"seat,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Fence        string `json:"fence,omitempty"`
+	Created      int64  `json:"created,omitempty"`
+	Activated    int64  `json:"activated,omitempty"`
+	Joined       int64  `json:"joined,omitempty"`
+	LeaseUntil   int64  `json:"lease_until,omitempty"`
+	Deadline     int64  `json:"deadline,omitempty"`
+	StandbyUntil int64  `json:"standby_until,omitempty"`
+	PausedAt     int64  `json:"paused_at,omitempty"`
+	PausedUntil  int64  `json:"paused_until,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	By           string `json:"by,omitempty"`
+	EndedAt      int64  `json:"ended_at,omitempty"`
+	PPUms        int64  `json:"ppu_ms,omitempty"`
+	PPUAt        int64  `json:"ppu_at,omitempty"`
+	Billed       int64  `json:"billed,omitempty"`
+	Promoted     int64  `json:"promoted,omitempty"`
+}
+
+// UserRec is a user as stored in the account's users hash.
+type UserRec struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Status   string `json:"status"`
+	MaxSeats *int   `json:"max_seats,omitempty"`
+	View     string `json:"view,omitempty"`
+	Control  string `json:"control,omitempty"`
+	Created  int64  `json:"created,omitempty"`
+}
+
+// SeatRec is a held seat.
+type SeatRec struct {
+	Kind  string          `json:"kind"`
+	User  string          `json:"user"`
+	Since int64           `json:"since"`
+	SIDs  map[string]bool `json:"-"`
+}
+
+// LedgerEntry is one PPU ledger entry: a billed minute (delta -1) or a
+// top-up (delta > 0). Balance is the balance after the entry.
+type LedgerEntry struct {
+	Kind    string `json:"kind"`
+	Session string `json:"session,omitempty"`
+	User    string `json:"user,omitempty"`
+	Minute  int64  `json:"minute,omitempty"`
+	Delta   int64  `json:"delta"`
+	Balance int64  `json:"balance"`
+	At      int64  `json:"at"`
+	By      string `json:"by,omitempty"`
+	Note    string `json:"note,omitempty"`
+	Key     string `json:"key,omitempty"`
+}
+
+// List decodes a JSON array, and also the empty object that Redis's cjson
+// makes of an empty Lua table.
+type List[T any] []T
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (l *List[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "{}" {
+		*l = nil
+		return nil
+	}
+	return json.Unmarshal(b, (*[]T)(l))
+}
+
+// Denial is the payload of a refused grant: the user's sessions it may end
+// to make room.
+type Denial struct {
+	Own List[SessionRec] `json:"own"`
+}
+
+// ItemResult is one session's outcome in a batch (renew, end).
+type ItemResult struct {
+	ID      string      `json:"id"`
+	Status  Status      `json:"status"`
+	Session *SessionRec `json:"session,omitempty"`
+}
+
+// Event is one change an account script published.
+type Event struct {
+	Type      string      `json:"type"`
+	Session   *SessionRec `json:"session,omitempty"`
+	User      *UserRec    `json:"user,omitempty"`
+	Code      string      `json:"code,omitempty"`
+	Balance   int64       `json:"balance,omitempty"`
+	Threshold int64       `json:"threshold,omitempty"`
+	Seat      string      `json:"seat,omitempty"`
+}
+
+// EventBatch is one pub/sub message: the events of one script run.
+type EventBatch struct {
+	Account string  `json:"account"`
+	Events  List[Event] `json:"events"`
+}

@@ -1,0 +1,352 @@
+package rdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults are the durations the scripts use when an account sets none.
+type Defaults struct {
+	Lease     time.Duration
+	Standby   time.Duration
+	Paused    time.Duration
+	Notice    time.Duration
+	Minute    time.Duration
+	Retention time.Duration
+	Warn      []int
+	CatchUp   int
+}
+
+// Store runs the scripts and reads the state. It knows nothing of
+// permissions or wire types: the broker does.
+type Store struct {
+	client   redis.UniversalClient
+	keys     Keys
+	defaults string // ARGV[1] of every account script
+	batch    *batcher
+}
+
+// ErrUnexpectedReply means a script answered in a shape this code does
+// not know: a bug, or a script of another version.
+var ErrUnexpectedReply = errors.New("rdb: unexpected reply")
+
+// New returns a store on client. Close it to stop its batching goroutines.
+func New(client redis.UniversalClient, prefix string, d Defaults) *Store {
+	if d.CatchUp <= 0 {
+		d.CatchUp = 100
+	}
+	warn := d.Warn
+	if warn == nil {
+		warn = []int{}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"lease": d.Lease.Milliseconds(), "standby": d.Standby.Milliseconds(),
+		"paused": d.Paused.Milliseconds(), "notice": d.Notice.Milliseconds(),
+		"minute": d.Minute.Milliseconds(), "retention": d.Retention.Milliseconds(),
+		"warn": warn, "catchup": d.CatchUp,
+	})
+	return &Store{client: client, keys: NewKeys(prefix), defaults: string(cfg), batch: newBatcher(client)}
+}
+
+// Close stops the batching goroutines. It is idempotent.
+func (s *Store) Close() { s.batch.close() }
+
+// Keys returns the store's key names.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Client returns the Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// LoadScripts loads every script into Redis's script cache, so the first
+// calls after start need no fallback to EVAL.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}
+
+// Result is a decoded account script reply.
+type Result struct {
+	Status  Status
+	Payload []byte
+	// MovedDue is the account's next timer when the script moved it
+	// earlier, or 0.
+	MovedDue int64
+}
+
+// runAccount runs an account script and files the account in the global
+// timer index when its next timer moved earlier.
+func (s *Store) runAccount(ctx context.Context, sc *redis.Script, acct string, args ...any) (Result, error) {
+	argv := append([]any{s.defaults}, args...)
+	v, err := s.batch.run(ctx, sc, s.keys.account(acct), argv...)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := decodeReply(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.MovedDue > 0 {
+		// LT: only ever pulls the account's turn earlier; a reaper that
+		// raises it uses compare-and-set (due_set.lua).
+		if err := s.client.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: float64(r.MovedDue), Member: acct}).Err(); err != nil {
+			return r, fmt.Errorf("file timer: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func decodeReply(v any) (Result, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) != 3 {
+		return Result{}, fmt.Errorf("%w: %T", ErrUnexpectedReply, v)
+	}
+	st, ok := arr[0].(int64)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: status %T", ErrUnexpectedReply, arr[0])
+	}
+	payload, ok := arr[1].(string)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: payload %T", ErrUnexpectedReply, arr[1])
+	}
+	moved, ok := arr[2].(string)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: due %T", ErrUnexpectedReply, arr[2])
+	}
+	r := Result{Status: Status(st), Payload: []byte(payload)}
+	if moved != "" {
+		n, err := strconv.ParseInt(moved, 10, 64)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: due %q", ErrUnexpectedReply, moved)
+		}
+		r.MovedDue = n
+	}
+	return r, nil
+}
+
+func decodeInto(r Result, dst any) error {
+	if err := json.Unmarshal(r.Payload, dst); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+	}
+	return nil
+}
+
+// SessionReply is the reply of a script that answers with one session, or
+// with a denial.
+type SessionReply struct {
+	Status  Status
+	Session *SessionRec
+	Own     []SessionRec
+	What    string
+}
+
+func (s *Store) sessionReply(ctx context.Context, sc *redis.Script, acct string, args ...any) (SessionReply, error) {
+	r, err := s.runAccount(ctx, sc, acct, args...)
+	if err != nil {
+		return SessionReply{}, err
+	}
+	var p struct {
+		Session *SessionRec      `json:"session"`
+		Own     List[SessionRec] `json:"own"`
+		What    string           `json:"what"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return SessionReply{}, err
+	}
+	return SessionReply{Status: r.Status, Session: p.Session, Own: p.Own, What: p.What}, nil
+}
+
+// Open opens a session (standby when code is not empty, else active).
+func (s *Store) Open(ctx context.Context, acct, sid, uid, device, deviceName, code string) (SessionReply, error) {
+	return s.sessionReply(ctx, scriptOpen, acct, sid, uid, device, deviceName, code)
+}
+
+// Join activates a standby session whose code matches.
+func (s *Store) Join(ctx context.Context, acct, sid, code string) (SessionReply, error) {
+	return s.sessionReply(ctx, scriptJoin, acct, sid, code)
+}
+
+// Pause pauses the user's own active session.
+func (s *Store) Pause(ctx context.Context, acct, sid, uid string) (SessionReply, error) {
+	return s.sessionReply(ctx, scriptPause, acct, sid, uid)
+}
+
+// Resume resumes the user's own paused session.
+func (s *Store) Resume(ctx context.Context, acct, sid, uid string) (SessionReply, error) {
+	return s.sessionReply(ctx, scriptResume, acct, sid, uid)
+}
+
+// FenceRef names a session and the fencing token its holder has.
+type FenceRef struct {
+	ID    string `json:"id"`
+	Fence string `json:"fence"`
+}
+
+// Renew renews the leases of a user's sessions.
+func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([]ItemResult, time.Duration, error) {
+	list, _ := json.Marshal(refs)
+	r, err := s.runAccount(ctx, scriptRenew, acct, uid, string(list))
+	if err != nil {
+		return nil, 0, err
+	}
+	if r.Status != StatusOK {
+		return nil, 0, statusErr(r.Status)
+	}
+	var p struct {
+		Results List[ItemResult] `json:"results"`
+		Lease   int64            `json:"lease"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return nil, 0, err
+	}
+	return p.Results, time.Duration(p.Lease) * time.Millisecond, nil
+}
+
+// End ends sessions: mode "terminate" gives active ones the notice, mode
+// "close" ends them at once. actor is the acting user's id ("" for a
+// participant or the system).
+func (s *Store) End(ctx context.Context, acct, actor, by, mode, reason string, ids []string) ([]ItemResult, error) {
+	list, _ := json.Marshal(ids)
+	r, err := s.runAccount(ctx, scriptEnd, acct, actor, by, mode, reason, string(list))
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusOK {
+		return nil, statusErr(r.Status)
+	}
+	var p struct {
+		Results List[ItemResult] `json:"results"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return nil, err
+	}
+	return p.Results, nil
+}
+
+// Block blocks (or unblocks) a user; blocking ends its sessions.
+func (s *Store) Block(ctx context.Context, acct, uid string, block bool, by string) (UserRec, error) {
+	flag := "0"
+	if block {
+		flag = "1"
+	}
+	r, err := s.runAccount(ctx, scriptBlock, acct, uid, flag, by)
+	if err != nil {
+		return UserRec{}, err
+	}
+	if r.Status != StatusOK {
+		return UserRec{}, statusErr(r.Status)
+	}
+	var p struct {
+		User UserRec `json:"user"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return UserRec{}, err
+	}
+	return p.User, nil
+}
+
+// UpdateSettings sets account fields (strings, validated by the caller).
+// It answers StatusBadState with the refused field.
+func (s *Store) UpdateSettings(ctx context.Context, acct string, fields map[string]string) (map[string]string, error) {
+	js, _ := json.Marshal(fields)
+	r, err := s.runAccount(ctx, scriptSettings, acct, string(js))
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusOK {
+		var p struct {
+			Field string `json:"field"`
+		}
+		_ = decodeInto(r, &p)
+		return nil, &StatusError{Status: r.Status, Field: p.Field}
+	}
+	var p struct {
+		Account map[string]string `json:"account"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return nil, err
+	}
+	return p.Account, nil
+}
+
+// CreateAccount creates an account with its owner and files it in the
+// account set. StatusExists when the id is taken.
+func (s *Store) CreateAccount(ctx context.Context, acct string, fields map[string]string, owner UserRec) error {
+	js, _ := json.Marshal(fields)
+	oj, _ := json.Marshal(owner)
+	r, err := s.runAccount(ctx, scriptAccountCreate, acct, acct, string(js), string(oj))
+	if err != nil {
+		return err
+	}
+	if r.Status != StatusOK {
+		return statusErr(r.Status)
+	}
+	return s.client.SAdd(ctx, s.keys.Accounts(), acct).Err()
+}
+
+// PutUser adds (create) or updates a user.
+func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool) (UserRec, error) {
+	js, _ := json.Marshal(u)
+	flag := "0"
+	if create {
+		flag = "1"
+	}
+	r, err := s.runAccount(ctx, scriptUserPut, acct, string(js), flag)
+	if err != nil {
+		return UserRec{}, err
+	}
+	if r.Status != StatusOK {
+		return UserRec{}, statusErr(r.Status)
+	}
+	var p struct {
+		User UserRec `json:"user"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return UserRec{}, err
+	}
+	return p.User, nil
+}
+
+// TopUp adds PPU minutes under an idempotency key; it returns the balance
+// and whether the key had been used already.
+func (s *Store) TopUp(ctx context.Context, acct string, minutes int64, key, by, note string) (int64, bool, error) {
+	r, err := s.runAccount(ctx, scriptTopUp, acct, minutes, key, by, note)
+	if err != nil {
+		return 0, false, err
+	}
+	if r.Status != StatusOK {
+		return 0, false, statusErr(r.Status)
+	}
+	var p struct {
+		Balance   int64 `json:"balance"`
+		Duplicate bool  `json:"duplicate"`
+	}
+	if err := decodeInto(r, &p); err != nil {
+		return 0, false, err
+	}
+	return p.Balance, p.Duplicate, nil
+}
+
+// StatusError is a script's business outcome other than OK.
+type StatusError struct {
+	Status Status
+	Field  string
+}
+
+func (e *StatusError) Error() string {
+	if e.Field != "" {
+		return "rdb: " + e.Status.String() + " (" + e.Field + ")"
+	}
+	return "rdb: " + e.Status.String()
+}
+
+func statusErr(st Status) error { return &StatusError{Status: st} }

@@ -1,0 +1,150 @@
+// Package testredis starts a real, throwaway redis-server on a free
+// loopback port for tests, and gives each test its own key prefix.
+package testredis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server.
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+}
+
+var shared atomic.Pointer[Server]
+
+// Main starts one redis-server for a test binary, runs the tests and stops
+// the server. Call it from TestMain.
+func Main(m *testing.M) {
+	srv, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testredis:", err)
+		os.Exit(2)
+	}
+	shared.Store(srv)
+	code := m.Run()
+	srv.Stop()
+	os.Exit(code)
+}
+
+// Start launches redis-server on a free loopback port.
+func Start() (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server): the tests need a real one: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "testredis")
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
+			"--loglevel", "warning", "--maxclients", "4000")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if waitUp(addr) {
+			return &Server{Addr: addr, cmd: cmd, dir: dir}, nil
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	return nil, fmt.Errorf("redis-server did not start")
+}
+
+// Stop kills the server and removes its folder.
+func (s *Server) Stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	_ = os.RemoveAll(s.dir)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitUp(addr string) bool {
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Addr returns the address of the server Main started.
+func Addr(t testing.TB) string {
+	t.Helper()
+	srv := shared.Load()
+	if srv == nil {
+		t.Fatal("testredis: call testredis.Main from TestMain")
+	}
+	return srv.Addr
+}
+
+// Client returns a client of the shared server, closed when t ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: Addr(t), PoolSize: 64})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Prefix returns a key prefix no other test uses.
+func Prefix(t testing.TB) string {
+	t.Helper()
+	return "t" + strings.ReplaceAll(uuid.NewString()[:13], "-", "") + ":v1"
+}
+
+// Backend is a Redis to run a conformance suite against.
+type Backend struct {
+	Name   string
+	Client func(t testing.TB) redis.UniversalClient
+}
+
+// Backends returns the real redis-server and the in-process one, which runs
+// the same suite only to keep the demo mode honest.
+func Backends() []Backend {
+	return []Backend{
+		{Name: "redis", Client: func(t testing.TB) redis.UniversalClient { return Client(t) }},
+		{Name: "miniredis", Client: func(t testing.TB) redis.UniversalClient {
+			m := miniredis.RunT(t)
+			c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}},
+	}
+}
