@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,6 +95,30 @@ func (s *Store) Sessions(ctx context.Context, acct string) ([]SessionRec, error)
 	return out, nil
 }
 
+// SessionsByID returns the sessions of ids that exist.
+func (s *Store) SessionsByID(ctx context.Context, acct string, ids []string) (map[string]SessionRec, error) {
+	out := make(map[string]SessionRec, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := s.client.HMGet(ctx, s.keys.Sessions(acct), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue // absent
+		}
+		var r SessionRec
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+		}
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
 // SeatHolder is one held seat as the store keeps it.
 type SeatHolder struct {
 	Key  string
@@ -135,10 +158,15 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	return out, nil
 }
 
-// Ledger returns ledger entries [from, from+n) and the total count.
+// Ledger returns ledger entries [from, from+n) (n < 0: to the end) and the
+// total count.
 func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]LedgerEntry, int64, error) {
 	pipe := s.client.Pipeline()
-	lr := pipe.LRange(ctx, s.keys.Ledger(acct), from, from+n-1)
+	stop := from + n - 1
+	if n < 0 {
+		stop = -1 // to the end
+	}
+	lr := pipe.LRange(ctx, s.keys.Ledger(acct), from, stop)
 	ll := pipe.LLen(ctx, s.keys.Ledger(acct))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, 0, err
@@ -187,11 +215,11 @@ func (s *Store) DropCode(ctx context.Context, code string) error {
 	return s.client.Del(ctx, s.keys.Code(code)).Err()
 }
 
-// Allow takes one request from the rate limit name: at most burst at once,
-// refilled at rate per period. It answers whether the request may go on
-// and, if not, when to retry.
-func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst int) (bool, time.Duration, error) {
-	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, 1).Result()
+// Allow takes cost requests from the rate limit name (cost 0 only looks):
+// at most burst at once, refilled at rate per period. It answers whether
+// the request may go on and, if not, when to retry.
+func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst, cost int) (bool, time.Duration, error) {
+	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, cost).Result()
 	if err != nil {
 		return false, 0, err
 	}
@@ -205,10 +233,4 @@ func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Du
 		return false, 0, fmt.Errorf("%w: rate", ErrUnexpectedReply)
 	}
 	return allowed == 1, time.Duration(retry) * time.Millisecond, nil
-}
-
-// parseMs reads a ms timestamp field of the account hash.
-func parseMs(v string) int64 {
-	n, _ := strconv.ParseInt(v, 10, 64)
-	return n
 }

@@ -108,6 +108,6 @@ type Event struct {
 
 // EventBatch is one pub/sub message: the events of one script run.
 type EventBatch struct {
-	Account string  `json:"account"`
+	Account string      `json:"account"`
 	Events  List[Event] `json:"events"`
 }

@@ -1,0 +1,191 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
+)
+
+// Broker is one node's handle on the shared state. Any number of brokers,
+// in one process or many, may share one Redis: nothing that matters lives
+// in a Broker's memory.
+type Broker struct {
+	cfg    Config
+	store  *rdb.Store
+	reaper *rdb.Reaper
+	hub    *Hub
+	log    *slog.Logger
+
+	offset atomic.Int64 // Redis clock minus this node's clock, ns
+	ready  atomic.Bool  // Redis answered the last clock check
+
+	closeOnce sync.Once
+}
+
+// New returns a broker on client. Call Run to start its background work
+// (reaper, events, clock) and Close when done.
+func New(client redis.UniversalClient, cfg Config, log *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st := rdb.New(client, cfg.Prefix, rdb.Defaults{
+		Lease: cfg.Lease, Standby: cfg.Standby, Paused: cfg.Paused, Notice: cfg.Notice,
+		Minute: cfg.Minute, Retention: cfg.Retention, Warn: cfg.LowBalance,
+	})
+	b := &Broker{cfg: cfg, store: st, log: log}
+	b.reaper = rdb.NewReaper(st, cfg.ReapInterval, cfg.SweepInterval, log)
+	b.hub = newHub(b)
+	return b, nil
+}
+
+// Config returns the broker's configuration.
+func (b *Broker) Config() Config { return b.cfg }
+
+// Run runs the reaper, the event hub and the clock check until ctx is done
+// or Close is called. Shutdown order: the HTTP server stops taking requests
+// first (cmd/seatbroker), then Close stops these loops, then the store's
+// batcher, then the Redis client.
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.store.LoadScripts(ctx); err != nil {
+		b.log.Warn("could not load scripts; they load on first use", "err", err)
+	}
+	b.checkClock(ctx)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = b.reaper.Run(ctx) }()
+	go func() { defer wg.Done(); b.hub.Run(ctx) }()
+	go func() { defer wg.Done(); b.clockLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// Close stops Run's loops and the store. It is idempotent.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() {
+		b.reaper.Close()
+		b.hub.Close()
+		b.store.Close()
+	})
+}
+
+// Ready says whether Redis answered the last clock check (once a second).
+func (b *Broker) Ready() bool { return b.ready.Load() }
+
+// Ping checks Redis now.
+func (b *Broker) Ping(ctx context.Context) error {
+	if err := b.store.Client().Ping(ctx).Err(); err != nil {
+		return errors.Join(ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (b *Broker) clockLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.hub.done:
+			return
+		case <-t.C:
+			b.checkClock(ctx)
+		}
+	}
+}
+
+// checkClock measures the Redis clock: times shown to people (seconds
+// left, durations) are computed on it, never on this node's clock.
+func (b *Broker) checkClock(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	before := time.Now()
+	rt, err := b.store.Now(cctx)
+	if err != nil {
+		if b.ready.Swap(false) {
+			b.log.Warn("redis unreachable", "err", err)
+		}
+		return
+	}
+	mid := before.Add(time.Since(before) / 2)
+	b.offset.Store(int64(rt.Sub(mid)))
+	if !b.ready.Swap(true) {
+		b.log.Info("redis reachable")
+	}
+}
+
+// Now returns the time on the Redis clock, as last measured.
+func (b *Broker) Now() time.Time {
+	return time.Now().Add(time.Duration(b.offset.Load()))
+}
+
+// Reap fires due timers now, without waiting for the reaper's tick. Tests
+// and tools use it; the reaper calls the same code.
+func (b *Broker) Reap(ctx context.Context) (int, error) {
+	return b.reaper.Pass(ctx)
+}
+
+// storeErr turns a store error into a domain error.
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *rdb.StatusError
+	if errors.As(err, &se) {
+		return statusErr(se.Status)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return errors.Join(ErrUnavailable, err)
+	}
+	if errors.Is(err, rdb.ErrUnexpectedReply) {
+		return err
+	}
+	return errors.Join(ErrUnavailable, err)
+}
+
+func statusErr(st rdb.Status) error {
+	switch st {
+	case rdb.StatusOK:
+		return nil
+	case rdb.StatusNotFound:
+		return ErrNotFound
+	case rdb.StatusForbidden:
+		return ErrForbidden
+	case rdb.StatusUserBlocked:
+		return ErrUserBlocked
+	case rdb.StatusUserLimit:
+		return ErrUserLimit
+	case rdb.StatusAccountLimit:
+		return ErrAccountLimit
+	case rdb.StatusPPUExhausted:
+		return ErrPPUExhausted
+	case rdb.StatusBadState:
+		return invalid("state", "the session is not in a state that allows this")
+	case rdb.StatusStale:
+		return &StaleError{}
+	case rdb.StatusExists:
+		return invalid("id", "already exists")
+	}
+	return invalid("", st.String())
+}
+
+// StaleError is a renewal or release with a fencing token that is no
+// longer the session's: another grant replaced it.
+type StaleError struct{}
+
+func (e *StaleError) Error() string {
+	return "stale fencing token: this grant was replaced"
+}
+
+// Unwrap returns ErrForbidden: a stale holder may not act.
+func (e *StaleError) Unwrap() error { return ErrForbidden }

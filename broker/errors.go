@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// The sentinel errors of the domain, one per SPEC.md code. Match them with
+// errors.Is.
+var (
+	ErrAccountLimit = errors.New("all licenses of the account are in use")
+	ErrUserLimit    = errors.New("the user holds as many licenses as it may")
+	ErrPPUExhausted = errors.New("the pay-per-use balance is used up")
+	ErrUserBlocked  = errors.New("the user is blocked")
+	ErrNotFound     = errors.New("not found")
+	ErrForbidden    = errors.New("not allowed")
+	ErrInvalid      = errors.New("invalid request")
+	ErrRateLimited  = errors.New("too many requests")
+	ErrUnavailable  = errors.New("the license store is unreachable")
+	ErrUnauthorized = errors.New("sign in first")
+)
+
+// DeniedError is a refused seat: the reason, the page to go to, and the
+// user's own sessions it may end to make room.
+type DeniedError struct {
+	Err     error
+	PageURL string
+	Own     []protocol.Session
+}
+
+func (e *DeniedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the sentinel.
+func (e *DeniedError) Unwrap() error { return e.Err }
+
+// InvalidError is bad input: which field, and why.
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	if e.Field == "" {
+		return "invalid request: " + e.Reason
+	}
+	return "invalid " + e.Field + ": " + e.Reason
+}
+
+// Unwrap returns ErrInvalid.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, reason string) error { return &InvalidError{Field: field, Reason: reason} }
+
+// RateLimitedError says when to try again.
+type RateLimitedError struct {
+	RetryAfterSec int
+}
+
+func (e *RateLimitedError) Error() string { return ErrRateLimited.Error() }
+
+// Unwrap returns ErrRateLimited.
+func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }
+
+// errorTable maps each sentinel to its wire code and HTTP status: the one
+// place that does.
+var errorTable = []struct {
+	err    error
+	code   protocol.Code
+	status int
+}{
+	{ErrAccountLimit, protocol.CodeAccountLimit, http.StatusConflict},
+	{ErrUserLimit, protocol.CodeUserLimit, http.StatusConflict},
+	{ErrPPUExhausted, protocol.CodePPUExhausted, http.StatusPaymentRequired},
+	{ErrUserBlocked, protocol.CodeUserBlocked, http.StatusForbidden},
+	{ErrNotFound, protocol.CodeNotFound, http.StatusNotFound},
+	{ErrForbidden, protocol.CodeForbidden, http.StatusForbidden},
+	{ErrInvalid, protocol.CodeInvalidRequest, http.StatusBadRequest},
+	{ErrRateLimited, protocol.CodeRateLimited, http.StatusTooManyRequests},
+	{ErrUnavailable, protocol.CodeUnavailable, http.StatusServiceUnavailable},
+	{ErrUnauthorized, protocol.CodeUnauthorized, http.StatusUnauthorized},
+}
+
+// ErrorDetail turns any error into its wire form and HTTP status. Errors
+// outside the table are bugs: "internal", with no detail leaked.
+func ErrorDetail(err error) (protocol.ErrorDetail, int) {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			d := protocol.ErrorDetail{Code: row.code, Message: err.Error()}
+			var de *DeniedError
+			if errors.As(err, &de) {
+				d.PageURL = de.PageURL
+				d.Own = de.Own
+			}
+			var ie *InvalidError
+			if errors.As(err, &ie) {
+				d.Field = ie.Field
+			}
+			var re *RateLimitedError
+			if errors.As(err, &re) {
+				d.RetryAfter = re.RetryAfterSec
+			}
+			return d, row.status
+		}
+	}
+	return protocol.ErrorDetail{Code: protocol.CodeInternal, Message: "internal error"}, http.StatusInternalServerError
+}

@@ -1,0 +1,152 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+func TestMain(m *testing.M) { testredis.Main(m) }
+
+// fastConfig is the default config with short durations, for tests.
+func fastConfig(prefix string) broker.Config {
+	c := broker.DefaultConfig()
+	c.Prefix = prefix
+	c.Heartbeat = 100 * time.Millisecond
+	c.Lease = 600 * time.Millisecond
+	c.Notice = 700 * time.Millisecond
+	c.Standby = 800 * time.Millisecond
+	c.Paused = 900 * time.Millisecond
+	c.Minute = 300 * time.Millisecond
+	c.Retention = 2 * time.Second
+	c.ReapInterval = 50 * time.Millisecond
+	c.SweepInterval = time.Second
+	return c
+}
+
+// startBroker runs a broker node on client until the test ends.
+func startBroker(t *testing.T, client redis.UniversalClient, cfg broker.Config) *broker.Broker {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := broker.New(client, cfg, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); b.Close(); wg.Wait() })
+	return b
+}
+
+// fixture is an account with an owner, on one broker, for one test.
+type fixture struct {
+	t     *testing.T
+	b     *broker.Broker
+	acct  string
+	owner broker.Principal
+	ctx   context.Context
+}
+
+type setup struct {
+	seats int64
+	mode  string
+	ppu   bool
+	cfg   func(*broker.Config)
+}
+
+func newFixture(t *testing.T, client redis.UniversalClient, s setup) *fixture {
+	t.Helper()
+	cfg := fastConfig(testredis.Prefix(t))
+	if s.cfg != nil {
+		s.cfg(&cfg)
+	}
+	b := startBroker(t, client, cfg)
+	return accountOn(t, b, s)
+}
+
+func accountOn(t *testing.T, b *broker.Broker, s setup) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	acct := "a" + uuid.NewString()[:8]
+	_, owner, err := b.CreateAccount(ctx, broker.AccountSpec{ID: acct, Seats: s.seats, Mode: s.mode, PPUEnabled: s.ppu, OwnerName: "owner"})
+	require.NoError(t, err)
+	p, err := b.PrincipalFor(ctx, acct, owner.ID)
+	require.NoError(t, err)
+	return &fixture{t: t, b: b, acct: acct, owner: p, ctx: ctx}
+}
+
+func (f *fixture) user(name string, maxSeats *int) broker.Principal {
+	f.t.Helper()
+	u, err := f.b.AddUser(f.ctx, f.owner, broker.UserSpec{Name: name, MaxSeats: maxSeats})
+	require.NoError(f.t, err)
+	p, err := f.b.PrincipalFor(f.ctx, f.acct, u.ID)
+	require.NoError(f.t, err)
+	return p
+}
+
+func (f *fixture) open(p broker.Principal, device string) (protocol.Grant, error) {
+	return f.b.Open(f.ctx, broker.OpenRequest{Account: f.acct, UserID: p.UserID, DeviceID: device, DeviceName: "host-" + device})
+}
+
+func (f *fixture) mustOpen(p broker.Principal, device string) protocol.Grant {
+	f.t.Helper()
+	g, err := f.open(p, device)
+	require.NoError(f.t, err)
+	return g
+}
+
+func (f *fixture) openCode(p broker.Principal, device string) protocol.Grant {
+	f.t.Helper()
+	g, err := f.b.Open(f.ctx, broker.OpenRequest{Account: f.acct, UserID: p.UserID, DeviceID: device, WithCode: true})
+	require.NoError(f.t, err)
+	return g
+}
+
+func (f *fixture) overview() protocol.Overview {
+	f.t.Helper()
+	o, err := f.b.OverviewOf(f.ctx, f.acct)
+	require.NoError(f.t, err)
+	return o
+}
+
+func (f *fixture) state(sid string) protocol.Session {
+	f.t.Helper()
+	s, err := f.b.Session(f.ctx, f.owner, sid)
+	require.NoError(f.t, err)
+	return s
+}
+
+func (f *fixture) waitState(sid, state string, within time.Duration) protocol.Session {
+	f.t.Helper()
+	var s protocol.Session
+	require.Eventually(f.t, func() bool {
+		s = f.state(sid)
+		return s.State == state
+	}, within, 10*time.Millisecond, fmt.Sprintf("session %s never reached %s", sid, state))
+	return s
+}
+
+func intp(n int) *int { return &n }
+
+// forEachBackend runs a conformance test against the real redis-server and
+// against the in-process one that the demo mode uses.
+func forEachBackend(t *testing.T, fn func(t *testing.T, client redis.UniversalClient)) {
+	for _, be := range testredis.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, be.Client(t))
+		})
+	}
+}

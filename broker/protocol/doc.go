@@ -1,0 +1,4 @@
+// Package protocol holds the wire types seatbroker's server and clients
+// share: error codes, the REST bodies and the websocket messages. It
+// imports only the standard library.
+package protocol

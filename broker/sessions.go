@@ -1,0 +1,487 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// Input limits.
+const (
+	MaxDeviceID   = 128
+	MaxDeviceName = 128
+	MaxBatch      = 500 // sessions in one End Selected Sessions
+)
+
+// OpenRequest opens a session for a user on a device.
+type OpenRequest struct {
+	Account    string
+	UserID     string
+	DeviceID   string
+	DeviceName string
+	// WithCode generates a session code: the session waits in standby,
+	// holding its seat, until the remote side joins.
+	WithCode bool
+}
+
+// Open opens a session by the seat rules. A refusal is a *DeniedError.
+func (b *Broker) Open(ctx context.Context, req OpenRequest) (protocol.Grant, error) {
+	if err := checkText("device_id", req.DeviceID, MaxDeviceID, true); err != nil {
+		return protocol.Grant{}, err
+	}
+	if err := checkText("device_name", req.DeviceName, MaxDeviceName, false); err != nil {
+		return protocol.Grant{}, err
+	}
+	if !validID(req.UserID) || !validAccount(req.Account) {
+		return protocol.Grant{}, ErrNotFound
+	}
+	sid := uuid.NewString()
+	code := ""
+	if req.WithCode {
+		var err error
+		if code, err = b.reserveCode(ctx, req.Account, sid); err != nil {
+			return protocol.Grant{}, err
+		}
+	}
+	r, err := b.store.Open(ctx, req.Account, sid, req.UserID, req.DeviceID, req.DeviceName, code)
+	if err == nil && r.Status != rdb.StatusOK && code != "" {
+		_ = b.store.DropCode(ctx, code)
+	}
+	return b.grant(r, err)
+}
+
+func (b *Broker) grant(r rdb.SessionReply, err error) (protocol.Grant, error) {
+	if err != nil {
+		return protocol.Grant{}, storeErr(err)
+	}
+	if r.Status != rdb.StatusOK {
+		return protocol.Grant{}, b.denied(r)
+	}
+	if r.Session == nil {
+		return protocol.Grant{}, rdb.ErrUnexpectedReply
+	}
+	return protocol.Grant{
+		Session:      b.ownView(*r.Session),
+		Fence:        r.Session.Fence,
+		LeaseSec:     int(b.cfg.Lease / time.Second),
+		HeartbeatSec: int(b.cfg.Heartbeat / time.Second),
+	}, nil
+}
+
+// ownView is a session as its own user sees it: it may control it.
+func (b *Broker) ownView(r rdb.SessionRec) protocol.Session {
+	s := b.view(r)
+	s.CanControl = true
+	return s
+}
+
+func (b *Broker) denied(r rdb.SessionReply) error {
+	err := statusErr(r.Status)
+	switch r.Status {
+	case rdb.StatusUserLimit, rdb.StatusAccountLimit, rdb.StatusPPUExhausted, rdb.StatusUserBlocked:
+		own := make([]protocol.Session, 0, len(r.Own))
+		for _, s := range r.Own {
+			own = append(own, b.ownView(s))
+		}
+		return &DeniedError{Err: err, PageURL: b.cfg.PageURL, Own: own}
+	}
+	return err
+}
+
+// reserveCode draws a code from a cryptographic source and files it, so
+// that no two live sessions share one.
+func (b *Broker) reserveCode(ctx context.Context, acct, sid string) (string, error) {
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(b.cfg.CodeDigits)), nil)
+	for range 8 {
+		n, err := rand.Int(rand.Reader, limit)
+		if err != nil {
+			return "", err
+		}
+		code := n.Text(10)
+		code = strings.Repeat("0", b.cfg.CodeDigits-len(code)) + code
+		ok, err := b.store.ReserveCode(ctx, code, acct, sid, b.codeTTL())
+		if err != nil {
+			return "", storeErr(err)
+		}
+		if ok {
+			return code, nil
+		}
+	}
+	return "", errors.Join(ErrUnavailable, errors.New("no free session code"))
+}
+
+// codeTTL bounds how long a code's routing entry lives; the session's own
+// standby time decides whether the code still works.
+func (b *Broker) codeTTL() time.Duration { return max(b.cfg.Standby, MaxStandby) + time.Minute }
+
+// Join joins a standby session by its code, from the remote side at
+// source (an address, for the rate limit on wrong codes).
+func (b *Broker) Join(ctx context.Context, code, source string) (protocol.Session, string, error) {
+	limit := "join:" + source
+	ok, retry, err := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, 0)
+	if err != nil {
+		return protocol.Session{}, "", storeErr(err)
+	}
+	if !ok {
+		return protocol.Session{}, "", &RateLimitedError{RetryAfterSec: int((retry + time.Second - 1) / time.Second)}
+	}
+	s, acct, err := b.join(ctx, code)
+	if errors.Is(err, ErrNotFound) {
+		// only wrong codes count against the source
+		if _, _, rerr := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, 1); rerr != nil {
+			return protocol.Session{}, "", storeErr(rerr)
+		}
+	}
+	return s, acct, err
+}
+
+func (b *Broker) join(ctx context.Context, code string) (protocol.Session, string, error) {
+	if len(code) != b.cfg.CodeDigits || strings.Trim(code, "0123456789") != "" {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	acct, sid, err := b.store.ResolveCode(ctx, code)
+	if err != nil {
+		return protocol.Session{}, "", storeErr(err)
+	}
+	r, err := b.store.Join(ctx, acct, sid, code)
+	if err != nil {
+		return protocol.Session{}, "", storeErr(err)
+	}
+	if r.Status != rdb.StatusOK || r.Session == nil {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	_ = b.store.DropCode(ctx, code) // single use; the script refuses a second join anyway
+	return b.view(*r.Session), acct, nil
+}
+
+// SessionRef names a session and the fencing token its holder has.
+type SessionRef struct {
+	ID    string
+	Fence string
+}
+
+// RenewResult is one session's outcome of a heartbeat. Err is nil,
+// ErrNotFound or a *StaleError; Session carries any pending ending notice.
+type RenewResult struct {
+	ID      string
+	Err     error
+	Session protocol.Session
+}
+
+// Renew renews the leases of a user's sessions: the heartbeat. A client
+// that reconnects renews with the ids and tokens it had, and keeps its
+// sessions and seat.
+func (b *Broker) Renew(ctx context.Context, acct, uid string, refs []SessionRef) ([]RenewResult, error) {
+	if len(refs) > MaxBatch {
+		return nil, invalid("sessions", "too many")
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	if !validAccount(acct) {
+		return nil, ErrNotFound
+	}
+	in := make([]rdb.FenceRef, len(refs))
+	for i, r := range refs {
+		in[i] = rdb.FenceRef{ID: r.ID, Fence: r.Fence}
+	}
+	res, _, err := b.store.Renew(ctx, acct, uid, in)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]RenewResult, len(res))
+	for i, r := range res {
+		out[i] = RenewResult{ID: r.ID, Err: statusErr(r.Status)}
+		if r.Session != nil {
+			out[i].Session = b.ownView(*r.Session)
+		}
+	}
+	return out, nil
+}
+
+// Pause pauses the user's own active session, freeing its seat.
+func (b *Broker) Pause(ctx context.Context, acct, uid, sid string) (protocol.Session, error) {
+	if !validID(sid) || !validAccount(acct) {
+		return protocol.Session{}, ErrNotFound
+	}
+	r, err := b.store.Pause(ctx, acct, sid, uid)
+	if err != nil {
+		return protocol.Session{}, storeErr(err)
+	}
+	if r.Status != rdb.StatusOK {
+		return protocol.Session{}, statusErr(r.Status)
+	}
+	return b.ownView(*r.Session), nil
+}
+
+// Resume resumes the user's own paused session, taking a seat by the seat
+// rules with a new fencing token; refused, it stays paused.
+func (b *Broker) Resume(ctx context.Context, acct, uid, sid string) (protocol.Grant, error) {
+	if !validID(sid) || !validAccount(acct) {
+		return protocol.Grant{}, ErrNotFound
+	}
+	return b.grant(b.store.Resume(ctx, acct, sid, uid))
+}
+
+// CloseSession ends a session at once because a participant closed it: its own
+// user (uid), or the remote side (uid ""; the caller checked that it is in
+// the session). Closing an ended session changes nothing.
+func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid string) (protocol.Session, error) {
+	if !validID(sid) || !validAccount(acct) {
+		return protocol.Session{}, ErrNotFound
+	}
+	if uid != "" {
+		cur, err := b.store.Session(ctx, acct, sid)
+		if err != nil {
+			return protocol.Session{}, storeErr(err)
+		}
+		if cur.User != uid {
+			return protocol.Session{}, ErrNotFound
+		}
+	}
+	res, err := b.store.End(ctx, acct, uid, by, "close", protocol.ReasonClosed, []string{sid})
+	if err != nil {
+		return protocol.Session{}, storeErr(err)
+	}
+	if len(res) != 1 || res[0].Status != rdb.StatusOK || res[0].Session == nil {
+		return protocol.Session{}, ErrNotFound
+	}
+	return b.ownView(*res[0].Session), nil
+}
+
+// EndSessions is "End Selected Sessions": each session the principal may
+// control is ended with the notice (active) or at once (standby, paused).
+// The result says per session what happened; a session the principal may
+// not see is not_found, one it may see but not control is forbidden.
+func (b *Broker) EndSessions(ctx context.Context, p Principal, ids []string) ([]protocol.EndResult, error) {
+	return b.endAs(ctx, p, ids, protocol.ReasonTerminated)
+}
+
+func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason string) ([]protocol.EndResult, error) {
+	if len(ids) == 0 {
+		return nil, invalid("session_ids", "select at least one session")
+	}
+	if len(ids) > MaxBatch {
+		return nil, invalid("session_ids", "at most 500 at once")
+	}
+	out := make([]protocol.EndResult, len(ids))
+	recs, err := b.sessionsByID(ctx, p.Account, ids)
+	if err != nil {
+		return nil, err
+	}
+	var allowed []string
+	idx := map[string][]int{}
+	for i, id := range ids {
+		out[i].ID = id
+		r, ok := recs[id]
+		switch {
+		case !ok || !p.CanView(r.User, r.State):
+			d, _ := ErrorDetail(ErrNotFound)
+			out[i].Error = &d
+		case !p.CanControl(r.User, r.State):
+			d, _ := ErrorDetail(ErrForbidden)
+			out[i].Error = &d
+		default:
+			if len(idx[id]) == 0 {
+				allowed = append(allowed, id)
+			}
+			idx[id] = append(idx[id], i)
+		}
+	}
+	if len(allowed) == 0 {
+		return out, nil
+	}
+	res, err := b.store.End(ctx, p.Account, p.UserID, p.Name, "terminate", reason, allowed)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	for _, r := range res {
+		for _, i := range idx[r.ID] {
+			if r.Status != rdb.StatusOK || r.Session == nil {
+				d, _ := ErrorDetail(statusErr(r.Status))
+				out[i].Error = &d
+				continue
+			}
+			s := b.view(*r.Session)
+			s.CanControl = p.CanControl(r.Session.User, r.Session.State)
+			out[i].OK = true
+			out[i].Session = &s
+		}
+	}
+	return out, nil
+}
+
+func (b *Broker) sessionsByID(ctx context.Context, acct string, ids []string) (map[string]rdb.SessionRec, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			valid = append(valid, id)
+		}
+	}
+	recs, err := b.store.SessionsByID(ctx, acct, valid)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return recs, nil
+}
+
+// SessionFilter narrows a session list.
+type SessionFilter struct {
+	// States to include (all but ended when empty).
+	States []string
+	UserID string
+	// Offset and Limit page the list (Limit 0: 100; at most 1000).
+	Offset int
+	Limit  int
+}
+
+// Sessions lists the sessions the principal may see, newest first, and
+// how many there are in all.
+func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]protocol.Session, int, error) {
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if f.Limit < 0 || f.Limit > 1000 || f.Offset < 0 {
+		return nil, 0, invalid("limit", "limit must be 1 to 1000 and offset not negative")
+	}
+	for _, st := range f.States {
+		if !validState(st) {
+			return nil, 0, invalid("state", "unknown state "+st)
+		}
+	}
+	recs, err := b.store.Sessions(ctx, p.Account)
+	if err != nil {
+		return nil, 0, storeErr(err)
+	}
+	want := map[string]bool{}
+	for _, st := range f.States {
+		want[st] = true
+	}
+	var all []protocol.Session
+	for _, r := range recs {
+		if len(want) > 0 && !want[r.State] || len(want) == 0 && r.State == protocol.StateEnded {
+			continue
+		}
+		if f.UserID != "" && r.User != f.UserID {
+			continue
+		}
+		if !p.CanView(r.User, r.State) {
+			continue
+		}
+		s := b.view(r)
+		s.CanControl = p.CanControl(r.User, r.State)
+		all = append(all, s)
+	}
+	sortSessions(all)
+	total := len(all)
+	if f.Offset >= total {
+		return []protocol.Session{}, total, nil
+	}
+	end := min(f.Offset+f.Limit, total)
+	return all[f.Offset:end], total, nil
+}
+
+// Session returns one session the principal may see.
+func (b *Broker) Session(ctx context.Context, p Principal, sid string) (protocol.Session, error) {
+	if !validID(sid) {
+		return protocol.Session{}, ErrNotFound
+	}
+	r, err := b.store.Session(ctx, p.Account, sid)
+	if err != nil {
+		return protocol.Session{}, storeErr(err)
+	}
+	if !p.CanView(r.User, r.State) {
+		return protocol.Session{}, ErrNotFound
+	}
+	s := b.view(r)
+	s.CanControl = p.CanControl(r.User, r.State)
+	return s, nil
+}
+
+// OwnSession returns one of the user's own sessions (the desktop client's
+// view, which permissions do not narrow).
+func (b *Broker) OwnSession(ctx context.Context, acct, uid, sid string) (protocol.Session, error) {
+	if !validID(sid) || !validAccount(acct) {
+		return protocol.Session{}, ErrNotFound
+	}
+	r, err := b.store.Session(ctx, acct, sid)
+	if err != nil {
+		return protocol.Session{}, storeErr(err)
+	}
+	if r.User != uid {
+		return protocol.Session{}, ErrNotFound
+	}
+	return b.ownView(r), nil
+}
+
+// sortSessions orders newest first, ties by id, so pages are stable.
+func sortSessions(ss []protocol.Session) {
+	sort.Slice(ss, func(i, j int) bool {
+		if !ss[i].Created.Equal(ss[j].Created) {
+			return ss[i].Created.After(ss[j].Created)
+		}
+		return ss[i].ID < ss[j].ID
+	})
+}
+
+func validState(s string) bool {
+	switch s {
+	case protocol.StateStandby, protocol.StateActive, protocol.StatePaused, protocol.StateTerminating, protocol.StateEnded:
+		return true
+	}
+	return false
+}
+
+// checkText refuses empty (when required), oversized, invalid UTF-8 or
+// control characters.
+func checkText(field, s string, maxLen int, required bool) error {
+	if s == "" {
+		if required {
+			return invalid(field, "is required")
+		}
+		return nil
+	}
+	if len(s) > maxLen {
+		return invalid(field, "is too long")
+	}
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, "has control characters")
+		}
+	}
+	return nil
+}
+
+// validID says whether s can be an id seatbroker made (a UUID).
+func validID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// validAccount says whether s can be an account id: 1 to 63 of a-z, 0-9
+// and -, starting with a letter or digit.
+func validAccount(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
