@@ -142,6 +142,9 @@ func storeErr(err error) error {
 	}
 	var se *rdb.StatusError
 	if errors.As(err, &se) {
+		if se.Status == rdb.StatusExists && se.Field != "" {
+			return invalid(se.Field, "is taken already")
+		}
 		return statusErr(se.Status)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -56,10 +56,14 @@ func (k Keys) Billed(acct string) string { return k.tag(acct) + "billed" }
 // Channel is the pub/sub channel of an account's events.
 func (k Keys) Channel(acct string) string { return k.tag(acct) + "events" }
 
+// Names is a hash: lower-cased user name -> user id.
+func (k Keys) Names(acct string) string { return k.tag(acct) + "names" }
+
 // Secrets is a hash: user id -> password hash. Never returned by the API.
 func (k Keys) Secrets(acct string) string { return k.tag(acct) + "secrets" }
 
-// Tokens is a hash: token hash -> token JSON of an account.
+// Tokens is a hash: token hash -> token JSON, the account's live tokens
+// (to list and revoke them).
 func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 
 // account returns the KEYS every account script takes, in the order
@@ -67,7 +71,7 @@ func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 func (k Keys) account(acct string) []string {
 	t := k.tag(acct)
 	return []string{t + "acct", t + "users", t + "sess", t + "seats", t + "useats",
-		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events"}
+		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events", t + "names"}
 }
 
 // DueIndex is a sorted set outside any account: account id -> its next
@@ -81,10 +85,8 @@ func (k Keys) Accounts() string { return k.prefix + ":accounts" }
 // the standby time as its TTL.
 func (k Keys) Code(code string) string { return k.prefix + ":code:" + code }
 
-// Login is a string: a sign-in name -> "account id/user id".
-func (k Keys) Login(name string) string { return k.prefix + ":login:" + strings.ToLower(name) }
-
-// Token is a string: a bearer token's hash -> "account id/user id/expiry".
+// Token is a string: a bearer token's hash -> token JSON, with the
+// token's expiry as TTL.
 func (k Keys) Token(hash string) string { return k.prefix + ":token:" + hash }
 
 // Rate is a string: the GCRA state of one rate limit.

@@ -305,7 +305,11 @@ func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool
 		return UserRec{}, err
 	}
 	if r.Status != StatusOK {
-		return UserRec{}, statusErr(r.Status)
+		var p struct {
+			Field string `json:"field"`
+		}
+		_ = decodeInto(r, &p)
+		return UserRec{}, &StatusError{Status: r.Status, Field: p.Field}
 	}
 	var p struct {
 		User UserRec `json:"user"`

@@ -13,4 +13,5 @@ end
 redis.call('HSET', K_ACCT, unpack(flat))
 local u = cjson.decode(owner)
 redis.call('HSET', K_USERS, u.id, owner)
+redis.call('HSET', K_NAMES, string.lower(u.name), u.id)
 return reply(ST_OK, {})

@@ -13,6 +13,7 @@
 --   KEYS[8]  ledger  list  PPU ledger entries (JSON), oldest first
 --   KEYS[9]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
 --   KEYS[10] channel       the account's pub/sub channel (in KEYS for its hash tag)
+--   KEYS[11] names   hash  lower-cased user name -> user id (names are unique)
 -- ARGV[1] is the broker's defaults as JSON:
 --   {"lease":ms,"standby":ms,"paused":ms,"notice":ms,"minute":ms,"retention":ms,
 --    "warn":[minutes,...],"catchup":n}
@@ -25,6 +26,7 @@
 
 local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_NAMES = KEYS[11]
 local CFG = cjson.decode(ARGV[1])
 
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3

@@ -3,16 +3,22 @@
 -- sessions. Lowering max_seats revokes nothing.
 -- KEYS: the account's keys (lib.lua). ARGV[2] user JSON, ARGV[3] "1" to
 -- create (refused if it exists) or "0" to update (refused if it does not).
--- Reply: OK {user}; NOT_FOUND {}; EXISTS {}.
+-- Names are unique in the account, whatever their case.
+-- Reply: OK {user}; NOT_FOUND {}; EXISTS {field = "id" or "name"}.
 local u, create = cjson.decode(ARGV[2]), ARGV[3] == '1'
 
 if not acct() then return reply(ST_NOT_FOUND, {}) end
 local old = user(u.id)
-if create and old then return reply(ST_EXISTS, {}) end
+if create and old then return reply(ST_EXISTS, {field = 'id'}) end
 if not create then
   if not old then return reply(ST_NOT_FOUND, {}) end
   u.status = old.status
 end
+local name = string.lower(u.name)
+local holder = redis.call('HGET', K_NAMES, name)
+if holder and holder ~= u.id then return reply(ST_EXISTS, {field = 'name'}) end
+if old and string.lower(old.name) ~= name then redis.call('HDEL', K_NAMES, string.lower(old.name)) end
+redis.call('HSET', K_NAMES, name, u.id)
 redis.call('HSET', K_USERS, u.id, cjson.encode(u))
 emit({type = 'user', user = u})
 return reply(ST_OK, {user = u})

@@ -1,0 +1,99 @@
+package rdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TokenRec is a bearer token as stored, under the SHA-256 of the token:
+// the token itself is never stored.
+type TokenRec struct {
+	Account string `json:"account"`
+	User    string `json:"user"`
+	Kind    string `json:"kind"`
+	Expires int64  `json:"expires"` // ms
+	Created int64  `json:"created"` // ms
+	Label   string `json:"label,omitempty"`
+}
+
+// UserByName returns the id of the user with this name (any case).
+func (s *Store) UserByName(ctx context.Context, acct, name string) (string, error) {
+	uid, err := s.client.HGet(ctx, s.keys.Names(acct), strings.ToLower(name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", statusErr(StatusNotFound)
+	}
+	return uid, err
+}
+
+// SetSecret stores a user's password hash.
+func (s *Store) SetSecret(ctx context.Context, acct, uid, hash string) error {
+	return s.client.HSet(ctx, s.keys.Secrets(acct), uid, hash).Err()
+}
+
+// Secret returns a user's password hash, or StatusNotFound.
+func (s *Store) Secret(ctx context.Context, acct, uid string) (string, error) {
+	h, err := s.client.HGet(ctx, s.keys.Secrets(acct), uid).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", statusErr(StatusNotFound)
+	}
+	return h, err
+}
+
+// PutToken files a token under its hash, in the global lookup (with the
+// token's lifetime as TTL) and in the account's list.
+func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration) error {
+	js, _ := json.Marshal(t)
+	if err := s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err(); err != nil {
+		return err
+	}
+	return s.client.HSet(ctx, s.keys.Tokens(t.Account), hash, js).Err()
+}
+
+// Token returns the token filed under hash, or StatusNotFound.
+func (s *Store) Token(ctx context.Context, hash string) (TokenRec, error) {
+	raw, err := s.client.Get(ctx, s.keys.Token(hash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return TokenRec{}, statusErr(StatusNotFound)
+	}
+	if err != nil {
+		return TokenRec{}, err
+	}
+	var t TokenRec
+	if err := json.Unmarshal([]byte(raw), &t); err != nil {
+		return TokenRec{}, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+	}
+	return t, nil
+}
+
+// DeleteToken revokes a token: the global lookup goes first, so the token
+// stops working at once.
+func (s *Store) DeleteToken(ctx context.Context, acct, hash string) error {
+	if err := s.client.Del(ctx, s.keys.Token(hash)).Err(); err != nil {
+		return err
+	}
+	return s.client.HDel(ctx, s.keys.Tokens(acct), hash).Err()
+}
+
+// Tokens lists an account's tokens by hash (expired ones included until
+// they are pruned).
+func (s *Store) Tokens(ctx context.Context, acct string) (map[string]TokenRec, error) {
+	m, err := s.client.HGetAll(ctx, s.keys.Tokens(acct)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]TokenRec, len(m))
+	for h, raw := range m {
+		var t TokenRec
+		if err := json.Unmarshal([]byte(raw), &t); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+		}
+		out[h] = t
+	}
+	return out, nil
+}
