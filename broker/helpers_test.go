@@ -69,7 +69,7 @@ type setup struct {
 
 func newFixture(t *testing.T, client redis.UniversalClient, s setup) *fixture {
 	t.Helper()
-	cfg := fastConfig(testredis.Prefix(t))
+	cfg := fastConfig(testPrefix(t))
 	if s.cfg != nil {
 		s.cfg(&cfg)
 	}
@@ -211,3 +211,5 @@ func (f *fixture) snapshot() map[string]string {
 	require.NoError(f.t, iter.Err())
 	return out
 }
+
+func testPrefix(t *testing.T) string { return testredis.Prefix(t) }
