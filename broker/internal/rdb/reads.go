@@ -215,11 +215,16 @@ func (s *Store) DropCode(ctx context.Context, code string) error {
 	return s.client.Del(ctx, s.keys.Code(code)).Err()
 }
 
-// Allow takes cost requests from the rate limit name (cost 0 only looks):
-// at most burst at once, refilled at rate per period. It answers whether
-// the request may go on and, if not, when to retry.
-func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst, cost int) (bool, time.Duration, error) {
-	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, cost).Result()
+// Allow takes one request from the rate limit name, or with peek only
+// looks whether one more would pass: at most burst at once, refilled at
+// rate per period. It answers whether the request may go on and, if not,
+// when to retry.
+func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst int, peek bool) (bool, time.Duration, error) {
+	p := "0"
+	if peek {
+		p = "1"
+	}
+	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, p).Result()
 	if err != nil {
 		return false, 0, err
 	}
