@@ -104,6 +104,7 @@ type Event struct {
 	Balance   int64       `json:"balance,omitempty"`
 	Threshold int64       `json:"threshold,omitempty"`
 	Seat      string      `json:"seat,omitempty"`
+	UserID    string      `json:"user_id,omitempty"`
 }
 
 // EventBatch is one pub/sub message: the events of one script run.

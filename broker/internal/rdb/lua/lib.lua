@@ -283,7 +283,7 @@ local function promote(t)
       st.kind = 'prepaid'
       SEATDIRTY[key] = true
       aadd('used', 1)
-      emit({type = 'promoted', seat = key, user = st.user})
+      emit({type = 'promoted', seat = key, user_id = st.user})
     end
   end
 end
