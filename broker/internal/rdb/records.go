@@ -32,6 +32,8 @@ type SessionRec struct {
 	PPUAt        int64  `json:"ppu_at,omitempty"`
 	Billed       int64  `json:"billed,omitempty"`
 	Promoted     int64  `json:"promoted,omitempty"`
+	// At is when the session last changed state or seat kind.
+	At int64 `json:"at,omitempty"`
 }
 
 // UserRec is a user as stored in the account's users hash.
