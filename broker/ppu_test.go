@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -162,13 +163,17 @@ func (f *fixture) assertLedgerSumsToBalance() {
 	for _, e := range f.ledger() {
 		sum += e.Delta
 		if e.Kind == "minute" {
-			key := e.SessionID + "/" + time.Duration(e.Minute).String()
+			key := fmt.Sprintf("%s/%d", e.SessionID, e.Minute)
 			assert.False(f.t, seen[key], "minute billed twice: %s", key)
 			seen[key] = true
 		}
 	}
 	assert.Equal(f.t, f.overview().PPUBalance, sum, "the ledger sums to the balance")
 	assert.GreaterOrEqual(f.t, f.overview().PPUBalance, int64(0))
+	r, err := f.b.Reconcile(f.ctx, f.owner)
+	require.NoError(f.t, err)
+	assert.True(f.t, r.OK, "%+v", r)
+	assert.Equal(f.t, sum, r.LedgerSum)
 }
 
 func TestLowBalanceWarnsAdminsAndClients(t *testing.T) {
@@ -265,5 +270,24 @@ func TestBadTopUpsChangeNothing(t *testing.T) {
 		_, err := f.b.TopUp(f.ctx, member, 10, "", "")
 		assert.ErrorIs(t, err, broker.ErrForbidden)
 		assert.Equal(t, before, f.snapshot())
+	})
+}
+
+func TestReconcileFindsABalanceThatDisagreesWithTheLedger(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(10)
+		f.mustOpen(f.user("ann", nil), "d1")
+		r, err := f.b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		assert.Equal(t, int64(1), r.Minutes)
+		// a failover lost the last balance write but kept the ledger entry
+		require.NoError(t, c.HSet(f.ctx, f.b.Config().Prefix+":{"+f.acct+"}:acct", "balance", "10").Err())
+		r, err = f.b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		assert.False(t, r.OK)
+		assert.Equal(t, int64(9), r.LedgerSum)
+		assert.Equal(t, int64(10), r.Balance)
 	})
 }
