@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -126,5 +127,34 @@ func TestPausedSessionExpires(t *testing.T) {
 			return err == nil && s.State == protocol.StateEnded
 		}, f.b.Config().Paused+time.Second, 20*time.Millisecond)
 		assert.Equal(t, protocol.ReasonExpired, s.Reason)
+	})
+}
+
+func TestEndedSessionIsForgottenAfterRetention(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, cfg: func(c *broker.Config) { c.Retention = 300 * time.Millisecond }})
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		f.close(u, g.Session.ID)
+		require.Eventually(t, func() bool {
+			_, err := f.b.OwnSession(f.ctx, f.acct, u.UserID, g.Session.ID)
+			return errors.Is(err, broker.ErrNotFound)
+		}, 2*time.Second, 20*time.Millisecond)
+	})
+}
+
+// TestTimersSurviveANodeDyingBeforeFilingItsAccount: a node that dies after
+// a script but before filing the account in the global timer index is
+// covered by the sweep, which refiles every account from its own timers.
+func TestTimersSurviveANodeDyingBeforeFilingItsAccount(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, cfg: func(c *broker.Config) {
+			c.SweepInterval = 300 * time.Millisecond
+			shortLease(c)
+		}})
+		g := f.mustOpen(f.user("ann", nil), "d1")
+		require.NoError(t, c.Del(f.ctx, f.b.Config().Prefix+":due").Err()) // the lost filing
+		s := f.waitState(g.Session.ID, protocol.StateEnded, f.b.Config().Lease+f.b.Config().SweepInterval+time.Second)
+		assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
 	})
 }
