@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	testredis.Main(m, func() error { return goleak.Find() })
 }
 
-func TestNotReadyWhileRedisIsUnreachable(t *testing.T) {
+func TestNotReadyAndGrantsNothingWhileRedisIsUnreachable(t *testing.T) {
 	srv, err := testredis.Start() // its own Redis, to stop it mid-test
 	require.NoError(t, err)
 	defer srv.Stop()
@@ -50,4 +50,13 @@ func TestNotReadyWhileRedisIsUnreachable(t *testing.T) {
 	srv.Stop()
 	require.Equal(t, http.StatusOK, status("/healthz"), "alive, though not ready")
 	require.Equal(t, http.StatusServiceUnavailable, status("/readyz"))
+
+	// nothing new is granted, with the code clients know
+	octx, ocancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer ocancel()
+	_, err = b.Open(octx, broker.OpenRequest{Account: "acme", UserID: "2b0c5f6e-7a43-4d6f-9a55-2c9d0e1f3a4b", DeviceID: "d1"})
+	require.ErrorIs(t, err, broker.ErrUnavailable)
+	d, code := broker.ErrorDetail(err)
+	require.Equal(t, "unavailable", string(d.Code))
+	require.Equal(t, http.StatusServiceUnavailable, code)
 }
