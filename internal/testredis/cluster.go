@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,30 +62,27 @@ func StartCluster(t testing.TB) *Cluster {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	defer cc.Close()
+	// every node must see the whole cluster before the tests use it
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		info, err := cc.ClusterInfo(context.Background()).Result()
-		if err == nil && containsOK(info) {
-			break
+	for _, addr := range c.Addrs {
+		nc := redis.NewClient(&redis.Options{Addr: addr})
+		for {
+			info, err := nc.ClusterInfo(context.Background()).Result()
+			if err == nil && containsOK(info) {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = nc.Close()
+				t.Fatalf("cluster node %s never became ok: %v %s", addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster never became ok: %v %s", err, info)
-		}
-		time.Sleep(100 * time.Millisecond)
+		_ = nc.Close()
 	}
 	return c
 }
 
-func containsOK(info string) bool {
-	for i := 0; i+16 <= len(info); i++ {
-		if info[i:i+16] == "cluster_state:ok" {
-			return true
-		}
-	}
-	return false
-}
+func containsOK(info string) bool { return strings.Contains(info, "cluster_state:ok") }
 
 // Client returns a cluster client, closed when t ends.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
