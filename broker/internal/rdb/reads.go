@@ -215,8 +215,9 @@ func (s *Store) DropCode(ctx context.Context, code string) error {
 	return s.client.Del(ctx, s.keys.Code(code)).Err()
 }
 
-// Allow takes cost requests from the rate limit name (cost 0 only looks):
-// at most burst at once, refilled at rate per period. It answers whether
+// Allow takes cost requests from the rate limit name (cost 0 only looks
+// whether one more would be allowed): at most burst at once, refilled at
+// rate per period. It answers whether
 // the request may go on and, if not, when to retry.
 func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst, cost int) (bool, time.Duration, error) {
 	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, cost).Result()

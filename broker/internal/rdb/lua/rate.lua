@@ -2,7 +2,8 @@
 -- most `burst` requests at once, refilled at one per `period`/`rate`.
 -- KEYS[1] the limit's state (string: the theoretical arrival time, ms).
 -- ARGV[1] rate (requests per period), ARGV[2] period (ms), ARGV[3] burst,
--- ARGV[4] cost (0 only reads).
+-- ARGV[4] cost (0 only looks whether one more request would be allowed,
+-- without taking it).
 -- Reply: {allowed (0/1), retry after (ms), remaining}.
 local key = KEYS[1]
 local rate, period, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -13,7 +14,8 @@ local interval = period / rate
 local tolerance = interval * burst
 local tat = tonumber(redis.call('GET', key) or '0')
 if tat < now then tat = now end
-local new_tat = tat + interval * cost
+-- a look (cost 0) asks about the next request: it must fit like cost 1
+local new_tat = tat + interval * math.max(cost, 1)
 local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, math.ceil(allow_at - now), 0}
