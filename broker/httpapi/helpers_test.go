@@ -217,3 +217,5 @@ func waitFor(t *testing.T, cond func() bool, within time.Duration, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, within, 10*time.Millisecond, msg)
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
