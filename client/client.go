@@ -48,6 +48,10 @@ type Options struct {
 	// DeviceName is shown beside it (default: none).
 	DeviceID   string
 	DeviceName string
+	// Sessions are sessions to take back, with their fencing tokens: what
+	// an earlier process saved from Client.Sessions. Within their lease
+	// they come back on the same seat (desktop only).
+	Sessions []protocol.SessionRef
 	// Header is added to the upgrade request (tests, proxies).
 	Header http.Header
 	// Dialer dials the websocket (default websocket.DefaultDialer).
@@ -162,6 +166,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		token: opts.Token, sessions: map[string]*known{}, pending: map[string]chan protocol.ServerMessage{},
 	}
 	c.events = newQueue()
+	for _, r := range opts.Sessions {
+		c.sessions[r.ID] = &known{fence: r.Fence}
+	}
 	l, err := c.connect(ctx)
 	if err != nil {
 		c.events.close()
@@ -339,25 +346,31 @@ func (c *Client) request(ctx context.Context, m protocol.ClientMessage) (protoco
 	if err := l.send(m); err != nil {
 		return protocol.ServerMessage{}, ErrDisconnected
 	}
+	var r protocol.ServerMessage
 	select {
-	case r := <-ch:
-		switch r.Type {
-		case protocol.TypeError:
-			return r, &Error{Detail: detailOf(r)}
-		case protocol.TypeDenied:
-			return r, &Error{Detail: detailOf(r), Denied: true}
-		}
-		if r.Session == nil && r.Type != protocol.TypeEnded {
-			return r, &Error{Detail: protocol.ErrorDetail{Code: protocol.CodeInternal, Message: "the reply carries no session"}}
-		}
-		return r, nil
+	case r = <-ch:
 	case <-l.lost:
-		return protocol.ServerMessage{}, ErrDisconnected
+		// the reply may have come just before the connection closed
+		select {
+		case r = <-ch:
+		default:
+			return protocol.ServerMessage{}, ErrDisconnected
+		}
 	case <-ctx.Done():
 		return protocol.ServerMessage{}, ctx.Err()
 	case <-c.done:
 		return protocol.ServerMessage{}, ErrClosed
 	}
+	switch r.Type {
+	case protocol.TypeError:
+		return r, &Error{Detail: detailOf(r)}
+	case protocol.TypeDenied:
+		return r, &Error{Detail: detailOf(r), Denied: true}
+	}
+	if r.Session == nil && r.Type != protocol.TypeEnded {
+		return r, &Error{Detail: protocol.ErrorDetail{Code: protocol.CodeInternal, Message: "the reply carries no session"}}
+	}
+	return r, nil
 }
 
 // live returns the live connection, waiting while the client reconnects.

@@ -360,15 +360,20 @@ func (c *conn) setState(s protocol.Session) {
 }
 
 func (c *conn) onClose(ctx context.Context, m protocol.ClientMessage) {
-	if _, ok := c.session(m); !ok {
+	a, ok := c.session(m)
+	if !ok {
 		return
 	}
 	uid := ""
 	if c.role == protocol.RoleDesktop {
 		uid = c.principal.UserID
 	}
+	// detached first, so that the ended event of this close, which may
+	// come before the broker call returns, does not answer in its place
+	c.detach(m.SessionID)
 	sess, err := c.s.b.CloseSession(ctx, c.acct, uid, c.by, m.SessionID)
 	if err != nil {
+		c.attach(m.SessionID, &a)
 		c.failErr(m.ID, err)
 		return
 	}
