@@ -45,7 +45,7 @@ const (
 	maxMessageSize = protocol.MaxFrame
 	// defaultSendQueue is how many messages may wait for a slow client
 	// before it is disconnected.
-	defaultSendQueue = 64
+	defaultSendQueue = 32
 	// requestTimeout bounds the broker calls of one request.
 	requestTimeout = 10 * time.Second
 	// maxConnSessions is how many sessions one connection may hold.
@@ -65,7 +65,7 @@ type Options struct {
 	// Requests without an Origin header (programs) are always allowed.
 	AllowedOrigins []string
 	// SendQueue is how many messages may wait for one client before it is
-	// disconnected as too slow (default 64).
+	// disconnected as too slow (default 32).
 	SendQueue int
 }
 
@@ -220,7 +220,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(2)
 	s.mu.Unlock()
 	go c.writePump()
-	c.readPump() // the request's goroutine is the reader
+	// the reader gets a fresh goroutine: the request's, deep in net/http
+	// and holding its buffers, ends here and frees them
+	go c.readPump()
 }
 
 func (s *Server) checkOrigin(r *http.Request) bool {
