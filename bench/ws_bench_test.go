@@ -65,7 +65,15 @@ func startWSNode(b *testing.B) *wsNode {
 	r := gin.New()
 	srv := ws.Register(r, br, ws.Options{})
 	hs := httptest.NewServer(r)
-	b.Cleanup(func() { hs.Close(); srv.Close(); cancel(); br.Close(); wg.Wait(); _ = rc.Close(); rs.Stop() })
+	b.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+		cancel()
+		br.Close()
+		wg.Wait()
+		_ = rc.Close()
+		rs.Stop()
+	})
 
 	_, owner, err := br.CreateAccount(ctx, broker.AccountSpec{ID: "wsbench", Seats: 1_000_000, OwnerName: "owner"})
 	if err != nil {
