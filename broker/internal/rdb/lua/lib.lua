@@ -90,9 +90,38 @@ end
 -- ---------------------------------------------------------------- events
 
 local EV = {}
+local EMITTED = {} -- session table -> true once a session event carries it
 
+-- emit queues an event for the account's channel. A session event carries
+-- the session table itself, so the message shows its state at the end of
+-- the script, once.
 local function emit(ev)
+  if ev.session then
+    if EMITTED[ev.session] then return end
+    EMITTED[ev.session] = true
+  end
   EV[#EV + 1] = ev
+end
+
+-- ENCODED maps a session table to its JSON, made once by flush: replies
+-- and events splice it in instead of encoding the session again (encoding
+-- is most of what a script costs).
+local ENCODED = {}
+
+local function encode(v)
+  if type(v) ~= 'table' then return cjson.encode(v) end
+  local done = ENCODED[v]
+  if done then return done end
+  local parts = {}
+  local n = #v
+  if n > 0 then
+    for i = 1, n do parts[i] = encode(v[i]) end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  for k, x in pairs(v) do
+    parts[#parts + 1] = cjson.encode(tostring(k)) .. ':' .. encode(x)
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
 end
 
 -- ---------------------------------------------------------------- users
@@ -107,7 +136,6 @@ end
 
 local S = {}      -- session cache: sid -> session table (false when absent)
 local SDIRTY = {} -- sid -> true when the session must be written back
-local SDEL = {}   -- sid -> true when the session must be deleted
 
 local function sess(sid)
   local s = S[sid]
@@ -430,12 +458,6 @@ local function step(s, t)
     elseif s.deadline <= t then
       end_session(s, s.reason, s.by, s.deadline)
     end
-  elseif st == 'ended' and s.ended_at + CFG.retention <= t then
-    SDEL[s.id] = true
-    S[s.id] = false
-    SDIRTY[s.id] = nil
-    redis.call('HDEL', K_SESS, s.id)
-    redis.call('ZREM', K_DUE, s.id)
   end
 end
 
@@ -453,9 +475,20 @@ local function flush()
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
-      redis.call('HSET', K_SESS, sid, cjson.encode(s))
+      local js = cjson.encode(s)
+      ENCODED[s] = js
+      redis.call('HSET', K_SESS, sid, js)
       local d = due(s)
-      if d then redis.call('ZADD', K_DUE, d, sid) else redis.call('ZREM', K_DUE, sid) end
+      if s.state == 'ended' then
+        -- its only timer left is its removal: filed as "~id", so removing
+        -- it needs no decoding
+        redis.call('ZREM', K_DUE, sid)
+        redis.call('ZADD', K_DUE, d, '~' .. sid)
+      elseif d then
+        redis.call('ZADD', K_DUE, d, sid)
+      else
+        redis.call('ZREM', K_DUE, sid)
+      end
     end
   end
   SDIRTY = {}
@@ -498,12 +531,19 @@ local function catch_up(now, limit)
     -- start that minute)
     if #f == 0 or tonumber(f[2]) >= now then break end
     local sid, t = f[1], tonumber(f[2])
-    local s = sess(sid)
-    if not s then
+    if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
+      local id = string.sub(sid, 2)
+      redis.call('HDEL', K_SESS, id)
       redis.call('ZREM', K_DUE, sid)
+      S[id] = false
     else
-      step(s, t)
-      flush()
+      local s = sess(sid)
+      if not s then
+        redis.call('ZREM', K_DUE, sid)
+      else
+        step(s, t)
+        flush()
+      end
     end
     n = n + 1
   end
@@ -516,7 +556,7 @@ end
 local function reply(status, payload)
   flush()
   if #EV > 0 then
-    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = EV}))
+    redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
     EV = {}
   end
   local after = first_due()
@@ -524,7 +564,7 @@ local function reply(status, payload)
   if after and (DUE_BEFORE == nil or after < DUE_BEFORE) then
     moved = string.format('%.0f', after)
   end
-  return {status, cjson.encode(payload or {}), moved}
+  return {status, encode(payload or {}), moved}
 end
 
 -- start is the first call of every script that needs the account: it loads
