@@ -4,6 +4,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/webui"
 )
 
 // mount adds the API, websocket and page routes. Each layer registers its
@@ -12,4 +13,5 @@ func mount(r *gin.Engine, b *broker.Broker, opts Options) {
 	_ = r
 	_ = b
 	_ = opts
+	webui.Register(r)
 }
