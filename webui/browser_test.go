@@ -115,7 +115,17 @@ func (s *site) pause(user, sid string) {
 	require.NoError(s.t, err)
 }
 
-// browser starts a headless Chromium for one test.
+// shared is the one Chromium of the test binary: starting one takes
+// seconds here, so the tests share it, each in its own browser context
+// (its own cookies). The last test to finish stops it.
+var shared struct {
+	mu     sync.Mutex
+	users  int // guarded by mu
+	ctx    context.Context
+	cancel func()
+}
+
+// browser returns the shared headless Chromium, starting it if needed.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromePath); err != nil {
@@ -124,26 +134,46 @@ func browser(t *testing.T) context.Context {
 		}
 		t.Skipf("browser tests skipped: %s is missing (apt-get install chromium; CI sets SEATBROKER_REQUIRE_BROWSER=1 to make this a failure)", chromePath)
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromePath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	require.NoError(t, chromedp.Do(bctx), "start chromium")
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	return bctx
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.users == 0 {
+		dir, err := os.MkdirTemp("", "seatbroker-chromium")
+		require.NoError(t, err)
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(chromePath),
+			chromedp.Headless,
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-background-timer-throttling", true),
+			chromedp.Flag("disable-renderer-backgrounding", true),
+			chromedp.UserDataDir(dir),
+			chromedp.WindowSize(1280, 900),
+		)
+		bctx, cancelBrowser := chromedp.NewContext(actx)
+		if err := chromedp.Do(bctx); err != nil {
+			cancelBrowser()
+			cancelAlloc()
+			_ = os.RemoveAll(dir)
+			t.Fatalf("start chromium: %v", err)
+		}
+		shared.ctx = bctx
+		shared.cancel = func() { cancelBrowser(); cancelAlloc(); _ = os.RemoveAll(dir) }
+	}
+	shared.users++
+	t.Cleanup(func() {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		if shared.users--; shared.users == 0 {
+			shared.cancel()
+		}
+	})
+	return shared.ctx
 }
 
 // page is one tab, in its own browser context (its own cookies).

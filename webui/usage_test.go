@@ -253,6 +253,8 @@ func TestSecurityAndUsersTabsChangeTheAccount(t *testing.T) {
 		return err == nil && u.MaxSeats != nil && *u.MaxSeats == 2 && u.View == protocol.ScopeOwn && u.Control == protocol.ScopeNone
 	}, 3*time.Second, 20*time.Millisecond, "alice: at most 2 seats, view own, control none")
 
+	p.waitJS(`!document.getElementById('user-dialog').open`, 3*time.Second, "the dialog closes when saved")
+
 	// Add a user.
 	p.do(
 		chromedp.SendKeys(chromedp.ID("add-name"), "zoe"),

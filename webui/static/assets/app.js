@@ -402,7 +402,7 @@
     afterChange();
   }
 
-  const LABELS = ['', 'User', 'Device', 'State', 'Seat', 'Code', 'Started', 'Duration'];
+  const LABELS = ['Select', 'User', 'Device', 'State', 'Seat', 'Code', 'Started', 'Duration'];
 
   function newRow(s) {
     const tr = el('tr');
@@ -414,7 +414,7 @@
       cells[name] = td;
       tr.append(td);
     });
-    cells.badge = el('span', { className: 'state' });
+    cells.badge = el('span', { className: 'badge' });
     cells.state.append(cells.badge);
     return { s: null, tr, cells, box: null, recv: 0, deadlineAt: 0, resynced: false };
   }
@@ -490,7 +490,7 @@
     setText(c.user, s.user_name || s.user_id);
     setText(c.device, s.device_name || s.device_id);
     c.device.title = s.device_id;
-    c.badge.className = 'state state-' + s.state;
+    c.badge.className = 'badge badge-' + s.state;
     c.badge.title = s.reason ? 'Reason: ' + s.reason + (s.ended_by ? ', by ' + s.ended_by : '') : '';
     setText(c.kind, s.kind === 'ppu' ? 'Pay-per-use' : s.kind === 'prepaid' ? 'Prepaid' : '-');
     c.kind.className = 'kind' + (s.kind === 'ppu' ? ' kind-ppu' : '');
