@@ -56,7 +56,7 @@ func (b *Broker) Config() Config { return b.cfg }
 // first (cmd/seatbroker), then Close stops these loops, then the store's
 // batcher, then the Redis client.
 func (b *Broker) Run(ctx context.Context) error {
-	if err := b.store.LoadScripts(ctx); err != nil {
+	if err := b.store.LoadScripts(ctx); err != nil && ctx.Err() == nil {
 		b.log.Warn("could not load scripts; they load on first use", "err", err)
 	}
 	b.checkClock(ctx)

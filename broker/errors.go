@@ -88,6 +88,10 @@ func ErrorDetail(err error) (protocol.ErrorDetail, int) {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			d := protocol.ErrorDetail{Code: row.code, Message: err.Error()}
+			if row.err == ErrUnavailable {
+				// the cause (an address, a driver error) is for the log, not for clients
+				d.Message = ErrUnavailable.Error() + "; nothing new is granted until it is back"
+			}
 			var de *DeniedError
 			if errors.As(err, &de) {
 				d.PageURL = de.PageURL

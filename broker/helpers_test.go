@@ -12,21 +12,24 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
-func TestMain(m *testing.M) { testredis.Main(m) }
+func TestMain(m *testing.M) {
+	testredis.Main(m, func() error { return goleak.Find() })
+}
 
 // fastConfig is the default config with short durations, for tests.
 func fastConfig(prefix string) broker.Config {
 	c := broker.DefaultConfig()
 	c.Prefix = prefix
-	c.Heartbeat = 100 * time.Millisecond
-	c.Lease = 600 * time.Millisecond
-	c.Notice = 700 * time.Millisecond
+	c.Heartbeat = 300 * time.Millisecond
+	c.Lease = 1500 * time.Millisecond
+	c.Notice = 600 * time.Millisecond
 	c.Standby = 800 * time.Millisecond
 	c.Paused = 900 * time.Millisecond
 	c.Minute = 300 * time.Millisecond
@@ -53,6 +56,7 @@ func startBroker(t *testing.T, client redis.UniversalClient, cfg broker.Config) 
 // fixture is an account with an owner, on one broker, for one test.
 type fixture struct {
 	t     *testing.T
+	addr  string // the Redis the broker uses, for snapshots
 	b     *broker.Broker
 	acct  string
 	owner broker.Principal
@@ -68,12 +72,21 @@ type setup struct {
 
 func newFixture(t *testing.T, client redis.UniversalClient, s setup) *fixture {
 	t.Helper()
-	cfg := fastConfig(testredis.Prefix(t))
+	cfg := fastConfig(testPrefix(t))
 	if s.cfg != nil {
 		s.cfg(&cfg)
 	}
 	b := startBroker(t, client, cfg)
-	return accountOn(t, b, s)
+	f := accountOn(t, b, s)
+	f.addr = clientAddr(client)
+	return f
+}
+
+func clientAddr(c redis.UniversalClient) string {
+	if cl, ok := c.(*redis.Client); ok {
+		return cl.Options().Addr
+	}
+	return ""
 }
 
 func accountOn(t *testing.T, b *broker.Broker, s setup) *fixture {
@@ -150,3 +163,56 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, client redis.UniversalCl
 		})
 	}
 }
+
+func (f *fixture) topUp(minutes int64) int64 {
+	f.t.Helper()
+	bal, err := f.b.TopUp(f.ctx, f.owner, minutes, "", "test")
+	require.NoError(f.t, err)
+	return bal
+}
+
+func (f *fixture) close(p broker.Principal, sid string) {
+	f.t.Helper()
+	s, err := f.b.CloseSession(f.ctx, f.acct, p.UserID, p.Name, sid)
+	require.NoError(f.t, err)
+	require.Equal(f.t, protocol.StateEnded, s.State)
+}
+
+func (f *fixture) setSeats(n int64) {
+	f.t.Helper()
+	_, err := f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{Seats: &n})
+	require.NoError(f.t, err)
+}
+
+// snapshot reads every key of the test's prefix with its value, to show
+// that a refused request changed nothing.
+func (f *fixture) snapshot() map[string]string {
+	f.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: f.addr})
+	defer c.Close()
+	out := map[string]string{}
+	iter := c.Scan(f.ctx, 0, f.b.Config().Prefix+"*", 1000).Iterator()
+	for iter.Next(f.ctx) {
+		k := iter.Val()
+		var v any
+		var err error
+		switch c.Type(f.ctx, k).Val() {
+		case "hash":
+			v, err = c.HGetAll(f.ctx, k).Result()
+		case "zset":
+			v, err = c.ZRangeWithScores(f.ctx, k, 0, -1).Result()
+		case "list":
+			v, err = c.LRange(f.ctx, k, 0, -1).Result()
+		case "set":
+			v, err = c.SMembers(f.ctx, k).Result()
+		default:
+			v, err = c.Get(f.ctx, k).Result()
+		}
+		require.NoError(f.t, err)
+		out[k] = fmt.Sprint(v)
+	}
+	require.NoError(f.t, iter.Err())
+	return out
+}
+
+func testPrefix(t *testing.T) string { return testredis.Prefix(t) }

@@ -124,6 +124,12 @@ func (b *Broker) Watch(ctx context.Context, acct string) (<-chan Event, func(), 
 // Run reads the node's subscription until ctx is done or Close.
 func (h *Hub) Run(ctx context.Context) {
 	h.mu.Lock()
+	select {
+	case <-h.done:
+		h.mu.Unlock()
+		return // closed before it started: open no subscription
+	default:
+	}
 	ps := h.pubsub(ctx)
 	h.mu.Unlock()
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))

@@ -121,7 +121,7 @@ func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string,
 	}
 	limits := []string{"signin:src:" + source, "signin:user:" + c.Account + "/" + strings.ToLower(c.Name)}
 	for _, l := range limits {
-		ok, retry, err := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, 0)
+		ok, retry, err := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, true)
 		if err != nil {
 			return IssuedToken{}, storeErr(err)
 		}
@@ -132,7 +132,7 @@ func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string,
 	p, err := b.checkPassword(ctx, c)
 	if errors.Is(err, ErrUnauthorized) {
 		for _, l := range limits {
-			if _, _, rerr := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, 1); rerr != nil {
+			if _, _, rerr := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, false); rerr != nil {
 				return IssuedToken{}, storeErr(rerr)
 			}
 		}

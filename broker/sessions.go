@@ -129,7 +129,7 @@ func (b *Broker) codeTTL() time.Duration { return max(b.cfg.Standby, MaxStandby)
 // source (an address, for the rate limit on wrong codes).
 func (b *Broker) Join(ctx context.Context, code, source string) (protocol.Session, string, error) {
 	limit := "join:" + source
-	ok, retry, err := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, 0)
+	ok, retry, err := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, true)
 	if err != nil {
 		return protocol.Session{}, "", storeErr(err)
 	}
@@ -139,7 +139,7 @@ func (b *Broker) Join(ctx context.Context, code, source string) (protocol.Sessio
 	s, acct, err := b.join(ctx, code)
 	if errors.Is(err, ErrNotFound) {
 		// only wrong codes count against the source
-		if _, _, rerr := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, 1); rerr != nil {
+		if _, _, rerr := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, false); rerr != nil {
 			return protocol.Session{}, "", storeErr(rerr)
 		}
 	}

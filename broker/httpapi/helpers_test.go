@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -212,8 +211,4 @@ func (e *env) snapshot() map[string]string {
 	return out
 }
 
-// waitFor is require.Eventually with the usual tick.
-func waitFor(t *testing.T, cond func() bool, within time.Duration, msg string) {
-	t.Helper()
-	require.Eventually(t, cond, within, 10*time.Millisecond, msg)
-}
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -29,8 +29,9 @@ type Server struct {
 var shared atomic.Pointer[Server]
 
 // Main starts one redis-server for a test binary, runs the tests and stops
-// the server. Call it from TestMain.
-func Main(m *testing.M) {
+// the server. Call it from TestMain. With checks (goleak.Find, say), each
+// runs after the tests pass and fails the binary when it reports an error.
+func Main(m *testing.M, checks ...func() error) {
 	srv, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testredis:", err)
@@ -38,6 +39,14 @@ func Main(m *testing.M) {
 	}
 	shared.Store(srv)
 	code := m.Run()
+	if code == 0 {
+		for _, check := range checks {
+			if err := check(); err != nil {
+				fmt.Fprintln(os.Stderr, "after the tests:", err)
+				code = 1
+			}
+		}
+	}
 	srv.Stop()
 	os.Exit(code)
 }
@@ -60,7 +69,6 @@ func Start() (*Server, error) {
 		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
 			"--loglevel", "warning", "--maxclients", "4000")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}

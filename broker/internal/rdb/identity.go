@@ -3,12 +3,8 @@ package rdb
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // TokenRec is a bearer token as stored, under the SHA-256 of the token:
@@ -24,11 +20,7 @@ type TokenRec struct {
 
 // UserByName returns the id of the user with this name (any case).
 func (s *Store) UserByName(ctx context.Context, acct, name string) (string, error) {
-	uid, err := s.client.HGet(ctx, s.keys.Names(acct), strings.ToLower(name)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", statusErr(StatusNotFound)
-	}
-	return uid, err
+	return found(s.client.HGet(ctx, s.keys.Names(acct), strings.ToLower(name)).Result())
 }
 
 // SetSecret stores a user's password hash.
@@ -38,11 +30,7 @@ func (s *Store) SetSecret(ctx context.Context, acct, uid, hash string) error {
 
 // Secret returns a user's password hash, or StatusNotFound.
 func (s *Store) Secret(ctx context.Context, acct, uid string) (string, error) {
-	h, err := s.client.HGet(ctx, s.keys.Secrets(acct), uid).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", statusErr(StatusNotFound)
-	}
-	return h, err
+	return found(s.client.HGet(ctx, s.keys.Secrets(acct), uid).Result())
 }
 
 // PutToken files a token under its hash, in the global lookup (with the
@@ -57,18 +45,11 @@ func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.
 
 // Token returns the token filed under hash, or StatusNotFound.
 func (s *Store) Token(ctx context.Context, hash string) (TokenRec, error) {
-	raw, err := s.client.Get(ctx, s.keys.Token(hash)).Result()
-	if errors.Is(err, redis.Nil) {
-		return TokenRec{}, statusErr(StatusNotFound)
-	}
+	raw, err := found(s.client.Get(ctx, s.keys.Token(hash)).Result())
 	if err != nil {
 		return TokenRec{}, err
 	}
-	var t TokenRec
-	if err := json.Unmarshal([]byte(raw), &t); err != nil {
-		return TokenRec{}, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-	}
-	return t, nil
+	return decodeJSON[TokenRec](raw)
 }
 
 // DeleteToken revokes a token: the global lookup goes first, so the token
@@ -89,9 +70,9 @@ func (s *Store) Tokens(ctx context.Context, acct string) (map[string]TokenRec, e
 	}
 	out := make(map[string]TokenRec, len(m))
 	for h, raw := range m {
-		var t TokenRec
-		if err := json.Unmarshal([]byte(raw), &t); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+		t, err := decodeJSON[TokenRec](raw)
+		if err != nil {
+			return nil, err
 		}
 		out[h] = t
 	}

@@ -28,20 +28,49 @@ func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return s.client.SMembers(ctx, s.keys.Accounts()).Result()
 }
 
+// decodeJSON decodes one stored record.
+func decodeJSON[T any](raw string) (T, error) {
+	var v T
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		return v, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+	}
+	return v, nil
+}
+
+// decodeAll decodes stored records.
+func decodeAll[T any](vals []string) ([]T, error) {
+	out := make([]T, 0, len(vals))
+	for _, raw := range vals {
+		v, err := decodeJSON[T](raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// found turns a read's redis.Nil into StatusNotFound.
+func found[T any](v T, err error) (T, error) {
+	if errors.Is(err, redis.Nil) {
+		return v, statusErr(StatusNotFound)
+	}
+	return v, err
+}
+
+// hgetJSON reads one record from a hash, or StatusNotFound.
+func hgetJSON[T any](ctx context.Context, c redis.UniversalClient, key, field string) (T, error) {
+	raw, err := found(c.HGet(ctx, key, field).Result())
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decodeJSON[T](raw)
+}
+
 // User returns one user, or StatusNotFound.
 func (s *Store) User(ctx context.Context, acct, uid string) (UserRec, error) {
-	raw, err := s.client.HGet(ctx, s.keys.Users(acct), uid).Result()
-	if errors.Is(err, redis.Nil) {
-		return UserRec{}, statusErr(StatusNotFound)
-	}
-	if err != nil {
-		return UserRec{}, err
-	}
-	var u UserRec
-	if err := json.Unmarshal([]byte(raw), &u); err != nil {
-		return UserRec{}, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-	}
-	return u, nil
+	return hgetJSON[UserRec](ctx, s.client, s.keys.Users(acct), uid)
 }
 
 // Users returns every user of an account.
@@ -50,31 +79,12 @@ func (s *Store) Users(ctx context.Context, acct string) ([]UserRec, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]UserRec, 0, len(vals))
-	for _, raw := range vals {
-		var u UserRec
-		if err := json.Unmarshal([]byte(raw), &u); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-		}
-		out = append(out, u)
-	}
-	return out, nil
+	return decodeAll[UserRec](vals)
 }
 
 // Session returns one session, or StatusNotFound.
 func (s *Store) Session(ctx context.Context, acct, sid string) (SessionRec, error) {
-	raw, err := s.client.HGet(ctx, s.keys.Sessions(acct), sid).Result()
-	if errors.Is(err, redis.Nil) {
-		return SessionRec{}, statusErr(StatusNotFound)
-	}
-	if err != nil {
-		return SessionRec{}, err
-	}
-	var r SessionRec
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return SessionRec{}, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-	}
-	return r, nil
+	return hgetJSON[SessionRec](ctx, s.client, s.keys.Sessions(acct), sid)
 }
 
 // Sessions returns every session of an account, ended ones included until
@@ -84,15 +94,7 @@ func (s *Store) Sessions(ctx context.Context, acct string) ([]SessionRec, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]SessionRec, 0, len(vals))
-	for _, raw := range vals {
-		var r SessionRec
-		if err := json.Unmarshal([]byte(raw), &r); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return decodeAll[SessionRec](vals)
 }
 
 // SessionsByID returns the sessions of ids that exist.
@@ -110,9 +112,9 @@ func (s *Store) SessionsByID(ctx context.Context, acct string, ids []string) (ma
 		if !ok {
 			continue // absent
 		}
-		var r SessionRec
-		if err := json.Unmarshal([]byte(raw), &r); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+		r, err := decodeJSON[SessionRec](raw)
+		if err != nil {
+			return nil, err
 		}
 		out[r.ID] = r
 	}
@@ -171,15 +173,8 @@ func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]Ledge
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, 0, err
 	}
-	out := make([]LedgerEntry, 0, len(lr.Val()))
-	for _, raw := range lr.Val() {
-		var e LedgerEntry
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-		}
-		out = append(out, e)
-	}
-	return out, ll.Val(), nil
+	out, err := decodeAll[LedgerEntry](lr.Val())
+	return out, ll.Val(), err
 }
 
 // Now returns the Redis server's clock.
@@ -196,10 +191,7 @@ func (s *Store) ReserveCode(ctx context.Context, code, acct, sid string, ttl tim
 // ResolveCode returns the account and session of a live code, or
 // StatusNotFound.
 func (s *Store) ResolveCode(ctx context.Context, code string) (acct, sid string, err error) {
-	v, err := s.client.Get(ctx, s.keys.Code(code)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", "", statusErr(StatusNotFound)
-	}
+	v, err := found(s.client.Get(ctx, s.keys.Code(code)).Result())
 	if err != nil {
 		return "", "", err
 	}
@@ -215,11 +207,16 @@ func (s *Store) DropCode(ctx context.Context, code string) error {
 	return s.client.Del(ctx, s.keys.Code(code)).Err()
 }
 
-// Allow takes cost requests from the rate limit name (cost 0 only looks):
-// at most burst at once, refilled at rate per period. It answers whether
-// the request may go on and, if not, when to retry.
-func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst, cost int) (bool, time.Duration, error) {
-	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, cost).Result()
+// Allow takes one request from the rate limit name, or with peek only
+// looks whether one more would pass: at most burst at once, refilled at
+// rate per period. It answers whether the request may go on and, if not,
+// when to retry.
+func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst int, peek bool) (bool, time.Duration, error) {
+	p := "0"
+	if peek {
+		p = "1"
+	}
+	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, p).Result()
 	if err != nil {
 		return false, 0, err
 	}

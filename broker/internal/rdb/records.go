@@ -32,6 +32,8 @@ type SessionRec struct {
 	PPUAt        int64  `json:"ppu_at,omitempty"`
 	Billed       int64  `json:"billed,omitempty"`
 	Promoted     int64  `json:"promoted,omitempty"`
+	// At is when the session last changed state or seat kind.
+	At int64 `json:"at,omitempty"`
 }
 
 // UserRec is a user as stored in the account's users hash.
@@ -104,6 +106,7 @@ type Event struct {
 	Balance   int64       `json:"balance,omitempty"`
 	Threshold int64       `json:"threshold,omitempty"`
 	Seat      string      `json:"seat,omitempty"`
+	UserID    string      `json:"user_id,omitempty"`
 }
 
 // EventBatch is one pub/sub message: the events of one script run.

@@ -134,6 +134,9 @@ func decodeReply(v any) (Result, error) {
 }
 
 func decodeInto(r Result, dst any) error {
+	if string(r.Payload) == "[]" {
+		return nil // an empty Lua table: miniredis's cjson makes it an array
+	}
 	if err := json.Unmarshal(r.Payload, dst); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
 	}

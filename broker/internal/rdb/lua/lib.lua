@@ -246,6 +246,14 @@ local function bill_upto(s, t)
   end
 end
 
+-- settle ends a PPU stretch at t: minutes that started before t are billed
+-- (a minute starting at the very instant the stretch ends is not), and the
+-- active time is added up. Billing may exhaust the account on the way.
+local function settle(s, t)
+  bill_upto(s, t - 1)
+  stop_stretch(s, t)
+end
+
 -- ---------------------------------------------------------------- seat moves
 
 local function attach(s, key, st)
@@ -271,10 +279,10 @@ local function promote(t)
       for sid in pairs(st.sids) do
         local s = sess(sid)
         if s then
-          bill_upto(s, t)
-          stop_stretch(s, t)
+          settle(s, t)
           s.kind = 'prepaid'
           s.promoted = t
+          s.at = t
           aadd('ppu_sess', -1)
           touch(s)
           emit({type = 'session', session = s})
@@ -283,7 +291,7 @@ local function promote(t)
       st.kind = 'prepaid'
       SEATDIRTY[key] = true
       aadd('used', 1)
-      emit({type = 'promoted', seat = key, user = st.user})
+      emit({type = 'promoted', seat = key, user_id = st.user})
     end
   end
 end
@@ -346,12 +354,10 @@ end
 
 local function end_session(s, reason, by, t)
   if s.state == 'ended' then return end
-  if s.state == 'active' then
-    bill_upto(s, t)
-    stop_stretch(s, t)
-  end
+  if s.state == 'active' then settle(s, t) end
   if holds_seat(s) then detach(s, t) end
   s.state = 'ended'
+  s.at = t
   s.reason = reason
   if by then s.by = by end
   s.ended_at = t
@@ -362,11 +368,11 @@ end
 
 terminate = function(s, reason, by, t)
   if s.state == 'active' then
-    bill_upto(s, t)
+    settle(s, t)
     -- billing may have run the balance out and begun the notice already
     if s.state ~= 'active' then return end
-    stop_stretch(s, t)
     s.state = 'terminating'
+    s.at = t
     s.reason = reason
     s.by = by
     s.deadline = t + dur('notice')
@@ -380,6 +386,7 @@ end
 -- activate starts a session's active time: a lease, and PPU billing.
 local function activate(s, t)
   s.state = 'active'
+  s.at = t
   s.lease_until = t + dur('lease')
   s.activated = s.activated or t
   s.standby_until = nil
@@ -484,7 +491,10 @@ local function catch_up(now, limit)
   local n = 0
   while n < limit do
     local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
-    if #f == 0 or tonumber(f[2]) > now then break end
+    -- strictly before now: what falls due at this very instant belongs to
+    -- the caller (a close at the instant a PPU minute starts does not
+    -- start that minute)
+    if #f == 0 or tonumber(f[2]) >= now then break end
     local sid, t = f[1], tonumber(f[2])
     local s = sess(sid)
     if not s then

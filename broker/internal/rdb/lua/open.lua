@@ -19,7 +19,7 @@ local u = user(uid)
 if not u then return reply(ST_NOT_FOUND, {what = 'user'}) end
 
 local s = {id = sid, user = uid, user_name = u.name, device = device, device_name = device_name,
-  created = now, ppu_ms = 0, billed = 0}
+  created = now, at = now, ppu_ms = 0, billed = 0}
 if code ~= '' then
   s.state = 'standby'
   s.code = code

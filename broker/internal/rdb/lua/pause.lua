@@ -10,11 +10,11 @@ if not now then return reply(ST_NOT_FOUND, {}) end
 local s = sess(sid)
 if not s or s.user ~= uid then return reply(ST_NOT_FOUND, {}) end
 if s.state ~= 'active' then return reply(ST_BAD_STATE, {session = s}) end
-bill_upto(s, now)
+settle(s, now)
 if s.state ~= 'active' then return reply(ST_BAD_STATE, {session = s}) end
-stop_stretch(s, now)
 detach(s, now)
 s.state = 'paused'
+s.at = now
 s.paused_at = now
 s.paused_until = now + dur('paused')
 touch(s)

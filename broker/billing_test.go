@@ -1,0 +1,190 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestBillingIsExactWithThreeNodesMetering: three broker nodes meter one
+// account for many billing periods while sessions start, pause, resume,
+// get promoted and end at random. The ledger sums to the balance, no
+// (session, minute) appears twice, and every started minute of PPU active
+// time (reconstructed from the account's event log) is billed once.
+func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
+	const (
+		workers = 24
+		run     = 3 * time.Second
+		topUp   = 1_000_000
+	)
+	client := testredis.Client(t)
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.Minute = 100 * time.Millisecond
+	cfg.Lease = 400 * time.Millisecond
+	cfg.Heartbeat = 100 * time.Millisecond
+	cfg.Notice = 250 * time.Millisecond
+	cfg.Standby = 300 * time.Millisecond
+	cfg.Paused = 500 * time.Millisecond
+	nodes := []*broker.Broker{startBroker(t, client, cfg), startBroker(t, client, cfg), startBroker(t, client, cfg)}
+	f := accountOn(t, nodes[0], setup{seats: 3, ppu: true})
+	var ps []broker.Principal
+	for i := range 8 {
+		ps = append(ps, f.user(fmt.Sprintf("u%d", i), nil))
+	}
+	keys := rdb.NewKeys(cfg.Prefix)
+	sub := client.Subscribe(context.Background(), keys.Channel(f.acct))
+	defer sub.Close()
+	_, err := sub.Receive(context.Background())
+	require.NoError(t, err)
+	stretches := map[string][][2]int64{} // session -> PPU active stretches [from, to)
+	open := map[string]int64{}           // session -> start of its running stretch
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		for m := range sub.Channel() {
+			b, err := rdb.DecodeEvents(m.Payload)
+			if err != nil {
+				continue
+			}
+			for _, e := range b.Events {
+				if e.Type != "session" || e.Session == nil {
+					continue
+				}
+				s := e.Session
+				onPPU := s.State == protocol.StateActive && s.Kind == protocol.KindPPU
+				from, running := open[s.ID]
+				switch {
+				case onPPU && !running:
+					open[s.ID] = s.At
+				case !onPPU && running:
+					stretches[s.ID] = append(stretches[s.ID], [2]int64{from, s.At})
+					delete(open, s.ID)
+				}
+			}
+		}
+	}()
+	f.topUp(topUp)
+
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			node := nodes[w%3]
+			type held struct {
+				id, fence string
+				u         broker.Principal
+			}
+			var mine []held
+			for ctx.Err() == nil {
+				u := ps[rng.IntN(len(ps))]
+				if len(mine) == 0 || rng.IntN(4) == 0 {
+					if g, err := node.Open(ctx, broker.OpenRequest{Account: f.acct, UserID: u.UserID, DeviceID: fmt.Sprintf("d%d", rng.IntN(2))}); err == nil {
+						mine = append(mine, held{g.Session.ID, g.Fence, u})
+					}
+					continue
+				}
+				i := rng.IntN(len(mine))
+				h := mine[i]
+				switch rng.IntN(8) {
+				case 0:
+					_, _ = node.Pause(ctx, f.acct, h.u.UserID, h.id)
+				case 1:
+					if g, err := node.Resume(ctx, f.acct, h.u.UserID, h.id); err == nil {
+						mine[i].fence = g.Fence
+					}
+				case 2:
+					_, _ = node.CloseSession(ctx, f.acct, h.u.UserID, h.u.Name, h.id)
+					mine = append(mine[:i], mine[i+1:]...)
+				case 3:
+					_, _ = node.EndSessions(ctx, f.owner, []string{h.id})
+				default:
+					_, _ = node.Renew(ctx, f.acct, h.u.UserID, []broker.SessionRef{{ID: h.id, Fence: h.fence}})
+					time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool {
+		o, err := nodes[2].OverviewOf(context.Background(), f.acct)
+		return err == nil && o.InUse == 0 && o.PPUSessions == 0
+	}, 3*time.Second, 20*time.Millisecond, "everything ends once the clients are gone")
+	require.NoError(t, sub.Close())
+	<-logDone
+	require.Empty(t, open, "a PPU stretch never closed in the event log")
+
+	var entries []protocol.LedgerEntry
+	for {
+		page, total, err := nodes[1].Ledger(context.Background(), f.owner, int64(len(entries)), 1000)
+		require.NoError(t, err)
+		entries = append(entries, page...)
+		if int64(len(entries)) >= total {
+			break
+		}
+	}
+	o := f.overview()
+	var sum int64
+	billed := map[string]int64{}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		sum += e.Delta
+		if e.Kind != "minute" {
+			continue
+		}
+		key := fmt.Sprintf("%s/%d", e.SessionID, e.Minute)
+		require.False(t, seen[key], "(session, minute) billed twice: %s", key)
+		seen[key] = true
+		billed[e.SessionID]++
+	}
+	assert.Equal(t, o.PPUBalance, sum, "the ledger sums to the balance")
+	assert.Equal(t, int64(topUp)-int64(len(seen)), o.PPUBalance)
+
+	minute := cfg.Minute.Milliseconds()
+	wrong := 0
+	for sid, ss := range stretches {
+		want := startedMinutes(ss, minute)
+		if billed[sid] != want {
+			wrong++
+			t.Errorf("session %s: billed %d minutes, started %d (stretches %v)", sid, billed[sid], want, ss)
+		}
+	}
+	for sid := range billed {
+		if _, ok := stretches[sid]; !ok {
+			t.Errorf("session %s billed without PPU active time", sid)
+		}
+	}
+	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong", len(stretches), len(seen), wrong)
+	assert.Greater(t, len(seen), 100, "the load must bill many minutes")
+}
+
+// startedMinutes counts the PPU minutes that started in a session's active
+// stretches: minute k starts when the accumulated active time reaches k
+// minutes inside a stretch [from, to), or when a stretch begins exactly
+// there.
+func startedMinutes(ss [][2]int64, minute int64) int64 {
+	var acc, n, next int64 // next: start of the next minute, in accumulated time
+	for _, s := range ss {
+		a, b := acc, acc+(s[1]-s[0])
+		for next < b || next == a && a == b {
+			n++
+			next += minute
+		}
+		acc = b
+	}
+	return n
+}

@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestRulesHoldOnRedisCluster runs the main flows with two broker nodes on
+// a three-master Redis Cluster, with accounts spread over its slots: every
+// script touches one slot, pub/sub and the reaper work across masters.
+func TestRulesHoldOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	cl := testredis.StartCluster(t)
+	cfg := fastConfig(testredis.Prefix(t))
+	shortLease(&cfg)
+	a := startBroker(t, cl.Client(t), cfg)
+	b := startBroker(t, cl.Client(t), cfg)
+	slots := map[int64]bool{}
+	probe := cl.Client(t)
+	for range 4 {
+		f := accountOn(t, a, setup{seats: 1, ppu: true})
+		slot, err := probe.ClusterKeySlot(context.Background(), cfg.Prefix+":{"+f.acct+"}:acct").Result()
+		require.NoError(t, err)
+		slots[slot] = true
+
+		events, cancel, err := b.Watch(f.ctx, f.acct)
+		require.NoError(t, err)
+		f.topUp(10)
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		ppu := f.mustOpen(f.user("bob", nil), "d1")
+		assert.Equal(t, protocol.KindPPU, ppu.Session.Kind)
+		_, err = f.open(f.user("cy", intp(0)), "d1")
+		assert.ErrorIs(t, err, broker.ErrUserLimit)
+
+		code := f.openCode(u, "d1")
+		_, acct, err := b.Join(f.ctx, code.Session.Code, "10.0.0.1")
+		require.NoError(t, err)
+		assert.Equal(t, f.acct, acct)
+
+		res, err := b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		require.True(t, res[0].OK)
+		waitEvent(t, events, g.Session.ID, protocol.StateTerminating)
+		// the ended seat goes to the waiting PPU key; leases lapse after
+		f.waitState(g.Session.ID, protocol.StateEnded, 2*time.Second)
+		f.waitState(ppu.Session.ID, protocol.StateEnded, 2*time.Second)
+		r, err := b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		cancel()
+	}
+	assert.Greater(t, len(slots), 1, "the accounts should spread over slots")
+}
+
+func waitEvent(t *testing.T, events <-chan broker.Event, sid, state string) {
+	t.Helper()
+	timeout := time.After(time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Session != nil && ev.Session.ID == sid && ev.Session.State == state {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s event for %s within 1 s", state, sid)
+		}
+	}
+}

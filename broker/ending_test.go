@@ -1,0 +1,100 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// Ending sessions (SPEC.md, "Ending sessions").
+
+func TestEndingActiveSessionGivesNoticeThenEndsAtDeadline(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1})
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		res, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		require.True(t, res[0].OK)
+		s := res[0].Session
+		assert.Equal(t, protocol.StateTerminating, s.State)
+		assert.Equal(t, protocol.ReasonTerminated, s.Reason)
+		assert.Equal(t, "owner", s.EndedBy)
+		require.NotNil(t, s.Deadline)
+		assert.InDelta(t, f.b.Config().Notice.Seconds(), float64(s.SecondsLeft), 1)
+		assert.Equal(t, int64(1), f.overview().InUse, "a terminating session holds its seat")
+		deadline := *s.Deadline
+		ended := f.waitState(g.Session.ID, protocol.StateEnded, f.b.Config().Notice+time.Second)
+		assert.WithinDuration(t, deadline, time.Now(), time.Second)
+		assert.Equal(t, protocol.ReasonTerminated, ended.Reason)
+		assert.Equal(t, int64(0), f.overview().InUse)
+	})
+}
+
+func TestEndingStandbySessionEndsAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1})
+		g := f.openCode(f.user("ann", nil), "d1")
+		res, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		assert.Equal(t, protocol.StateEnded, res[0].Session.State)
+		assert.Equal(t, int64(0), f.overview().InUse)
+	})
+}
+
+func TestEndingAgainChangesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1})
+		g := f.mustOpen(f.user("ann", nil), "d1")
+		first, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		second, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID, g.Session.ID})
+		require.NoError(t, err)
+		require.Len(t, second, 2)
+		assert.Equal(t, first[0].Session.Deadline, second[0].Session.Deadline, "the deadline does not move")
+		assert.Equal(t, first[0].Session.Deadline, second[1].Session.Deadline)
+	})
+}
+
+func TestParticipantMayCloseDuringNotice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1})
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		_, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		s, err := f.b.CloseSession(f.ctx, f.acct, "", "remote", g.Session.ID)
+		require.NoError(t, err)
+		assert.Equal(t, protocol.StateEnded, s.State)
+		assert.Equal(t, protocol.ReasonClosed, s.Reason)
+		assert.Equal(t, int64(0), f.overview().InUse)
+	})
+}
+
+func TestTerminatingSessionEndsWhenRequestingNodeDies(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		cfg := fastConfig(testPrefix(t))
+		// node A takes the request and dies at once; node B only reaps
+		a, err := broker.New(c, cfg, nil)
+		require.NoError(t, err)
+		f := accountOn(t, a, setup{seats: 1})
+		g := f.mustOpen(f.user("ann", nil), "d1")
+		_, err = a.EndSessions(context.Background(), f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		a.Close()
+		b := startBroker(t, c, cfg)
+		f.b = b
+		s := f.waitState(g.Session.ID, protocol.StateEnded, cfg.Notice+time.Second)
+		assert.Equal(t, protocol.ReasonTerminated, s.Reason)
+		o, err := b.OverviewOf(f.ctx, f.acct)
+		require.NoError(t, err)
+		assert.Equal(t, int64(0), o.InUse)
+	})
+}

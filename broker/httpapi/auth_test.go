@@ -1,0 +1,263 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker/httpapi"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/broker/server"
+)
+
+// webSession signs in to the page: the cookie and the CSRF token.
+func (e *env) webSession(acct, name string) (*http.Cookie, string) {
+	e.t.Helper()
+	var out struct {
+		CSRFToken string `json:"csrf_token"`
+		User      protocol.User
+	}
+	r := e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": acct, "name": name, "password": password}, &out)
+	var ck *http.Cookie
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == httpapi.CookieName {
+			ck = c
+		}
+	}
+	require.NotNil(e.t, ck, "sign-in sets the session cookie")
+	require.NotEmpty(e.t, out.CSRFToken)
+	require.Equal(e.t, name, out.User.Name)
+	return ck, out.CSRFToken
+}
+
+func cookieHeader(ck *http.Cookie) string { return ck.Name + "=" + ck.Value }
+
+func TestWebSignInSetsStrictHttpOnlyCookie(t *testing.T) {
+	t.Parallel()
+	for _, secure := range []bool{false, true} {
+		e := newEnv(t, server.Options{SecureCookies: secure})
+		a := e.account(3, false)
+		ck, _ := e.webSession(a.id, "owner")
+		assert.True(t, ck.HttpOnly)
+		assert.Equal(t, http.SameSiteStrictMode, ck.SameSite)
+		assert.Equal(t, "/", ck.Path)
+		assert.Equal(t, secure, ck.Secure)
+		assert.True(t, strings.HasPrefix(ck.Value, "sbt_"))
+	}
+}
+
+// TestCookieRequestsNeedTheCSRFHeader: with the cookie alone, reads work
+// and every state-changing request is forbidden until it carries the
+// session's CSRF token; a foreign Origin is refused.
+func TestCookieRequestsNeedTheCSRFHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{AllowedOrigins: []string{"https://page.example"}})
+	a := e.account(3, false)
+	ck, csrf := e.webSession(a.id, "owner")
+	c := cookieHeader(ck)
+
+	var me struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	r := e.request(http.MethodGet, "/api/v1/me", "", nil, "Cookie", c)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	require.NoError(t, jsonUnmarshal(r.body, &me))
+	assert.Equal(t, csrf, me.CSRFToken, "/me repeats the session's CSRF token")
+
+	topup := map[string]int{"minutes": 5}
+	before := e.snapshot()
+	for _, hdr := range [][]string{
+		{"Cookie", c},
+		{"Cookie", c, httpapi.CSRFHeader, "wrong"},
+		{"Cookie", c, httpapi.CSRFHeader, csrf + "x"},
+		{"Cookie", c, httpapi.CSRFHeader, csrf, "Origin", "https://evil.example"},
+		{"Cookie", c, httpapi.CSRFHeader, csrf, "Origin", "null"},
+	} {
+		r := e.request(http.MethodPost, "/api/v1/ppu/topup", "", topup, hdr...)
+		assert.Equal(t, http.StatusForbidden, r.status, "%v", hdr)
+		assert.Equal(t, protocol.CodeForbidden, r.errCode(t))
+	}
+	assert.Equal(t, before, e.snapshot(), "refused requests change nothing")
+
+	r = e.request(http.MethodPost, "/api/v1/ppu/topup", "", topup, "Cookie", c, httpapi.CSRFHeader, csrf)
+	assert.Equal(t, http.StatusOK, r.status, string(r.body))
+	r = e.request(http.MethodPost, "/api/v1/ppu/topup", "", topup, "Cookie", c, httpapi.CSRFHeader, csrf, "Origin", e.srv.URL)
+	assert.Equal(t, http.StatusOK, r.status, "same origin: %s", r.body)
+	r = e.request(http.MethodPost, "/api/v1/ppu/topup", "", topup, "Cookie", c, httpapi.CSRFHeader, csrf, "Origin", "https://page.example")
+	assert.Equal(t, http.StatusOK, r.status, "allowed origin: %s", r.body)
+	// a bearer token needs no CSRF header: no browser sends it by itself
+	r = e.request(http.MethodPost, "/api/v1/ppu/topup", a.token, topup)
+	assert.Equal(t, http.StatusOK, r.status)
+
+	// sign out: the cookie is cleared and stops working
+	r = e.request(http.MethodPost, "/api/v1/auth/signout", "", nil, "Cookie", c, httpapi.CSRFHeader, csrf)
+	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
+	cleared := (&http.Response{Header: r.header}).Cookies()
+	require.Len(t, cleared, 1)
+	assert.True(t, cleared[0].MaxAge < 0)
+	r = e.request(http.MethodGet, "/api/v1/me", "", nil, "Cookie", c)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.Equal(t, protocol.CodeUnauthorized, r.errCode(t))
+}
+
+// TestTokenKindsDoNotMix: a page cookie's token is no bearer token and a
+// client token is no cookie.
+func TestTokenKindsDoNotMix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	ck, _ := e.webSession(a.id, "owner")
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", ck.Value, nil).status)
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", "", nil, "Cookie", httpapi.CookieName+"="+a.token).status)
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", "", nil, "Authorization", "Basic "+a.token).status)
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", "", nil).status)
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", a.token, nil).status)
+}
+
+// TestTokensAreStoredOnlyAsHashes reads every key and value of the
+// broker's Redis: no token, nor its random part, is there in the clear.
+func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	ck, csrf := e.webSession(a.id, "owner")
+	secrets := []string{a.token, ck.Value, csrf}
+	for _, tok := range []string{a.token, ck.Value} {
+		secrets = append(secrets, tok[strings.LastIndex(tok, "_")+1:])
+	}
+	n := 0
+	iter := e.rc.Scan(e.ctx, 0, e.prefix+":*", 1000).Iterator()
+	for iter.Next(e.ctx) {
+		k := iter.Val()
+		n++
+		all := k + "\n" + e.dumpText(k)
+		for _, s := range secrets {
+			assert.NotContains(t, all, s, "key %s", k)
+		}
+	}
+	require.NoError(t, iter.Err())
+	assert.Greater(t, n, 3, "the scan saw the account's keys")
+	// and the tokens work, so what is stored does identify them
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", a.token, nil).status)
+}
+
+// dumpText reads any key's value as text.
+func (e *env) dumpText(k string) string {
+	e.t.Helper()
+	typ, err := e.rc.Type(e.ctx, k).Result()
+	require.NoError(e.t, err)
+	var parts []string
+	switch typ {
+	case "string":
+		v, err := e.rc.Get(e.ctx, k).Result()
+		require.NoError(e.t, err)
+		parts = append(parts, v)
+	case "hash":
+		m, err := e.rc.HGetAll(e.ctx, k).Result()
+		require.NoError(e.t, err)
+		for f, v := range m {
+			parts = append(parts, f, v)
+		}
+	case "list":
+		v, err := e.rc.LRange(e.ctx, k, 0, -1).Result()
+		require.NoError(e.t, err)
+		parts = v
+	case "set":
+		v, err := e.rc.SMembers(e.ctx, k).Result()
+		require.NoError(e.t, err)
+		parts = v
+	case "zset":
+		v, err := e.rc.ZRangeWithScores(e.ctx, k, 0, -1).Result()
+		require.NoError(e.t, err)
+		for _, z := range v {
+			parts = append(parts, z.Member.(string))
+		}
+	case "none":
+	default:
+		e.t.Fatalf("key %s of type %s", k, typ)
+	}
+	return strings.Join(parts, "\n")
+}
+
+// TestRevokedTokenStopsAtOnce: a stolen token stops working the moment
+// it is revoked - by signing out with it, or by an admin signing its user
+// out everywhere - and blocking a user stops all of its tokens.
+func TestRevokedTokenStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	m := a.user("m", protocol.RoleMember)
+
+	stolen := e.signIn(a.id, "m")
+	require.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", stolen, nil).status)
+	e.mustDo(http.MethodPost, "/api/v1/auth/signout", stolen, nil, nil)
+	r := e.request(http.MethodGet, "/api/v1/me", stolen, nil)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.Equal(t, protocol.CodeUnauthorized, r.errCode(t))
+
+	stolen, other := e.signIn(a.id, "m"), e.signIn(a.id, "m")
+	var rv struct{ Revoked int }
+	e.mustDo(http.MethodPost, "/api/v1/users/"+m.ID+"/revoke-tokens", a.token, nil, &rv)
+	assert.Equal(t, 2, rv.Revoked)
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", stolen, nil).status)
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", other, nil).status)
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", a.token, nil).status, "the admin's own token lives on")
+
+	tok := e.signIn(a.id, "m")
+	e.mustDo(http.MethodPost, "/api/v1/users/"+m.ID+"/block", a.token, nil, nil)
+	r = e.request(http.MethodGet, "/api/v1/me", tok, nil)
+	assert.Equal(t, http.StatusForbidden, r.status)
+	assert.Equal(t, protocol.CodeUserBlocked, r.errCode(t))
+	e.mustDo(http.MethodPost, "/api/v1/users/"+m.ID+"/unblock", a.token, nil, nil)
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", tok, nil).status)
+}
+
+// TestWrongPasswordsAreRateLimited: after 5 failures a minute for one
+// user name, even the right password waits, with Retry-After.
+func TestWrongPasswordsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	body := func(pw string) map[string]string {
+		return map[string]string{"account": a.id, "name": "owner", "password": pw, "kind": "client"}
+	}
+	for i := range 5 {
+		r := e.request(http.MethodPost, "/api/v1/auth/signin", "", body("wrong-password"))
+		require.Equal(t, http.StatusUnauthorized, r.status, "attempt %d", i+1)
+		assert.Equal(t, protocol.CodeUnauthorized, r.errCode(t))
+	}
+	r := e.request(http.MethodPost, "/api/v1/auth/signin", "", body(password))
+	assert.Equal(t, http.StatusTooManyRequests, r.status)
+	assert.Equal(t, protocol.CodeRateLimited, r.errCode(t))
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+}
+
+// TestSignInTokensExpire: a token is refused once its time is up.
+func TestSignInTokensExpire(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	var out struct{ Token string }
+	e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]any{
+		"account": a.id, "name": "owner", "password": password, "kind": "client", "ttl_sec": 60}, &out)
+	require.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", out.Token, nil).status)
+	// expire it in Redis as time would
+	iter := e.rc.Scan(e.ctx, 0, e.prefix+":token:*", 100).Iterator()
+	n := 0
+	for iter.Next(e.ctx) {
+		ttl, err := e.rc.PTTL(e.ctx, iter.Val()).Result()
+		require.NoError(t, err)
+		if ttl > 0 && ttl <= time.Minute {
+			require.NoError(t, e.rc.Del(e.ctx, iter.Val()).Err())
+			n++
+		}
+	}
+	require.NoError(t, iter.Err())
+	require.Equal(t, 1, n, "one token lives a minute")
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", out.Token, nil).status)
+}

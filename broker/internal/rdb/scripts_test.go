@@ -1,0 +1,50 @@
+package rdb
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+func TestMain(m *testing.M) { testredis.Main(m) }
+
+// TestEveryEmbeddedScriptLoads compiles every script in a real Redis: a
+// syntax error or a global variable would fail here, not in production.
+func TestEveryEmbeddedScriptLoads(t *testing.T) {
+	c := testredis.Client(t)
+	entries, err := luaFiles.ReadDir("lua")
+	require.NoError(t, err)
+	// every file but the library is wrapped in exactly one script
+	require.Len(t, allScripts, len(entries)-1)
+	for _, s := range allScripts {
+		sha, err := s.Load(context.Background(), c).Result()
+		require.NoError(t, err)
+		require.Equal(t, s.Hash(), sha)
+	}
+}
+
+// TestScriptsTouchOnlyTheirKeys: no script builds a key name itself, so
+// every key it touches is passed in KEYS and shares the account's slot.
+func TestScriptsTouchOnlyTheirKeys(t *testing.T) {
+	entries, err := luaFiles.ReadDir("lua")
+	require.NoError(t, err)
+	for _, e := range entries {
+		src := mustLua(e.Name())
+		for _, bad := range []string{"..':'..", "KEYS[1] ..", "redis.call('KEYS'", "redis.call('SCAN'"} {
+			require.False(t, strings.Contains(src, bad), "%s builds or searches key names (%q)", e.Name(), bad)
+		}
+	}
+}
+
+// TestAccountKeysShareOneHashTag: Redis Cluster puts every key of an
+// account in one slot.
+func TestAccountKeysShareOneHashTag(t *testing.T) {
+	k := NewKeys("")
+	for _, key := range k.account("acme") {
+		require.True(t, strings.HasPrefix(key, "sb:v1:{acme}:"), key)
+	}
+}

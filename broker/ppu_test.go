@@ -1,0 +1,293 @@
+package broker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// Pay-per-use (SPEC.md, seat rules 4 to 7 and "Pay-per-use"). The billing
+// minute is 300 ms in these tests.
+
+func (f *fixture) ledger() []protocol.LedgerEntry {
+	f.t.Helper()
+	es, _, err := f.b.Ledger(f.ctx, f.owner, 0, 1000)
+	require.NoError(f.t, err)
+	return es
+}
+
+func (f *fixture) billedMinutes(sid string) int64 {
+	f.t.Helper()
+	var n int64
+	for _, e := range f.ledger() {
+		if e.Kind == "minute" && e.SessionID == sid {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPPUWhenPrepaidSeatsAreFull(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		f.topUp(100)
+		f.mustOpen(f.user("ann", nil), "d1")
+		g := f.mustOpen(f.user("bob", nil), "d1")
+		assert.Equal(t, protocol.KindPPU, g.Session.Kind)
+		o := f.overview()
+		assert.Equal(t, int64(1), o.InUse, "PPU sessions take no prepaid seat")
+		assert.Equal(t, int64(1), o.PPUSessions)
+		assert.Equal(t, int64(99), o.PPUBalance, "the first started minute is billed at once")
+	})
+}
+
+func TestPPUOnWithZeroBalanceDeniesWithPPUExhausted(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		f.mustOpen(f.user("ann", nil), "d1")
+		_, err := f.open(f.user("bob", nil), "d1")
+		assert.ErrorIs(t, err, broker.ErrPPUExhausted)
+	})
+}
+
+func TestSessionsOfPPUKeyAreEachBilled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(100)
+		u := f.user("ann", nil)
+		g1 := f.mustOpen(u, "d1")
+		g2 := f.mustOpen(u, "d1")
+		assert.Equal(t, protocol.KindPPU, g2.Session.Kind)
+		assert.Equal(t, int64(1), f.billedMinutes(g1.Session.ID))
+		assert.Equal(t, int64(1), f.billedMinutes(g2.Session.ID))
+		assert.Equal(t, int64(98), f.overview().PPUBalance)
+	})
+}
+
+func TestPPUBilledPerStartedMinuteOfActiveTime(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(100)
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		minute := f.b.Config().Minute
+		time.Sleep(minute*2 + minute/2) // into the third minute
+		require.Eventually(t, func() bool { return f.billedMinutes(g.Session.ID) == 3 }, minute, 10*time.Millisecond)
+		f.close(u, g.Session.ID)
+		time.Sleep(minute)
+		assert.Equal(t, int64(3), f.billedMinutes(g.Session.ID), "nothing is billed after the end")
+		assert.Equal(t, int64(97), f.overview().PPUBalance)
+	})
+}
+
+func TestNothingBilledWhilePausedOrInStandby(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute = 200 * time.Millisecond
+			c.Paused = 5 * time.Second
+			c.Standby = 5 * time.Second
+		}})
+		f.topUp(100)
+		u := f.user("ann", nil)
+		standby := f.openCode(u, "d2")
+		g := f.mustOpen(u, "d1")
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID)
+		require.NoError(t, err)
+		time.Sleep(700 * time.Millisecond)
+		assert.Equal(t, int64(1), f.billedMinutes(g.Session.ID), "only the minute started before the pause")
+		assert.Equal(t, int64(0), f.billedMinutes(standby.Session.ID))
+		// resuming mid-minute continues the minute already billed
+		_, err = f.b.Resume(f.ctx, f.acct, u.UserID, g.Session.ID)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, f.billedMinutes(g.Session.ID), int64(2))
+	})
+}
+
+func TestNothingBilledWhileTerminating(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute = 100 * time.Millisecond
+			c.Notice = 600 * time.Millisecond
+		}})
+		f.topUp(100)
+		g := f.mustOpen(f.user("ann", nil), "d1")
+		res, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+		require.NoError(t, err)
+		billed := f.billedMinutes(g.Session.ID)
+		assert.Equal(t, protocol.StateTerminating, res[0].Session.State)
+		f.waitState(g.Session.ID, protocol.StateEnded, 2*time.Second)
+		assert.Equal(t, billed, f.billedMinutes(g.Session.ID))
+	})
+}
+
+func TestBalanceZeroGivesEveryPPUSessionTheNotice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute = 200 * time.Millisecond
+			c.Notice = 2 * time.Second
+		}})
+		f.topUp(3)
+		prepaid := f.mustOpen(f.user("ann", nil), "d1")
+		bob := f.user("bob", nil)
+		g1 := f.mustOpen(bob, "d1")
+		g2 := f.mustOpen(bob, "d2") // balance 1 after these two
+		require.Eventually(t, func() bool {
+			s := f.state(g1.Session.ID)
+			return s.State == protocol.StateTerminating
+		}, time.Second, 10*time.Millisecond)
+		for _, id := range []string{g1.Session.ID, g2.Session.ID} {
+			s := f.state(id)
+			assert.Equal(t, protocol.StateTerminating, s.State)
+			assert.Equal(t, protocol.ReasonPPUExhausted, s.Reason)
+		}
+		assert.Equal(t, protocol.StateActive, f.state(prepaid.Session.ID).State, "prepaid sessions are not touched")
+		o := f.overview()
+		assert.Equal(t, int64(0), o.PPUBalance)
+		_, err := f.open(f.user("cy", nil), "d1")
+		assert.ErrorIs(t, err, broker.ErrPPUExhausted)
+		f.assertLedgerSumsToBalance()
+	})
+}
+
+func (f *fixture) assertLedgerSumsToBalance() {
+	f.t.Helper()
+	var sum int64
+	seen := map[string]bool{}
+	for _, e := range f.ledger() {
+		sum += e.Delta
+		if e.Kind == "minute" {
+			key := fmt.Sprintf("%s/%d", e.SessionID, e.Minute)
+			assert.False(f.t, seen[key], "minute billed twice: %s", key)
+			seen[key] = true
+		}
+	}
+	assert.Equal(f.t, f.overview().PPUBalance, sum, "the ledger sums to the balance")
+	assert.GreaterOrEqual(f.t, f.overview().PPUBalance, int64(0))
+	r, err := f.b.Reconcile(f.ctx, f.owner)
+	require.NoError(f.t, err)
+	assert.True(f.t, r.OK, "%+v", r)
+	assert.Equal(f.t, sum, r.LedgerSum)
+}
+
+func TestLowBalanceWarnsAdminsAndClients(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true, cfg: func(c *broker.Config) {
+			c.LowBalance = []int{61, 59}
+			c.Minute = time.Hour
+		}})
+		events, cancel, err := f.b.Watch(f.ctx, f.acct)
+		require.NoError(t, err)
+		defer cancel()
+		f.topUp(62)
+		f.mustOpen(f.user("ann", nil), "d1") // 61
+		f.mustOpen(f.user("bob", nil), "d1") // 60: crosses 61
+		var warnings []int64
+		timeout := time.After(2 * time.Second)
+		for len(warnings) < 1 {
+			select {
+			case ev := <-events:
+				if ev.Type == broker.EventWarning {
+					warnings = append(warnings, ev.Warning.Threshold)
+					assert.Equal(t, "ppu_low", ev.Warning.Code)
+				}
+			case <-timeout:
+				t.Fatal("no low-balance warning")
+			}
+		}
+		assert.Equal(t, []int64{61}, warnings)
+	})
+}
+
+func TestPromotionMovesLongestWaitingPPUKeyToFreedSeat(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) { c.Minute = 200 * time.Millisecond }})
+		f.topUp(100)
+		ann := f.user("ann", nil)
+		prepaid := f.mustOpen(ann, "d1")
+		first := f.mustOpen(f.user("bob", nil), "d1")
+		time.Sleep(10 * time.Millisecond)
+		second := f.mustOpen(f.user("cy", nil), "d1")
+		f.close(ann, prepaid.Session.ID)
+		s := f.state(first.Session.ID)
+		assert.Equal(t, protocol.KindPrepaid, s.Kind, "the key that waited longest moves to the prepaid seat")
+		assert.Equal(t, protocol.KindPPU, f.state(second.Session.ID).Kind)
+		billed := f.billedMinutes(first.Session.ID)
+		time.Sleep(500 * time.Millisecond)
+		assert.Equal(t, billed, f.billedMinutes(first.Session.ID), "its billing stopped at promotion")
+		o := f.overview()
+		assert.Equal(t, int64(1), o.InUse)
+		assert.Equal(t, int64(1), o.PPUSessions)
+	})
+}
+
+func TestPromotionCanBeSwitchedOff(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		off := false
+		_, err := f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{Promote: &off})
+		require.NoError(t, err)
+		f.topUp(100)
+		ann := f.user("ann", nil)
+		prepaid := f.mustOpen(ann, "d1")
+		waiting := f.mustOpen(f.user("bob", nil), "d1")
+		f.close(ann, prepaid.Session.ID)
+		assert.Equal(t, protocol.KindPPU, f.state(waiting.Session.ID).Kind)
+	})
+}
+
+func TestTopUpIsRecordedOnceUnderItsKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		for range 3 {
+			bal, err := f.b.TopUp(f.ctx, f.owner, 50, "invoice-17", "retried")
+			require.NoError(t, err)
+			assert.Equal(t, int64(50), bal)
+		}
+		es := f.ledger()
+		require.Len(t, es, 1)
+		assert.Equal(t, "topup", es[0].Kind)
+		assert.Equal(t, int64(50), es[0].Delta)
+		f.assertLedgerSumsToBalance()
+	})
+}
+
+func TestBadTopUpsChangeNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		member := f.user("ann", nil)
+		before := f.snapshot()
+		for _, n := range []int64{0, -5, broker.MaxTopUp + 1} {
+			_, err := f.b.TopUp(f.ctx, f.owner, n, "", "")
+			assert.ErrorIs(t, err, broker.ErrInvalid)
+		}
+		_, err := f.b.TopUp(f.ctx, member, 10, "", "")
+		assert.ErrorIs(t, err, broker.ErrForbidden)
+		assert.Equal(t, before, f.snapshot())
+	})
+}
+
+func TestReconcileFindsABalanceThatDisagreesWithTheLedger(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(10)
+		f.mustOpen(f.user("ann", nil), "d1")
+		r, err := f.b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		assert.Equal(t, int64(1), r.Minutes)
+		// a failover lost the last balance write but kept the ledger entry
+		require.NoError(t, c.HSet(f.ctx, f.b.Config().Prefix+":{"+f.acct+"}:acct", "balance", "10").Err())
+		r, err = f.b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		assert.False(t, r.OK)
+		assert.Equal(t, int64(9), r.LedgerSum)
+		assert.Equal(t, int64(10), r.Balance)
+	})
+}

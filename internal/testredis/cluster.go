@@ -1,0 +1,100 @@
+package testredis
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cluster is a small Redis Cluster of three masters on loopback.
+type Cluster struct {
+	Addrs []string
+	cmds  []*exec.Cmd
+	dir   string
+}
+
+// StartCluster starts a three-master Redis Cluster for t and stops it when
+// t ends.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: ", err)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("redis-cli is not installed: ", err)
+	}
+	dir := t.TempDir()
+	c := &Cluster{dir: dir}
+	t.Cleanup(c.stop)
+	for i := range 3 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodeDir := fmt.Sprintf("%s/n%d", dir, i)
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--cluster-enabled", "yes", "--cluster-config-file", nodeDir+"/nodes.conf",
+			"--save", "", "--appendonly", "no", "--dir", nodeDir, "--loglevel", "warning")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c.cmds = append(c.cmds, cmd)
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if !waitUp(addr) {
+			t.Fatal("cluster node did not start")
+		}
+		c.Addrs = append(c.Addrs, addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	// every node must see the whole cluster before the tests use it
+	deadline := time.Now().Add(15 * time.Second)
+	for _, addr := range c.Addrs {
+		nc := redis.NewClient(&redis.Options{Addr: addr})
+		for {
+			info, err := nc.ClusterInfo(context.Background()).Result()
+			if err == nil && containsOK(info) {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = nc.Close()
+				t.Fatalf("cluster node %s never became ok: %v %s", addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = nc.Close()
+	}
+	return c
+}
+
+func containsOK(info string) bool { return strings.Contains(info, "cluster_state:ok") }
+
+// Client returns a cluster client, closed when t ends.
+func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func (c *Cluster) stop() {
+	for _, cmd := range c.cmds {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
