@@ -32,9 +32,11 @@ lint:
 fuzz:
 	@./scripts/fuzz.sh
 
-## bench: throughput and Redis CPU per cycle against a real redis-server, beside the raw Redis ceiling
+## bench: throughput and Redis CPU per cycle against a real redis-server, beside the raw Redis ceiling (docs/benchmarks.md)
+BENCH_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/ -timeout 20m
+	@command -v redis-server >/dev/null || { echo "make bench: redis-server is not installed (apt-get install redis-server)"; exit 1; }
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/ -timeout 20m $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin
