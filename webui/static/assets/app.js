@@ -22,7 +22,8 @@
     esRetry: 0,
     esTimer: 0,
     unavailable: false,
-    readyTimer: 0,
+    degraded: false, // the last overview said Redis is unreachable
+    overview: null,
     users: [],
     editing: null, // the user in the dialog
   };
@@ -122,16 +123,18 @@
 
   // ---- banner: the server or its database is unavailable ----------------
 
+  // READY_EVERY: how often the page asks /readyz, so that it says when the
+  // node loses its database even while nothing changes.
+  const READY_EVERY = 3000;
+
   function setUnavailable(on) {
     if (on === st.unavailable) return;
     st.unavailable = on;
     renderBanner();
-    clearInterval(st.readyTimer);
-    if (on) st.readyTimer = setInterval(checkReady, 2000);
   }
 
-  function renderBanner(overview) {
-    const degraded = !!(overview && overview.degraded);
+  function renderBanner() {
+    const degraded = st.degraded;
     const b = $('banner');
     if (st.unavailable || degraded) {
       b.textContent = 'The license server cannot reach its database: nothing new is granted, and the numbers shown may be out of date.';
@@ -145,8 +148,10 @@
     try {
       const res = await fetch('/readyz', { cache: 'no-store' });
       if (res.ok) {
-        setUnavailable(false);
-        if (st.me) resync();
+        if (st.unavailable) {
+          setUnavailable(false);
+          if (st.me) resync(); // what changed while it was down
+        }
         return true;
       }
     } catch (e) { /* still down */ }
@@ -224,6 +229,14 @@
   }
 
   function signedIn(me) {
+    applyMe(me);
+    route(true);
+    connectEvents();
+    loadOverview();
+    loadSessions();
+  }
+
+  function applyMe(me) {
     st.me = me.user;
     st.perms = me.permissions || { view: me.user.effective_view, control: me.user.effective_control, is_admin: false };
     st.settings = me.settings || null;
@@ -236,9 +249,10 @@
     $('usage-denied').hidden = canView();
     $('sessions').hidden = !canView();
     $('end-selected').parentElement.hidden = !canView() || st.perms.control === 'none';
-    route(true);
-    connectEvents();
-    resync();
+    if (!canView()) {
+      for (const id of [...st.rows.keys()]) removeRow(id);
+      afterChange();
+    }
   }
 
   function signedOut(message) {
@@ -318,8 +332,15 @@
     }
   }
 
-  function resync() {
+  // resync re-reads everything: the viewer's permissions (an admin may
+  // have changed them), the overview and the sessions.
+  async function resync() {
     loadOverview();
+    try {
+      applyMe(await api('GET', '/api/v1/me'));
+    } catch (e) {
+      if (!st.me) return; // signed out
+    }
     loadSessions();
   }
 
@@ -332,6 +353,11 @@
   }
 
   function renderOverview(o) {
+    st.degraded = !!o.degraded;
+    if (st.degraded && st.overview) {
+      renderBanner(); // keep the last known numbers; the banner says they may be stale
+      return;
+    }
     st.overview = o;
     setText($('ov-seats'), String(o.seats));
     setText($('ov-in-use'), String(o.in_use));
@@ -342,7 +368,7 @@
     setText($('ov-ppu-sessions'), String(o.ppu_sessions));
     $('ov-ppu-off').hidden = !!o.ppu_enabled;
     if (o.name) setText($('account-name'), o.name);
-    renderBanner(o);
+    renderBanner();
     renderSummary();
   }
 
@@ -529,6 +555,7 @@
     renderSummary();
     const empty = canView() && st.rows.size === 0;
     $('sessions-empty').hidden = !empty;
+    $('sessions').parentElement.hidden = !canView() || st.rows.size === 0;
   }
 
   function selectable() {
@@ -813,6 +840,7 @@
     });
     window.addEventListener('hashchange', () => route(true));
     setInterval(tick, 250);
+    setInterval(() => { if (st.me || st.unavailable) checkReady(); }, READY_EVERY);
     try {
       signedIn(await api('GET', '/api/v1/me'));
     } catch (e) {
