@@ -315,6 +315,7 @@ func TestMembersCannotAdminister(t *testing.T) {
 		{http.MethodPatch, "/api/v1/settings", map[string]int{"seats": 100}},
 		{http.MethodGet, "/api/v1/ppu", nil},
 		{http.MethodGet, "/api/v1/ppu/ledger", nil},
+		{http.MethodGet, "/api/v1/ppu/reconcile", nil},
 		{http.MethodPost, "/api/v1/ppu/topup", map[string]int{"minutes": 10}},
 	} {
 		r := e.request(tc.method, tc.path, tok, tc.body)

@@ -89,6 +89,7 @@ func Register(r *gin.Engine, b *broker.Broker, opts Options) {
 
 	a.GET("/ppu", h.ppu)
 	a.GET("/ppu/ledger", h.ppuLedger)
+	a.GET("/ppu/reconcile", h.ppuReconcile)
 	a.POST("/ppu/topup", h.topUp)
 }
 

@@ -77,3 +77,14 @@ func (h *api) topUp(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, topUpResponse{Balance: bal})
 }
+
+// ppuReconcile is GET /ppu/reconcile: the ledger added up beside the
+// balance (README, "Minutes are money").
+func (h *api) ppuReconcile(c *gin.Context) {
+	r, err := h.b.Reconcile(c.Request.Context(), who(c).p)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, r)
+}

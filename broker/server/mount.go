@@ -5,12 +5,16 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/httpapi"
+	"github.com/seatbroker/seatbroker/broker/ws"
 	"github.com/seatbroker/seatbroker/webui"
 )
 
 // mount adds the API, websocket and page routes. Each layer registers its
 // own routes; this is the one place that lists them.
-func mount(r *gin.Engine, b *broker.Broker, opts Options) {
+// A layer with connections to say goodbye to adds its Close to n.closers.
+func mount(n *Node, r *gin.Engine, b *broker.Broker, opts Options) {
 	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies})
+	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins})
+	n.closers = append(n.closers, wss.Close)
 	webui.Register(r)
 }

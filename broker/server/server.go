@@ -24,8 +24,23 @@ type Options struct {
 	SecureCookies bool
 }
 
+// Node is a node's whole HTTP handler. Close it after the HTTP server's
+// Shutdown: Shutdown does not wait for websockets (they are hijacked), Close
+// says goodbye to them.
+type Node struct {
+	http.Handler
+	closers []func()
+}
+
+// Close closes the node's websocket connections. It is idempotent.
+func (n *Node) Close() {
+	for _, c := range n.closers {
+		c()
+	}
+}
+
 // New returns the node's whole HTTP handler.
-func New(b *broker.Broker, opts Options) http.Handler {
+func New(b *broker.Broker, opts Options) *Node {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
@@ -42,8 +57,9 @@ func New(b *broker.Broker, opts Options) http.Handler {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
-	mount(r, b, opts)
-	return r
+	n := &Node{Handler: r}
+	mount(n, r, b, opts)
+	return n
 }
 
 func requestLog(log *slog.Logger) gin.HandlerFunc {

@@ -58,10 +58,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           server.New(b, server.Options{Log: log, AllowedOrigins: splitList(o.allowedOrigins), SecureCookies: o.secureCookies}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	node := server.New(b, server.Options{Log: log, AllowedOrigins: splitList(o.allowedOrigins), SecureCookies: o.secureCookies})
+	srv := &http.Server{Handler: node, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -80,12 +78,14 @@ func run(args []string) error {
 	case err = <-serveErr:
 	}
 	// Shutdown order: stop taking requests and let those in flight finish,
-	// then stop the background loops (reaper, hub), then the store and
-	// Redis (deferred).
+	// say goodbye to websocket clients (they reconnect to another node and
+	// keep their sessions), then stop the background loops (reaper, hub),
+	// then the store and Redis (deferred).
 	log.Info("seatbroker stopping")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
+	node.Close()
 	cancelRun()
 	b.Close()
 	wg.Wait()

@@ -1,0 +1,347 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// conn is one websocket connection: its reader (readPump, which also runs
+// the requests) and its writer (writePump, the only goroutine that writes
+// frames other than gorilla's own control replies).
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	send   chan []byte   // bounded; never closed
+	done   chan struct{} // closed by stop
+	ctx    context.Context
+	cancel context.CancelFunc
+	source string
+
+	stopOnce  sync.Once
+	closeCode int    // written once before done closes
+	closeText string // written once before done closes
+
+	// Set by the reader before the connection is indexed anywhere, then
+	// only read.
+	pre        *broker.Principal // authenticated at upgrade
+	hello      bool              // reader only
+	role       string
+	principal  broker.Principal // desktop
+	acct       string
+	by         string // who, in "ended by", for a remote close
+	deviceID   string
+	deviceName string
+
+	mu       sync.Mutex
+	sessions map[string]*attached // guarded by mu
+}
+
+// attached is a session the connection takes part in.
+type attached struct {
+	owner  string // the session's user
+	fence  string // the desktop side's fencing token ("" for remote)
+	state  string
+	kind   string
+	notice time.Time // deadline of the last notice sent
+}
+
+func newConn(s *Server, wsc *websocket.Conn, source string, pre *broker.Principal) *conn {
+	// the connection outlives its HTTP request: its context ends with the
+	// connection, not with ServeHTTP's
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		s: s, ws: wsc, send: make(chan []byte, s.opts.SendQueue), done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, source: source, pre: pre, sessions: map[string]*attached{},
+	}
+}
+
+// stop ends the connection: the writer flushes what is queued, sends a
+// close frame with code (when not 0) and closes the socket, which ends
+// the reader. Only the first call counts.
+func (c *conn) stop(code int, text string) {
+	c.stopOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		close(c.done)
+		c.cancel()
+	})
+}
+
+// enqueue queues a message for the writer. A client whose queue is full
+// is too slow: it is disconnected rather than allowed to hold anyone up.
+func (c *conn) enqueue(m protocol.ServerMessage) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		c.s.log.Error("websocket: cannot encode", "type", m.Type, "err", err)
+		return
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.send <- data:
+	default:
+		c.s.log.Warn("websocket: client too slow, disconnecting", "source", c.source)
+		c.stop(websocket.ClosePolicyViolation, "too slow: send queue full")
+	}
+}
+
+func (c *conn) write(typ int, data []byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return err
+	}
+	return c.ws.WriteMessage(typ, data)
+}
+
+func (c *conn) writePump() {
+	ticker := time.NewTicker(pingPeriod)
+	defer func() {
+		ticker.Stop()
+		_ = c.ws.Close()
+		c.s.wg.Done()
+	}()
+	for {
+		select {
+		case data := <-c.send:
+			if err := c.write(websocket.TextMessage, data); err != nil {
+				c.stop(0, "")
+				return
+			}
+		case <-ticker.C:
+			if err := c.write(websocket.PingMessage, nil); err != nil {
+				c.stop(0, "")
+				return
+			}
+		case <-c.done:
+			// what was queued before the stop (an ended) goes out first
+			if c.closeCode != websocket.ClosePolicyViolation && !c.flush() {
+				return
+			}
+			if c.closeCode != 0 {
+				_ = c.write(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText))
+			}
+			return
+		}
+	}
+}
+
+// flush writes what is queued; false if a write failed.
+func (c *conn) flush() bool {
+	for {
+		select {
+		case data := <-c.send:
+			if err := c.write(websocket.TextMessage, data); err != nil {
+				return false
+			}
+		default:
+			return true
+		}
+	}
+}
+
+func (c *conn) readPump() {
+	defer func() {
+		c.stop(0, "")
+		c.mu.Lock()
+		sids := make([]string, 0, len(c.sessions))
+		for sid := range c.sessions {
+			sids = append(sids, sid)
+		}
+		c.mu.Unlock()
+		c.s.forget(c, c.acct, sids)
+		c.s.wg.Done()
+	}()
+	c.ws.SetReadLimit(maxMessageSize)
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			// gorilla answered an oversized frame with 1009 already
+			return
+		}
+		if err := c.ws.SetReadDeadline(time.Now().Add(pongWait)); err != nil {
+			return
+		}
+		if typ != websocket.TextMessage {
+			c.enqueue(errorMsg("", protocol.ErrorDetail{Code: protocol.CodeInvalidRequest,
+				Message: "only text frames carry messages", Field: "type"}))
+			continue
+		}
+		m, err := protocol.DecodeClient(data)
+		if err != nil {
+			d := protocol.ErrorDetail{Code: protocol.CodeInvalidRequest, Message: err.Error()}
+			if de, ok := err.(*protocol.DecodeError); ok {
+				d = de.Detail()
+			}
+			c.enqueue(errorMsg(requestID(data), d))
+			continue
+		}
+		c.handle(m)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+	}
+}
+
+// requestID digs the id out of a message that did not decode, so the
+// error can still name the request.
+func requestID(data []byte) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &v) != nil || len(v.ID) > 64 {
+		return ""
+	}
+	return v.ID
+}
+
+func errorMsg(id string, d protocol.ErrorDetail) protocol.ServerMessage {
+	return protocol.ServerMessage{Type: protocol.TypeError, ID: id, Error: &d}
+}
+
+// attach adds a session to the connection, then to the node's index, so
+// an event never finds it indexed but unknown.
+func (c *conn) attach(sid string, a *attached) {
+	c.mu.Lock()
+	c.sessions[sid] = a
+	c.mu.Unlock()
+	c.s.index(c, sid)
+}
+
+func (c *conn) detach(sid string) bool {
+	c.mu.Lock()
+	_, ok := c.sessions[sid]
+	delete(c.sessions, sid)
+	c.mu.Unlock()
+	if ok {
+		c.s.unindex(c, sid)
+	}
+	return ok
+}
+
+func (c *conn) attachedCopy(sid string) (attached, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.sessions[sid]
+	if !ok {
+		return attached{}, false
+	}
+	return *a, true
+}
+
+// onSession delivers a change of one of the connection's sessions: a
+// notice while it is terminating (once per deadline), ended (after which
+// nothing more is sent about it), or the new state.
+func (c *conn) onSession(s protocol.Session) {
+	c.mu.Lock()
+	a, ok := c.sessions[s.ID]
+	if !ok {
+		c.mu.Unlock()
+		return
+	}
+	var msg *protocol.ServerMessage
+	switch s.State {
+	case protocol.StateTerminating:
+		if n := c.s.notice(s); n != nil && !a.notice.Equal(n.Deadline) {
+			a.notice = n.Deadline
+			msg = &protocol.ServerMessage{Type: protocol.TypeNotice, SessionID: s.ID, Notice: n, Session: &s}
+		}
+		a.state = s.State
+	case protocol.StateEnded:
+		msg = &protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: s.ID, Reason: s.Reason, Session: &s}
+	default:
+		if a.state != s.State || a.kind != s.Kind {
+			a.state, a.kind = s.State, s.Kind
+			msg = &protocol.ServerMessage{Type: protocol.TypeSession, SessionID: s.ID, Session: &s}
+		}
+	}
+	c.mu.Unlock()
+	if msg == nil {
+		return
+	}
+	if s.State == protocol.StateEnded {
+		c.ended(*msg)
+		return
+	}
+	c.enqueue(*msg)
+}
+
+// ended sends an ended message once and detaches the session; a remote
+// connection, whose only session it was, then closes normally.
+func (c *conn) ended(msg protocol.ServerMessage) {
+	if !c.detach(msg.SessionID) {
+		if msg.ID == "" {
+			return // told already
+		}
+	}
+	c.enqueue(msg)
+	if c.role == protocol.RoleRemote {
+		c.stop(websocket.CloseNormalClosure, "session ended")
+	}
+}
+
+// onWarning passes a low-balance warning to desktop connections that hold
+// a PPU session.
+func (c *conn) onWarning(w broker.Warning) {
+	if c.role != protocol.RoleDesktop {
+		return
+	}
+	c.mu.Lock()
+	ppu := false
+	for _, a := range c.sessions {
+		ppu = ppu || a.kind == protocol.KindPPU
+	}
+	c.mu.Unlock()
+	if !ppu {
+		return
+	}
+	c.enqueue(protocol.ServerMessage{Type: protocol.TypeWarning, Warning: &protocol.Warning{
+		Code: w.Code, Balance: w.Balance, Threshold: w.Threshold,
+		Message: "the pay-per-use balance is low",
+	}})
+}
+
+// refresh reads every session of the connection again and delivers what
+// changed (after a lost pub/sub message, or right after a join).
+func (c *conn) refresh() {
+	c.mu.Lock()
+	type item struct{ id, owner string }
+	var items []item
+	for sid, a := range c.sessions {
+		items = append(items, item{sid, a.owner})
+	}
+	c.mu.Unlock()
+	for _, it := range items {
+		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+		s, err := c.s.b.OwnSession(ctx, c.acct, it.owner, it.id)
+		cancel()
+		switch {
+		case err == nil:
+			c.onSession(s)
+		case isNotFound(err):
+			c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: ReasonGone})
+		}
+	}
+}
+
+// notice is the ending notice of a terminating session, with the time
+// left measured on the Redis clock.
+func (s *Server) notice(sess protocol.Session) *protocol.Notice {
+	n := protocol.NoticeOf(sess)
+	if n == nil {
+		return nil
+	}
+	n.MSLeft = max(0, n.Deadline.Sub(s.b.Now()).Milliseconds())
+	return n
+}

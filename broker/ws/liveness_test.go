@@ -1,0 +1,117 @@
+package ws_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/broker/ws"
+	"github.com/seatbroker/seatbroker/client"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+func TestKilledClientLosesItsSeatWithinOneSecondAfterItsLease(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{})
+	acct := newAccount(t, n.b, 2)
+	p := startProxy(t, n.http.Listener.Addr().String())
+	opts := desktop(acct.annTok, "dev1")
+	opts.NoReconnect = true
+	d := dial(t, p.url(), opts)
+	g, err := d.Open(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), inUse(t, n.b, acct.id))
+
+	p.cut() // the client vanishes: no close, no more heartbeats
+	killed := time.Now()
+	lease := 600 * time.Millisecond
+	require.Eventually(t, func() bool { return inUse(t, n.b, acct.id) == 0 },
+		lease+time.Second, 10*time.Millisecond, "the seat outlived the lease by more than 1 s")
+	assert.Greater(t, time.Since(killed), lease/2, "the seat went before the lease could run out")
+	s := sessionOf(t, n.b, acct.owner, g.Session.ID)
+	assert.Equal(t, protocol.StateEnded, s.State)
+	assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
+}
+
+func TestClientThatReconnectsWithinItsLeaseKeepsSessionAndSeat(t *testing.T) {
+	t.Parallel()
+	rc := redisClient(t)
+	cfg := fastConfig(testredis.Prefix(t))
+	na := startNode(t, rc, cfg, ws.Options{})
+	acct := newAccount(t, na.b, 2)
+	p := startProxy(t, na.http.Listener.Addr().String())
+	d := dial(t, p.url(), desktop(acct.annTok, "dev1"))
+	ctx := context.Background()
+	g, err := d.Open(ctx)
+	require.NoError(t, err)
+
+	// watch the account's count the whole time
+	var most atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			o, err := na.b.OverviewOf(ctx, acct.id)
+			if err == nil && o.InUse > most.Load() {
+				most.Store(o.InUse)
+			}
+		}
+	}()
+
+	for range 3 {
+		p.cut()
+		waitFor[client.Disconnected](t, d.Events(), time.Second)
+		rec := waitFor[client.Reconnected](t, d.Events(), time.Second)
+		assert.Equal(t, []protocol.SessionRef{{ID: g.Session.ID, Fence: g.Fence}}, rec.Sessions)
+	}
+	// outlive two leases on the new connection's heartbeats
+	assert.Never(t, func() bool { return stateOf(na.b, acct.owner, g.Session.ID) != protocol.StateActive },
+		2*cfg.Lease, 20*time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	s := sessionOf(t, na.b, acct.owner, g.Session.ID)
+	assert.Equal(t, protocol.StateActive, s.State)
+	assert.Equal(t, int64(1), inUse(t, na.b, acct.id))
+	assert.Equal(t, int64(1), most.Load(), "a reconnect took a second license")
+
+	// the kept session still works on the new connection
+	_, err = d.CloseSession(ctx, g.Session.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), inUse(t, na.b, acct.id))
+}
+
+func TestReconnectToAnotherNodeKeepsTheSession(t *testing.T) {
+	t.Parallel()
+	na, nb := twoNodes(t)
+	acct := newAccount(t, na.b, 2)
+	opts := desktop(acct.annTok, "dev1")
+	opts.NoReconnect = true
+	d := dial(t, na.url, opts)
+	g, err := d.Open(context.Background())
+	require.NoError(t, err)
+	refs := d.Sessions()
+	require.NoError(t, d.Close())
+
+	// a new process, on another node, with what the old one saved
+	d2 := dial(t, nb.url, client.Options{Token: acct.annTok, DeviceID: "dev1", Sessions: refs})
+	assert.Equal(t, []protocol.SessionRef{{ID: g.Session.ID, Fence: g.Fence}}, d2.Sessions())
+	assert.Equal(t, int64(1), inUse(t, nb.b, acct.id))
+	// node B's heartbeats keep it now, lease after lease
+	assert.Never(t, func() bool { return stateOf(nb.b, acct.owner, g.Session.ID) != protocol.StateActive },
+		2*600*time.Millisecond, 20*time.Millisecond)
+	assert.Equal(t, protocol.StateActive, stateOf(nb.b, acct.owner, g.Session.ID))
+}

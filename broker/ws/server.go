@@ -1,0 +1,433 @@
+// Package ws is the websocket side of a broker node: desktop clients (a
+// signed-in user on a device) and remote clients (a customer who joined
+// by a session code) talk to the broker over one connection each, in the
+// protocol of docs/protocol.md (types in broker/protocol).
+//
+// Every connection has exactly one reader goroutine (it also runs the
+// requests, one at a time) and one writer goroutine (the only one that
+// writes to the socket), as in gorilla/websocket's chat example. The
+// server keeps a per-node index of which connections take part in which
+// session, and one broker.Watch per account with connections here, so an
+// event from any node (a notice, an end) reaches every participant.
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+// Connection timing and limits.
+const (
+	// writeWait bounds every write; a client that cannot take a frame in
+	// that time is gone.
+	writeWait = 10 * time.Second
+	// pongWait is how long the reader waits for any frame (a pong answers
+	// each ping) before it gives the connection up.
+	pongWait = 60 * time.Second
+	// pingPeriod must be shorter than pongWait.
+	pingPeriod = pongWait * 9 / 10
+	// maxMessageSize is the read limit; a bigger frame closes the
+	// connection with 1009. Compression is off, so it counts real bytes.
+	maxMessageSize = protocol.MaxFrame
+	// defaultSendQueue is how many messages may wait for a slow client
+	// before it is disconnected.
+	defaultSendQueue = 32
+	// requestTimeout bounds the broker calls of one request.
+	requestTimeout = 10 * time.Second
+	// maxConnSessions is how many sessions one connection may hold.
+	maxConnSessions = protocol.MaxHelloSessions
+)
+
+// ReasonGone is the reason of an ended message for a session whose record
+// no longer exists (its retention passed while the client was away).
+const ReasonGone = "gone"
+
+// Options configure a Server.
+type Options struct {
+	// Log receives connection errors (nil: none).
+	Log *slog.Logger
+	// AllowedOrigins are the origins (scheme://host:port) besides the
+	// node's own that browsers may open the websocket from (default none).
+	// Requests without an Origin header (programs) are always allowed.
+	AllowedOrigins []string
+	// SendQueue is how many messages may wait for one client before it is
+	// disconnected as too slow (default 32).
+	SendQueue int
+}
+
+// Server is the websocket hub of one node.
+type Server struct {
+	b        *broker.Broker
+	log      *slog.Logger
+	opts     Options
+	upgrader websocket.Upgrader
+	done     chan struct{} // closed by Close
+	once     sync.Once
+	wg       sync.WaitGroup // readers, writers, watch loops, refreshes
+
+	mu       sync.Mutex
+	closed   bool                          // guarded by mu
+	conns    map[*conn]struct{}            // guarded by mu
+	accounts map[string]*accountWatch      // guarded by mu
+	sessions map[string]map[*conn]struct{} // session id -> participants here; guarded by mu
+}
+
+// accountWatch is the node's subscription to one account's events while
+// connections of that account are here.
+type accountWatch struct {
+	conns    map[*conn]struct{} // guarded by Server.mu
+	cancel   func()
+	canceled bool // guarded by Server.mu: we ended it, the broker did not
+}
+
+// New returns a server for b.
+func New(b *broker.Broker, opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.SendQueue <= 0 {
+		opts.SendQueue = defaultSendQueue
+	}
+	s := &Server{
+		b: b, log: opts.Log, opts: opts, done: make(chan struct{}),
+		conns: map[*conn]struct{}{}, accounts: map[string]*accountWatch{}, sessions: map[string]map[*conn]struct{}{},
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout:  writeWait,
+		ReadBufferSize:    1024,
+		WriteBufferSize:   1024,
+		WriteBufferPool:   &sync.Pool{}, // idle connections hold no write buffer
+		CheckOrigin:       s.checkOrigin,
+		EnableCompression: false, // the read limit must count real bytes
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			code := protocol.CodeInvalidRequest
+			if status == http.StatusForbidden {
+				code = protocol.CodeForbidden
+			}
+			writeHTTPError(w, status, protocol.ErrorDetail{Code: code, Message: reason.Error()})
+		},
+	}
+	return s
+}
+
+// Register mounts GET /ws on r and returns the server. Its connections
+// close when b closes (the broker's events end) or when Close is called.
+func Register(r gin.IRoutes, b *broker.Broker, opts Options) *Server {
+	s := New(b, opts)
+	r.GET(protocol.WSPath, func(c *gin.Context) { s.ServeHTTP(c.Writer, c.Request) })
+	return s
+}
+
+// Run serves until ctx is done, then closes the server.
+func (s *Server) Run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	s.Close()
+}
+
+// Close stops the server. Shutdown order: refuse new upgrades; tell every
+// connection 1001 (going away) after what is queued for it, which ends
+// its writer and then its reader; end the account watches; wait for every
+// goroutine. Sessions are not touched: clients reconnect to another node
+// within their lease. It is idempotent.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.done)
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		var cancels []func()
+		for _, w := range s.accounts {
+			w.canceled = true
+			cancels = append(cancels, w.cancel)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.stop(websocket.CloseGoingAway, "server shutting down")
+		}
+		for _, cancel := range cancels {
+			cancel()
+		}
+	})
+	s.wg.Wait()
+}
+
+// Conns returns how many connections the node has (tests and metrics).
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeHTTP upgrades a request to a websocket connection. A desktop client
+// may authenticate here with "Authorization: Bearer <token>": a bad token
+// is refused with 401 before the upgrade.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var pre *broker.Principal
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			writeHTTPError(w, http.StatusUnauthorized, protocol.ErrorDetail{Code: protocol.CodeUnauthorized, Message: "use Authorization: Bearer <token>"})
+			return
+		}
+		p, err := s.b.Authenticate(r.Context(), strings.TrimSpace(tok), broker.TokenClient)
+		if err != nil {
+			d, status := broker.ErrorDetail(err)
+			writeHTTPError(w, status, d)
+			return
+		}
+		pre = &p
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		writeHTTPError(w, http.StatusServiceUnavailable, protocol.ErrorDetail{Code: protocol.CodeUnavailable, Message: "the node is shutting down"})
+		return
+	}
+	wsc, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered
+	}
+	c := newConn(s, wsc, sourceOf(r), pre)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = wsc.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
+		_ = wsc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.writePump()
+	// the reader gets a fresh goroutine: the request's, deep in net/http
+	// and holding its buffers, ends here and frees them
+	go c.readPump()
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range s.opts.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceOf is the client's address for rate limits. Forwarding headers
+// are not trusted: anyone can set them.
+func sourceOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, d protocol.ErrorDetail) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: d})
+}
+
+// watchAccount adds c to acct's watch, starting the watch if c is the
+// account's first connection here.
+func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return broker.ErrUnavailable
+	}
+	if w := s.accounts[acct]; w != nil {
+		w.conns[c] = struct{}{}
+		return nil
+	}
+	ch, cancel, err := s.b.Watch(ctx, acct)
+	if err != nil {
+		return err
+	}
+	w := &accountWatch{conns: map[*conn]struct{}{c: {}}, cancel: cancel}
+	s.accounts[acct] = w
+	s.wg.Add(1)
+	go s.watchLoop(acct, w, ch)
+	return nil
+}
+
+// watchLoop delivers the account's events to its connections here until
+// the watch ends. If the broker ended it (the node is stopping), the
+// account's connections are told to go elsewhere.
+func (s *Server) watchLoop(acct string, w *accountWatch, ch <-chan broker.Event) {
+	defer s.wg.Done()
+	for ev := range ch {
+		s.dispatch(acct, ev)
+	}
+	s.mu.Lock()
+	ours := w.canceled
+	var conns []*conn
+	if !ours {
+		for c := range w.conns {
+			conns = append(conns, c)
+		}
+		if s.accounts[acct] == w {
+			delete(s.accounts, acct)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stop(websocket.CloseGoingAway, "broker stopping")
+	}
+}
+
+func (s *Server) dispatch(acct string, ev broker.Event) {
+	switch ev.Type {
+	case broker.EventSession:
+		if ev.Session == nil {
+			return
+		}
+		for _, c := range s.participants(ev.Session.ID) {
+			c.onSession(*ev.Session)
+		}
+	case broker.EventWarning:
+		if ev.Warning == nil {
+			return
+		}
+		for _, c := range s.accountConns(acct) {
+			c.onWarning(*ev.Warning)
+		}
+	case broker.EventResync:
+		// events may have been lost: read every session of the account's
+		// connections again
+		for _, c := range s.accountConns(acct) {
+			s.goRefresh(c)
+		}
+	}
+}
+
+// goRefresh re-reads c's sessions in the background (tracked by wg).
+func (s *Server) goRefresh(c *conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.refresh()
+	}()
+}
+
+func (s *Server) participants(sid string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.sessions[sid]))
+	for c := range s.sessions[sid] {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) accountConns(acct string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.accounts[acct]
+	if w == nil {
+		return nil
+	}
+	out := make([]*conn, 0, len(w.conns))
+	for c := range w.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) index(c *conn, sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.sessions[sid]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		s.sessions[sid] = set
+	}
+	set[c] = struct{}{}
+}
+
+func (s *Server) unindex(c *conn, sid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set := s.sessions[sid]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(s.sessions, sid)
+		}
+	}
+}
+
+// forget removes a finished connection from every index, and ends its
+// account's watch if it was the last one.
+func (s *Server) forget(c *conn, acct string, sids []string) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	for _, sid := range sids {
+		if set := s.sessions[sid]; set != nil {
+			delete(set, c)
+			if len(set) == 0 {
+				delete(s.sessions, sid)
+			}
+		}
+	}
+	var cancel func()
+	if w := s.accounts[acct]; acct != "" && w != nil {
+		delete(w.conns, c)
+		if len(w.conns) == 0 {
+			w.canceled = true
+			delete(s.accounts, acct)
+			cancel = w.cancel
+		}
+	}
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// errDetail is the wire form of a broker error; bugs are logged.
+func (s *Server) errDetail(err error) protocol.ErrorDetail {
+	d, _ := broker.ErrorDetail(err)
+	if d.Code == protocol.CodeInternal && !errors.Is(err, context.Canceled) {
+		s.log.Error("websocket request failed", "err", err)
+	}
+	return d
+}

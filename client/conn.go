@@ -1,0 +1,355 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seatbroker/seatbroker/broker/protocol"
+)
+
+const (
+	// writeWait bounds every write.
+	writeWait = 10 * time.Second
+	// helloWait bounds the wait for the welcome when no ctx does.
+	helloWait = 15 * time.Second
+	// maxServerMessage is the client's read limit: a heartbeat_ack for
+	// many sessions, or a denial listing them, is larger than a request.
+	maxServerMessage = 1 << 20
+	// minHeartbeat keeps a misconfigured server from making the client
+	// spin.
+	minHeartbeat = 10 * time.Millisecond
+)
+
+// link is one websocket connection. Writes go through send, one at a
+// time; the run loop's goroutine is its only reader.
+type link struct {
+	ws   *websocket.Conn
+	wmu  sync.Mutex    // serializes writes
+	lost chan struct{} // closed when the reader has stopped
+}
+
+func (l *link) send(m protocol.ClientMessage) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return err
+	}
+	return l.ws.WriteMessage(websocket.TextMessage, data)
+}
+
+// shut says goodbye and closes the socket, which ends the reader.
+func (l *link) shut(code int, text string) {
+	l.wmu.Lock()
+	_ = l.ws.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = l.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
+	l.wmu.Unlock()
+	_ = l.ws.Close()
+}
+
+// fatal errors stop the client: trying again cannot help.
+func fatal(err error) bool {
+	switch CodeOf(err) {
+	case protocol.CodeUnauthorized, protocol.CodeInvalidRequest, protocol.CodeForbidden, protocol.CodeUserBlocked:
+		return true
+	}
+	return false
+}
+
+// connect dials, says hello with the sessions the client holds, and reads
+// the welcome. On success the link is live.
+func (c *Client) connect(ctx context.Context) (*link, error) {
+	c.mu.Lock()
+	tok := c.token
+	var refs []protocol.SessionRef
+	if c.opts.Role == RoleDesktop {
+		refs = c.refsLocked()
+	}
+	c.mu.Unlock()
+	hdr := http.Header{}
+	for k, v := range c.opts.Header {
+		hdr[k] = append([]string(nil), v...)
+	}
+	if c.opts.Role == RoleDesktop && tok != "" {
+		hdr.Set("Authorization", "Bearer "+tok)
+	}
+	wsc, resp, err := c.opts.Dialer.DialContext(ctx, c.url, hdr)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			_ = resp.Body.Close()
+			c.dropToken(tok)
+			return nil, &Error{Detail: protocol.ErrorDetail{Code: protocol.CodeUnauthorized, Message: "the token was refused"}}
+		}
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		return nil, err
+	}
+	wsc.SetReadLimit(maxServerMessage)
+	l := &link{ws: wsc, lost: make(chan struct{})}
+	hello := protocol.ClientMessage{Type: protocol.TypeHello, ID: "hello", Version: protocol.Version, Role: c.opts.Role,
+		DeviceID: c.opts.DeviceID, DeviceName: c.opts.DeviceName, Sessions: refs}
+	if c.opts.Role == RoleDesktop && tok == "" {
+		hello.Account, hello.Name, hello.Password = c.opts.Account, c.opts.Name, c.opts.Password
+	}
+	if c.opts.Role == RoleRemote {
+		hello.Name = c.opts.Name
+	}
+	welcome, err := c.greet(ctx, l, hello)
+	if err != nil {
+		_ = wsc.Close()
+		if CodeOf(err) == protocol.CodeUnauthorized {
+			c.dropToken(tok)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	if welcome.Token != "" {
+		c.token = welcome.Token
+	}
+	if welcome.User != nil {
+		c.user = *welcome.User
+	}
+	c.heartbeat = max(minHeartbeat, time.Duration(welcome.HeartbeatMS)*time.Millisecond)
+	c.lease = time.Duration(welcome.LeaseMS) * time.Millisecond
+	c.mu.Unlock()
+	c.statuses(welcome.Sessions)
+	c.mu.Lock()
+	c.link = l
+	close(c.up)
+	c.mu.Unlock()
+	return l, nil
+}
+
+// dropToken forgets a refused token so that the next attempt signs in
+// with the password, if the client has one.
+func (c *Client) dropToken(tok string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tok != "" && c.token == tok && c.opts.Password != "" {
+		c.token = ""
+	}
+}
+
+// greet sends hello and waits for welcome (or the error that answers it).
+func (c *Client) greet(ctx context.Context, l *link, hello protocol.ClientMessage) (protocol.ServerMessage, error) {
+	deadline := time.Now().Add(helloWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := l.ws.SetReadDeadline(deadline); err != nil {
+		return protocol.ServerMessage{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = l.ws.SetReadDeadline(time.Now()) })
+	defer stop()
+	if err := l.send(hello); err != nil {
+		return protocol.ServerMessage{}, err
+	}
+	for {
+		_, data, err := l.ws.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return protocol.ServerMessage{}, ctx.Err()
+			}
+			return protocol.ServerMessage{}, err
+		}
+		m, err := protocol.DecodeServer(data)
+		if err != nil {
+			continue // a newer server's message: not ours to read
+		}
+		switch {
+		case m.Type == protocol.TypeWelcome:
+			return m, l.ws.SetReadDeadline(time.Time{})
+		case m.Type == protocol.TypeError && m.ID == hello.ID:
+			return protocol.ServerMessage{}, &Error{Detail: detailOf(m)}
+		}
+	}
+}
+
+func detailOf(m protocol.ServerMessage) protocol.ErrorDetail {
+	if m.Error == nil {
+		return protocol.ErrorDetail{Code: protocol.CodeInternal, Message: "the server sent an error without detail"}
+	}
+	return *m.Error
+}
+
+// run serves connections until Close, reconnecting a desktop client.
+func (c *Client) run(ctx context.Context, l *link) {
+	defer c.wg.Done()
+	var stopErr error
+	defer func() {
+		c.mu.Lock()
+		c.stopErr = stopErr
+		close(c.stopped)
+		c.mu.Unlock()
+	}()
+	for {
+		err := c.serve(l)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		c.events.push(Disconnected{Err: err})
+		if c.opts.NoReconnect || c.opts.Role == RoleRemote {
+			// a remote side's code was single-use: it cannot come back
+			stopErr = ErrDisconnected
+			c.dropSessions(err)
+			return
+		}
+		l, err = c.reconnect(ctx)
+		if err != nil {
+			stopErr = err
+			return
+		}
+		c.events.push(Reconnected{Sessions: c.Sessions()})
+	}
+}
+
+// dropSessions tells that the sessions the client held are lost to it.
+func (c *Client) dropSessions(cause error) {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.sessions))
+	for id := range c.sessions {
+		ids = append(ids, id)
+	}
+	c.sessions = map[string]*known{}
+	c.mu.Unlock()
+	msg := "the connection was lost"
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	for _, id := range ids {
+		c.events.push(Lost{SessionID: id, Error: protocol.ErrorDetail{Code: protocol.CodeUnavailable, Message: msg}})
+	}
+}
+
+// reconnect tries again with jittered, growing waits, never longer than a
+// quarter of the lease, until it connects, Close is called, or the broker
+// refuses the client for good.
+func (c *Client) reconnect(ctx context.Context) (*link, error) {
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		ceiling := c.opts.MaxBackoff
+		if c.lease > 0 {
+			ceiling = min(ceiling, max(c.opts.MinBackoff, c.lease/4))
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(backoff(attempt, c.opts.MinBackoff, ceiling))
+		select {
+		case <-c.done:
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+		}
+		actx, cancel := context.WithTimeout(ctx, helloWait)
+		l, err := c.connect(actx)
+		cancel()
+		if err == nil {
+			return l, nil
+		}
+		if fatal(err) && !(CodeOf(err) == protocol.CodeUnauthorized && c.canSignIn()) {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) canSignIn() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token == "" && c.opts.Password != ""
+}
+
+// backoff is the wait before attempt n: exponential from lo, capped at
+// hi, with full jitter in its upper half so clients that lost one node
+// together do not come back together.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 0; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// serve reads one connection until it is lost, with a heartbeat loop
+// beside it.
+func (c *Client) serve(l *link) error {
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		c.heartbeats(l)
+	}()
+	var err error
+	for {
+		var data []byte
+		_, data, err = l.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		m, derr := protocol.DecodeServer(data)
+		if derr != nil {
+			continue
+		}
+		c.handle(m)
+	}
+	c.mu.Lock()
+	if c.link == l {
+		c.link = nil
+		c.up = make(chan struct{})
+	}
+	c.mu.Unlock()
+	close(l.lost)
+	_ = l.ws.Close()
+	<-hbDone
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure {
+		return nil
+	}
+	return err
+}
+
+// heartbeats sends one every period the server gave. If no reply came for
+// most of the lease (measured on the monotonic clock), the connection is
+// given up so that a reconnect can still renew the seats in time.
+func (c *Client) heartbeats(l *link) {
+	c.mu.Lock()
+	period, lease := c.heartbeat, c.lease
+	c.mu.Unlock()
+	margin := lease / 4
+	t := time.NewTicker(period)
+	defer t.Stop()
+	last := time.Now()
+	acks := make(chan struct{}, 1)
+	c.setAckSink(acks)
+	defer c.setAckSink(nil)
+	for {
+		select {
+		case <-l.lost:
+			return
+		case <-c.done:
+			return
+		case <-acks:
+			last = time.Now()
+		case <-t.C:
+			if lease > 0 && time.Since(last) > lease-margin {
+				_ = l.ws.Close() // the reader ends, run reconnects
+				return
+			}
+			if err := l.send(protocol.ClientMessage{Type: protocol.TypeHeartbeat, ID: "hb"}); err != nil {
+				_ = l.ws.Close()
+				return
+			}
+		}
+	}
+}

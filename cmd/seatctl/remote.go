@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/seatbroker/seatbroker/client"
+)
+
+func init() {
+	register(command{
+		name:  "join",
+		usage: "CODE  act as the remote side: join a session by its code and follow it until it ends (Ctrl-C closes it)",
+		run:   runJoin,
+	})
+}
+
+func runJoin(ctx context.Context, args []string) error {
+	var f wsFlags
+	fs := flag.NewFlagSet("join", flag.ContinueOnError)
+	f.bind(fs, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: seatctl join [-server URL] [-name NAME] CODE")
+	}
+	opts, _ := f.options(client.RoleRemote)
+	c, err := client.Dial(ctx, f.server, opts)
+	if err != nil {
+		f.explain(os.Stderr, err)
+		return errors.New("could not connect")
+	}
+	defer c.Close()
+	s, err := c.Join(ctx, fs.Arg(0))
+	if err != nil {
+		f.explain(os.Stdout, err)
+		return errors.New("could not join")
+	}
+	fmt.Printf("joined session %s of %s on %s: %s\n", s.ID, s.UserName, s.DeviceName, s.State)
+	err = watch(ctx, os.Stdout, &f, c, s.ID)
+	if errors.Is(err, context.Canceled) {
+		closeQuietly(c, s.ID)
+		return nil
+	}
+	return err
+}
