@@ -6,6 +6,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/httpapi"
 	"github.com/seatbroker/seatbroker/broker/ws"
+	"github.com/seatbroker/seatbroker/webui"
 )
 
 // mount adds the API, websocket and page routes. Each layer registers its
@@ -15,4 +16,5 @@ func mount(n *Node, r *gin.Engine, b *broker.Broker, opts Options) {
 	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies})
 	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins})
 	n.closers = append(n.closers, wss.Close)
+	webui.Register(r)
 }
