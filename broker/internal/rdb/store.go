@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,17 +42,14 @@ func New(client redis.UniversalClient, prefix string, d Defaults) *Store {
 	if d.CatchUp <= 0 {
 		d.CatchUp = 100
 	}
-	warn := d.Warn
-	if warn == nil {
-		warn = []int{}
+	warn := make([]string, len(d.Warn))
+	for i, w := range d.Warn {
+		warn[i] = strconv.Itoa(w)
 	}
-	cfg, _ := json.Marshal(map[string]any{
-		"lease": d.Lease.Milliseconds(), "standby": d.Standby.Milliseconds(),
-		"paused": d.Paused.Milliseconds(), "notice": d.Notice.Milliseconds(),
-		"minute": d.Minute.Milliseconds(), "retention": d.Retention.Milliseconds(),
-		"warn": warn, "catchup": d.CatchUp,
-	})
-	return &Store{client: client, keys: NewKeys(prefix), defaults: string(cfg), batch: newBatcher(client)}
+	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
+		d.Paused.Milliseconds(), d.Notice.Milliseconds(), d.Minute.Milliseconds(),
+		d.Retention.Milliseconds(), d.CatchUp, strings.Join(warn, ","))
+	return &Store{client: client, keys: NewKeys(prefix), defaults: cfg, batch: newBatcher(client)}
 }
 
 // Close stops the batching goroutines. It is idempotent.

@@ -14,9 +14,10 @@
 --   KEYS[9]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
 --   KEYS[10] channel       the account's pub/sub channel (in KEYS for its hash tag)
 --   KEYS[11] names   hash  lower-cased user name -> user id (names are unique)
--- ARGV[1] is the broker's defaults as JSON:
---   {"lease":ms,"standby":ms,"paused":ms,"notice":ms,"minute":ms,"retention":ms,
---    "warn":[minutes,...],"catchup":n}
+-- ARGV[1] is the broker's defaults, numbers separated by spaces (a string
+-- match is cheaper than JSON, and it is read on every call):
+--   "lease standby paused notice minute retention catchup warn,warn,..."
+--   (durations in ms; the low-balance warnings in minutes, maybe none)
 -- The script's own arguments start at ARGV[2].
 --
 -- Every reply is {status, payload JSON, next due}: status is one of the ST_
@@ -27,7 +28,14 @@
 local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_NAMES = KEYS[11]
-local CFG = cjson.decode(ARGV[1])
+local CFG = {}
+do
+  local l, sb, p, n, m, r, c, w = string.match(ARGV[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
+  CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
+  CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
+  CFG.warn = {}
+  for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
+end
 
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
 local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
