@@ -3,9 +3,6 @@ package broker_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/brokertest"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -42,15 +40,7 @@ func fastConfig(prefix string) broker.Config {
 // startBroker runs a broker node on client until the test ends.
 func startBroker(t *testing.T, client redis.UniversalClient, cfg broker.Config) *broker.Broker {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := broker.New(client, cfg, log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); b.Close(); wg.Wait() })
-	return b
+	return brokertest.Start(t, client, cfg)
 }
 
 // fixture is an account with an owner, on one broker, for one test.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/brokertest"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -40,15 +40,7 @@ const (
 // startBroker runs a broker node on client until the test ends.
 func startBroker(t *testing.T, client redis.UniversalClient, cfg broker.Config) *broker.Broker {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := broker.New(client, cfg, log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); b.Close(); wg.Wait() })
-	return b
+	return brokertest.Start(t, client, cfg)
 }
 
 // site is a broker node serving the whole handler (API and page) on

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -21,6 +18,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/brokertest"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -34,15 +32,7 @@ const password = "correct-horse-battery"
 // startBroker runs a broker node on client until the test ends.
 func startBroker(t *testing.T, client redis.UniversalClient, cfg broker.Config) *broker.Broker {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := broker.New(client, cfg, log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); b.Close(); wg.Wait() })
-	return b
+	return brokertest.Start(t, client, cfg)
 }
 
 // env is one broker node serving the whole HTTP handler on loopback, on
