@@ -47,13 +47,26 @@ func TestPageIsServedAtRootWithAStrictContentSecurityPolicy(t *testing.T) {
 	assert.Contains(t, csp, "script-src 'self'")
 	assert.NotContains(t, csp, "unsafe-inline")
 	assert.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"))
-	assert.Contains(t, body, `<script src="/assets/app.js" defer></script>`)
+	assert.Contains(t, body, `<script type="module" src="/assets/app.js"></script>`)
+}
+
+// scripts lists the page's JavaScript files (assets/*.js).
+func scripts(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(webui.Assets(), "assets/*.js")
+	require.NoError(t, err)
+	require.Contains(t, names, "assets/app.js")
+	return names
 }
 
 func TestAssetsAreServedWithTheirTypes(t *testing.T) {
 	t.Parallel()
 	srv := pageServer(t)
-	for path, typ := range map[string]string{"/assets/app.js": "text/javascript", "/assets/app.css": "text/css"} {
+	types := map[string]string{"/assets/app.css": "text/css"}
+	for _, name := range scripts(t) {
+		types["/"+name] = "text/javascript"
+	}
+	for path, typ := range types {
 		res, body := get(t, srv.URL+path)
 		assert.Equal(t, http.StatusOK, res.StatusCode, path)
 		assert.Contains(t, res.Header.Get("Content-Type"), typ, path)
@@ -68,7 +81,8 @@ func TestAssetsAreServedWithTheirTypes(t *testing.T) {
 // Every asset is embedded: nothing names another host.
 func TestAssetsLoadNothingFromOtherHosts(t *testing.T) {
 	t.Parallel()
-	external := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|fetch\(\s*["']https?:`)
+	external := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|fetch\(\s*["']https?:|` +
+		`(from|import)\s*\(?\s*["'](https?:)?//|EventSource\(\s*["']https?:`)
 	err := fs.WalkDir(webui.Assets(), ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -81,12 +95,46 @@ func TestAssetsLoadNothingFromOtherHosts(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// The script never turns text into markup: no innerHTML and friends.
-func TestScriptNeverParsesDataAsHTML(t *testing.T) {
+// No script ever turns text into markup: no innerHTML and friends.
+func TestScriptsNeverParseDataAsHTML(t *testing.T) {
 	t.Parallel()
-	b, err := fs.ReadFile(webui.Assets(), "assets/app.js")
+	for _, name := range scripts(t) {
+		b, err := fs.ReadFile(webui.Assets(), name)
+		require.NoError(t, err)
+		for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "DOMParser"} {
+			assert.False(t, strings.Contains(string(b), sink), "%s uses %s", name, sink)
+		}
+	}
+}
+
+// The page loads app.js as a module; it imports the others by relative
+// name. Every script is reached that way and every import names an
+// embedded script, so none is left out of the page (or of the checks above).
+func TestEveryScriptIsAModuleOfThePage(t *testing.T) {
+	t.Parallel()
+	importRe := regexp.MustCompile(`(?m)^import\s[^;]*?\sfrom\s+'([^']*)';`)
+	reached := map[string]bool{}
+	queue := []string{"assets/app.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if reached[name] {
+			continue
+		}
+		reached[name] = true
+		b, err := fs.ReadFile(webui.Assets(), name)
+		require.NoError(t, err, "imported by the page")
+		for _, m := range importRe.FindAllStringSubmatch(string(b), -1) {
+			require.Regexp(t, `^\./[a-z]+\.js$`, m[1], "%s imports by relative name", name)
+			queue = append(queue, "assets/"+strings.TrimPrefix(m[1], "./"))
+		}
+	}
+	for _, name := range scripts(t) {
+		assert.True(t, reached[name], "%s is imported by the page", name)
+	}
+	index, err := fs.ReadFile(webui.Assets(), "index.html")
 	require.NoError(t, err)
-	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "DOMParser"} {
-		assert.False(t, strings.Contains(string(b), sink), "app.js uses %s", sink)
+	for _, m := range regexp.MustCompile(`<link rel="modulepreload" href="/(assets/[a-z]+\.js)">`).FindAllStringSubmatch(string(index), -1) {
+		assert.True(t, reached[m[1]], "preloaded %s is imported by the page", m[1])
 	}
 }
