@@ -1,0 +1,44 @@
+package ws_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/ws"
+	"github.com/seatbroker/seatbroker/client"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestLowBalanceWarnsDesktopClientsOfPPUSessions: SPEC.md sends the
+// low-balance warning to the desktop clients of PPU sessions.
+func TestLowBalanceWarnsDesktopClientsOfPPUSessions(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.LowBalance = []int{60}
+	cfg.Minute = time.Hour
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 0)
+	ctx := context.Background()
+	on := true
+	_, err := n.b.UpdateSettings(ctx, acct.owner, broker.SettingsPatch{PPUEnabled: &on})
+	require.NoError(t, err)
+	_, err = n.b.TopUp(ctx, acct.owner, 62, "", "")
+	require.NoError(t, err)
+
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	g, err := d.Open(ctx) // on PPU: the first minute is billed, 61 left
+	require.NoError(t, err)
+	assert.Equal(t, "ppu", g.Session.Kind)
+	o := dial(t, n.url, desktop(acct.ownerTok, "dev2"))
+	_, err = o.Open(ctx) // 60 left: the warning
+	require.NoError(t, err)
+	w := waitFor[client.Warning](t, d.Events(), time.Second)
+	assert.Equal(t, "ppu_low", w.Code)
+	assert.Equal(t, int64(60), w.Balance)
+	assert.Equal(t, int64(60), w.Threshold)
+}
