@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatbroker/seatbroker/broker"
+)
+
+// account-create is an operator's command: it writes to Redis directly,
+// because creating accounts over the API would let whoever reaches a new
+// node first take it. Having the Redis URL is the operator's credential.
+func init() {
+	register(command{
+		name:  "account-create",
+		usage: "ID -redis-url URL [-name N] [-owner NAME] [-seats N] [-ppu] (password on stdin): create an account and its owner (operators: talks to Redis)",
+		run: func(ctx context.Context, args []string) error {
+			return accountCreate(ctx, args, os.Stdin)
+		},
+	})
+}
+
+func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
+	fs := flag.NewFlagSet("seatctl account-create", flag.ContinueOnError)
+	redisURL := fs.String("redis-url", os.Getenv("SEATBROKER_REDIS_URL"), "the Redis the nodes use (env SEATBROKER_REDIS_URL)")
+	prefix := fs.String("prefix", envOr("SEATBROKER_PREFIX", broker.DefaultConfig().Prefix), "key prefix of the nodes (env SEATBROKER_PREFIX)")
+	name := fs.String("name", "", "display name (default: the id)")
+	owner := fs.String("owner", "owner", "the owner's user name")
+	seats := fs.Int64("seats", 5, "licenses")
+	ppu := fs.Bool("ppu", false, "turn pay-per-use on")
+	pos, err := parseAll(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("give the account id: seatctl account-create ID -redis-url URL")
+	}
+	if *redisURL == "" {
+		return errors.New("-redis-url (or SEATBROKER_REDIS_URL) is required: accounts are created in Redis by an operator")
+	}
+	fmt.Fprint(os.Stderr, "owner's password: ")
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return fmt.Errorf("read the password from stdin: %w", err)
+	}
+	password := strings.TrimRight(line, "\r\n")
+	opt, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		return fmt.Errorf("redis-url: %w", err)
+	}
+	rc := redis.NewClient(opt)
+	defer rc.Close()
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = *prefix
+	b, err := broker.New(rc, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	u, err := b.Bootstrap(ctx, broker.AccountSpec{ID: pos[0], Name: *name, Seats: *seats, PPUEnabled: *ppu, OwnerName: *owner}, password)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\n")
+	fmt.Printf("account %s created; owner %s (%s)\n", pos[0], u.Name, u.ID)
+	return nil
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+func TestAccountCreateMakesAnAccountItsOwnerCanSignInTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := testredis.Prefix(t)
+	args := []string{"globex", "-redis-url", "redis://" + testredis.Addr(t), "-prefix", prefix, "-owner", "hank", "-seats", "12", "-ppu"}
+	require.NoError(t, accountCreate(ctx, args, strings.NewReader("hank-password\n")))
+
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = prefix
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	tok, err := b.SignIn(ctx, broker.Credentials{Account: "globex", Name: "hank", Password: "hank-password"}, "127.0.0.1", broker.TokenClient, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "owner", tok.Principal.Role)
+	set, err := b.Settings(ctx, "globex")
+	require.NoError(t, err)
+	assert.Equal(t, int64(12), set.Seats)
+	assert.True(t, set.PPUEnabled)
+
+	// the same id again is refused and changes nothing
+	err = accountCreate(ctx, args, strings.NewReader("other-password\n"))
+	assert.ErrorIs(t, err, broker.ErrInvalid)
+	_, err = b.SignIn(ctx, broker.Credentials{Account: "globex", Name: "hank", Password: "hank-password"}, "127.0.0.1", broker.TokenClient, 0)
+	require.NoError(t, err)
+}
