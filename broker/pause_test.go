@@ -124,3 +124,16 @@ func TestResumeTakesSeatWithNewFence(t *testing.T) {
 		assert.Equal(t, int64(1), f.overview().InUse)
 	})
 }
+
+func TestOnlyOwnUserOrParticipantClosesASession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 2})
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		before := f.snapshot()
+		_, err := f.b.CloseSession(f.ctx, f.acct, f.owner.UserID, "owner", g.Session.ID)
+		assert.ErrorIs(t, err, broker.ErrNotFound, "closing is the participants'; admins end sessions")
+		assert.Equal(t, before, f.snapshot())
+		f.close(u, g.Session.ID)
+	})
+}

@@ -3,7 +3,8 @@
 -- end at once, terminating and ended ones are left as they are. mode
 -- "close" (a participant closes): the session ends at once.
 -- The broker checks permissions before; the script re-checks the one thing
--- that can change under it: another user's paused session is hidden.
+-- that can change under it: another user's paused session is hidden. A
+-- close by a user (actor set) is for its own sessions only.
 -- KEYS: the account's keys (lib.lua). ARGV[2] actor user id ("" for a
 -- participant or the system), ARGV[3] actor name, ARGV[4] mode, ARGV[5]
 -- reason, ARGV[6] JSON list of session ids.
@@ -16,7 +17,7 @@ local results = {}
 for i, sid in ipairs(ids) do
   local s = sess(sid)
   local r = {id = sid}
-  if not s or (actor ~= '' and s.state == 'paused' and s.user ~= actor) then
+  if not s or (actor ~= '' and s.user ~= actor and (mode == 'close' or s.state == 'paused')) then
     r.status = ST_NOT_FOUND
   else
     if mode == 'close' then
