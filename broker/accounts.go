@@ -228,35 +228,29 @@ func (b *Broker) Overview(ctx context.Context, p Principal) (protocol.Overview, 
 
 // OverviewOf returns the License tab of an account.
 func (b *Broker) OverviewOf(ctx context.Context, acct string) (protocol.Overview, error) {
-	m, err := b.account(ctx, acct)
-	if err != nil {
-		return protocol.Overview{}, err
+	if !validAccount(acct) {
+		return protocol.Overview{}, ErrNotFound
 	}
-	seats, used := num(m, "seats"), num(m, "used")
-	o := protocol.Overview{
-		Account: acct, Name: m["name"], Seats: seats, InUse: used,
-		Free: max(0, seats-used), Over: max(0, used-seats),
-		PPUEnabled: m["ppu"] == "1", PPUBalance: num(m, "balance"), PPUSessions: num(m, "ppu_sess"),
-	}
-	n, err := b.store.Client().ZCard(ctx, b.store.Keys().PPUQueue(acct)).Result()
+	m, ppuKeys, err := b.store.AccountWithPPUKeys(ctx, acct)
 	if err != nil {
 		return protocol.Overview{}, storeErr(err)
 	}
-	o.PPUKeys = n
-	return o, nil
+	seats, used := num(m, "seats"), num(m, "used")
+	return protocol.Overview{
+		Account: acct, Name: m["name"], Seats: seats, InUse: used,
+		Free: max(0, seats-used), Over: max(0, used-seats),
+		PPUEnabled: m["ppu"] == "1", PPUBalance: num(m, "balance"), PPUSessions: num(m, "ppu_sess"),
+		PPUKeys: ppuKeys,
+	}, nil
 }
 
 // PrincipalFor loads a user of an account as a principal, with its
 // effective permissions. A blocked user is refused.
 func (b *Broker) PrincipalFor(ctx context.Context, acct, uid string) (Principal, error) {
-	m, err := b.account(ctx, acct)
-	if err != nil {
-		return Principal{}, err
-	}
-	if !validID(uid) {
+	if !validAccount(acct) || !validID(uid) {
 		return Principal{}, ErrNotFound
 	}
-	u, err := b.store.User(ctx, acct, uid)
+	m, u, err := b.store.AccountWithUser(ctx, acct, uid)
 	if err != nil {
 		return Principal{}, storeErr(err)
 	}

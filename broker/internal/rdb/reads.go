@@ -23,6 +23,42 @@ func (s *Store) Account(ctx context.Context, acct string) (map[string]string, er
 	return m, nil
 }
 
+// AccountWithUser reads an account hash and one of its users in one round
+// trip (every authenticated request needs both). StatusNotFound when
+// either is missing.
+func (s *Store) AccountWithUser(ctx context.Context, acct, uid string) (map[string]string, UserRec, error) {
+	pipe := s.client.Pipeline()
+	ac := pipe.HGetAll(ctx, s.keys.AccountHash(acct))
+	uc := pipe.HGet(ctx, s.keys.Users(acct), uid)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, UserRec{}, err
+	}
+	if len(ac.Val()) == 0 {
+		return nil, UserRec{}, statusErr(StatusNotFound)
+	}
+	raw, err := found(uc.Result())
+	if err != nil {
+		return nil, UserRec{}, err
+	}
+	u, err := decodeJSON[UserRec](raw)
+	return ac.Val(), u, err
+}
+
+// AccountWithPPUKeys reads an account hash and how many seat keys run on
+// PPU, in one round trip (the License tab).
+func (s *Store) AccountWithPPUKeys(ctx context.Context, acct string) (map[string]string, int64, error) {
+	pipe := s.client.Pipeline()
+	ac := pipe.HGetAll(ctx, s.keys.AccountHash(acct))
+	zc := pipe.ZCard(ctx, s.keys.PPUQueue(acct))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, err
+	}
+	if len(ac.Val()) == 0 {
+		return nil, 0, statusErr(StatusNotFound)
+	}
+	return ac.Val(), zc.Val(), nil
+}
+
 // AccountIDs lists every account.
 func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return s.client.SMembers(ctx, s.keys.Accounts()).Result()
