@@ -41,14 +41,18 @@ local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
 local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
 local ST_BAD_STATE, ST_STALE, ST_EXISTS, ST_INVALID = 7, 8, 9, 10
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local NOW_US = nil -- the script's instant: one TIME call serves it all
 
 local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if not NOW_US then
+    local t = redis.call('TIME')
+    NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return NOW_US
+end
+
+local function now_ms()
+  return math.floor(now_us() / 1000)
 end
 
 -- ---------------------------------------------------------------- account
@@ -469,7 +473,8 @@ local function step(s, t)
   end
 end
 
-local DUE_BEFORE = nil
+local DUE_BEFORE = nil -- the account's first timer before this script
+local MIN_ADDED = nil  -- the earliest timer this script filed
 
 local function first_due()
   local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
@@ -497,6 +502,7 @@ local function flush()
       else
         redis.call('ZREM', K_DUE, sid)
       end
+      if d and (MIN_ADDED == nil or d < MIN_ADDED) then MIN_ADDED = d end
     end
   end
   SDIRTY = {}
@@ -567,10 +573,11 @@ local function reply(status, payload)
     redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
     EV = {}
   end
-  local after = first_due()
+  -- the first timer moved earlier only if this script filed one before the
+  -- old first; then that one is the new first (removals only move it later)
   local moved = ''
-  if after and (DUE_BEFORE == nil or after < DUE_BEFORE) then
-    moved = string.format('%.0f', after)
+  if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
+    moved = string.format('%.0f', MIN_ADDED)
   end
   return {status, encode(payload or {}), moved}
 end
