@@ -14,6 +14,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/restclient"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -41,7 +42,7 @@ func TestAdminCommandsChangeTheAccountOverTheAPI(t *testing.T) {
 	op, err := b.PrincipalFor(ctx, "acme", owner.ID)
 	require.NoError(t, err)
 
-	c := &rest{base: srv.URL + "/api/v1", hc: srv.Client()}
+	c := &rest{restclient.Client{Base: srv.URL + "/api/v1", HTTP: srv.Client()}}
 	var signed struct{ Token string }
 	require.NoError(t, c.do(ctx, "POST", "/auth/signin", map[string]any{"account": "acme", "name": "boss", "password": "boss-password", "kind": "client"}, &signed))
 	run := func(fn func(context.Context, []string) error, args ...string) error {
@@ -90,8 +91,8 @@ func TestAdminCommandsChangeTheAccountOverTheAPI(t *testing.T) {
 	err = run(cmdPermissions, "-view", "own", "-control", "domain")
 	var ae *apiError
 	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, protocol.CodeInvalidRequest, ae.detail.Code)
+	assert.Equal(t, protocol.CodeInvalidRequest, ae.Detail.Code)
 	err = cmdUsers(ctx, []string{"-server", srv.URL, "-token", "sbt_wrong"})
 	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, protocol.CodeUnauthorized, ae.detail.Code)
+	assert.Equal(t, protocol.CodeUnauthorized, ae.Detail.Code)
 }

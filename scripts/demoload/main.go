@@ -11,15 +11,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -27,6 +23,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/restclient"
 )
 
 func main() {
@@ -58,7 +55,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	owner := &rest{base: o.url}
+	owner := newRest(o.url)
 	if err := owner.signIn(ctx, o.account, o.owner, o.password); err != nil {
 		return err
 	}
@@ -134,7 +131,7 @@ func run() error {
 
 	// The admin ends bob's running session from the page's API: it counts
 	// down for everyone in it.
-	admin := &rest{base: o.url}
+	admin := newRest(o.url)
 	if err := admin.signIn(ctx, o.account, "admin", o.password); err != nil {
 		return err
 	}
@@ -160,9 +157,10 @@ func mustParse(u string) *redis.Options {
 
 // rest is a signed-in client of the REST API (a bearer token).
 type rest struct {
-	base  string
-	token string
+	restclient.Client
 }
+
+func newRest(base string) *rest { return &rest{restclient.Client{Base: base}} }
 
 func (r *rest) signIn(ctx context.Context, acct, name, password string) error {
 	var out struct{ Token string }
@@ -170,47 +168,13 @@ func (r *rest) signIn(ctx context.Context, acct, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("sign in as %s: %w", name, err)
 	}
-	r.token = out.Token
+	r.Token = out.Token
 	return nil
 }
 
 func (r *rest) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 {
-		var e protocol.ErrorBody
-		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s %s: %s: %s", method, path, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, res.StatusCode)
-	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
+	if err := r.Do(ctx, method, path, body, out); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
 }
