@@ -33,7 +33,9 @@ type Event struct {
 	// Session is the changed session (CanControl not set: it depends on
 	// the viewer).
 	Session *protocol.Session
-	User    *protocol.User
+	// UserID names the changed user of a user event; re-read it (and the
+	// permissions that follow from it) through the broker.
+	UserID  string
 	Warning *Warning
 }
 
@@ -176,8 +178,7 @@ func (h *Hub) dispatch(payload string) {
 			ev.Session = &s
 		case "user":
 			if e.User != nil {
-				u := userView(*e.User, "", "", 0)
-				ev.User = &u
+				ev.UserID = e.User.ID
 			}
 		case "warning":
 			ev.Type = EventWarning

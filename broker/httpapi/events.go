@@ -106,7 +106,7 @@ func (s *stream) handle(ctx context.Context, ev broker.Event) bool {
 			}
 		}
 	case broker.EventUser:
-		if ev.User != nil && ev.User.ID == s.p.UserID && !s.reload(ctx) {
+		if ev.UserID == s.p.UserID && !s.reload(ctx) {
 			return false
 		}
 	case broker.EventAccount:
