@@ -107,7 +107,7 @@ func (r *Reaper) Pass(ctx context.Context) (int, error) {
 
 func (r *Reaper) reapAccount(ctx context.Context, acct string, seen float64) (int, error) {
 	s := r.store
-	res, err := s.runAccount(ctx, scriptReap, acct, reapSteps)
+	res, err := s.runAccount(ctx, opReap, acct, reapSteps)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,33 +18,48 @@ func mustLua(name string) string {
 	return string(b)
 }
 
-// accountScript wraps an account script with lib.lua in front of it.
-func accountScript(name string) *redis.Script {
-	return redis.NewScript(mustLua("lib.lua") + "\n" + mustLua(name))
+// accountOps are the account operations, one file each; each defines
+// OPS['<name>'] in the account script.
+var accountOps = []string{
+	"open", "join", "renew", "pause", "resume", "end", "block", "settings",
+	"account_create", "user_put", "topup", "reap",
 }
 
-// The scripts, each one state change, loaded once and run by SHA.
+// buildAccountScript puts lib.lua, every operation and main.lua (the batch
+// runner) into the one account script.
+func buildAccountScript() *redis.Script {
+	parts := []string{mustLua("lib.lua")}
+	for _, op := range accountOps {
+		parts = append(parts, mustLua(op+".lua"))
+	}
+	parts = append(parts, mustLua("main.lua"))
+	return redis.NewScript(strings.Join(parts, "\n"))
+}
+
+// The scripts, loaded once and run by SHA: every state change of an
+// account goes through scriptAccount (a batch of one or more operations).
 var (
-	scriptOpen          = accountScript("open.lua")
-	scriptJoin          = accountScript("join.lua")
-	scriptRenew         = accountScript("renew.lua")
-	scriptPause         = accountScript("pause.lua")
-	scriptResume        = accountScript("resume.lua")
-	scriptEnd           = accountScript("end.lua")
-	scriptBlock         = accountScript("block.lua")
-	scriptSettings      = accountScript("settings.lua")
-	scriptAccountCreate = accountScript("account_create.lua")
-	scriptUserPut       = accountScript("user_put.lua")
-	scriptTopUp         = accountScript("topup.lua")
-	scriptReap          = accountScript("reap.lua")
-	scriptDueSet        = redis.NewScript(mustLua("due_set.lua"))
-	scriptRate          = redis.NewScript(mustLua("rate.lua"))
+	scriptAccount = buildAccountScript()
+	scriptDueSet  = redis.NewScript(mustLua("due_set.lua"))
+	scriptRate    = redis.NewScript(mustLua("rate.lua"))
 )
 
 // allScripts lists every script, for loading and for the test that loads
 // each one.
-var allScripts = []*redis.Script{
-	scriptOpen, scriptJoin, scriptRenew, scriptPause, scriptResume, scriptEnd,
-	scriptBlock, scriptSettings, scriptAccountCreate, scriptUserPut, scriptTopUp,
-	scriptReap, scriptDueSet, scriptRate,
-}
+var allScripts = []*redis.Script{scriptAccount, scriptDueSet, scriptRate}
+
+// The account operations, by name (the OPS key in Lua).
+const (
+	opOpen          = "open"
+	opJoin          = "join"
+	opRenew         = "renew"
+	opPause         = "pause"
+	opResume        = "resume"
+	opEnd           = "end"
+	opBlock         = "block"
+	opSettings      = "settings"
+	opAccountCreate = "account_create"
+	opUserPut       = "user_put"
+	opTopUp         = "topup"
+	opReap          = "reap"
+)

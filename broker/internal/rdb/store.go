@@ -27,10 +27,9 @@ type Defaults struct {
 // Store runs the scripts and reads the state. It knows nothing of
 // permissions or wire types: the broker does.
 type Store struct {
-	client   redis.UniversalClient
-	keys     Keys
-	defaults string // ARGV[1] of every account script
-	batch    *batcher
+	client redis.UniversalClient
+	keys   Keys
+	batch  *batcher
 }
 
 // ErrUnexpectedReply means a script answered in a shape this code does
@@ -49,7 +48,7 @@ func New(client redis.UniversalClient, prefix string, d Defaults) *Store {
 	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
 		d.Paused.Milliseconds(), d.Notice.Milliseconds(), d.Minute.Milliseconds(),
 		d.Retention.Milliseconds(), d.CatchUp, strings.Join(warn, ","))
-	return &Store{client: client, keys: NewKeys(prefix), defaults: cfg, batch: newBatcher(client)}
+	return &Store{client: client, keys: NewKeys(prefix), batch: newBatcher(client, NewKeys(prefix), cfg)}
 }
 
 // Close stops the batching goroutines. It is idempotent.
@@ -81,54 +80,11 @@ type Result struct {
 	MovedDue int64
 }
 
-// runAccount runs an account script and files the account in the global
-// timer index when its next timer moved earlier.
-func (s *Store) runAccount(ctx context.Context, sc *redis.Script, acct string, args ...any) (Result, error) {
-	argv := append([]any{s.defaults}, args...)
-	v, err := s.batch.run(ctx, sc, s.keys.account(acct), argv...)
-	if err != nil {
-		return Result{}, err
-	}
-	r, err := decodeReply(v)
-	if err != nil {
-		return Result{}, err
-	}
-	if r.MovedDue > 0 {
-		// LT: only ever pulls the account's turn earlier; a reaper that
-		// raises it uses compare-and-set (due_set.lua).
-		if err := s.client.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: float64(r.MovedDue), Member: acct}).Err(); err != nil {
-			return r, fmt.Errorf("file timer: %w", err)
-		}
-	}
-	return r, nil
-}
-
-func decodeReply(v any) (Result, error) {
-	arr, ok := v.([]any)
-	if !ok || len(arr) != 3 {
-		return Result{}, fmt.Errorf("%w: %T", ErrUnexpectedReply, v)
-	}
-	st, ok := arr[0].(int64)
-	if !ok {
-		return Result{}, fmt.Errorf("%w: status %T", ErrUnexpectedReply, arr[0])
-	}
-	payload, ok := arr[1].(string)
-	if !ok {
-		return Result{}, fmt.Errorf("%w: payload %T", ErrUnexpectedReply, arr[1])
-	}
-	moved, ok := arr[2].(string)
-	if !ok {
-		return Result{}, fmt.Errorf("%w: due %T", ErrUnexpectedReply, arr[2])
-	}
-	r := Result{Status: Status(st), Payload: []byte(payload)}
-	if moved != "" {
-		n, err := strconv.ParseInt(moved, 10, 64)
-		if err != nil {
-			return Result{}, fmt.Errorf("%w: due %q", ErrUnexpectedReply, moved)
-		}
-		r.MovedDue = n
-	}
-	return r, nil
+// runAccount runs one operation of the account script (through the
+// batcher, which also refiles the account in the global timer index when
+// its next timer moved earlier).
+func (s *Store) runAccount(ctx context.Context, op, acct string, args ...any) (Result, error) {
+	return s.batch.run(ctx, acct, op, args)
 }
 
 func decodeInto(r Result, dst any) error {
@@ -150,8 +106,8 @@ type SessionReply struct {
 	What    string
 }
 
-func (s *Store) sessionReply(ctx context.Context, sc *redis.Script, acct string, args ...any) (SessionReply, error) {
-	r, err := s.runAccount(ctx, sc, acct, args...)
+func (s *Store) sessionReply(ctx context.Context, op, acct string, args ...any) (SessionReply, error) {
+	r, err := s.runAccount(ctx, op, acct, args...)
 	if err != nil {
 		return SessionReply{}, err
 	}
@@ -168,22 +124,22 @@ func (s *Store) sessionReply(ctx context.Context, sc *redis.Script, acct string,
 
 // Open opens a session (standby when code is not empty, else active).
 func (s *Store) Open(ctx context.Context, acct, sid, uid, device, deviceName, code string) (SessionReply, error) {
-	return s.sessionReply(ctx, scriptOpen, acct, sid, uid, device, deviceName, code)
+	return s.sessionReply(ctx, opOpen, acct, sid, uid, device, deviceName, code)
 }
 
 // Join activates a standby session whose code matches.
 func (s *Store) Join(ctx context.Context, acct, sid, code string) (SessionReply, error) {
-	return s.sessionReply(ctx, scriptJoin, acct, sid, code)
+	return s.sessionReply(ctx, opJoin, acct, sid, code)
 }
 
 // Pause pauses the user's own active session.
 func (s *Store) Pause(ctx context.Context, acct, sid, uid string) (SessionReply, error) {
-	return s.sessionReply(ctx, scriptPause, acct, sid, uid)
+	return s.sessionReply(ctx, opPause, acct, sid, uid)
 }
 
 // Resume resumes the user's own paused session.
 func (s *Store) Resume(ctx context.Context, acct, sid, uid string) (SessionReply, error) {
-	return s.sessionReply(ctx, scriptResume, acct, sid, uid)
+	return s.sessionReply(ctx, opResume, acct, sid, uid)
 }
 
 // FenceRef names a session and the fencing token its holder has.
@@ -195,7 +151,7 @@ type FenceRef struct {
 // Renew renews the leases of a user's sessions.
 func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([]ItemResult, time.Duration, error) {
 	list, _ := json.Marshal(refs)
-	r, err := s.runAccount(ctx, scriptRenew, acct, uid, string(list))
+	r, err := s.runAccount(ctx, opRenew, acct, uid, string(list))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -217,7 +173,7 @@ func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([
 // participant or the system).
 func (s *Store) End(ctx context.Context, acct, actor, by, mode, reason string, ids []string) ([]ItemResult, error) {
 	list, _ := json.Marshal(ids)
-	r, err := s.runAccount(ctx, scriptEnd, acct, actor, by, mode, reason, string(list))
+	r, err := s.runAccount(ctx, opEnd, acct, actor, by, mode, reason, string(list))
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +195,7 @@ func (s *Store) Block(ctx context.Context, acct, uid string, block bool, by stri
 	if block {
 		flag = "1"
 	}
-	r, err := s.runAccount(ctx, scriptBlock, acct, uid, flag, by)
+	r, err := s.runAccount(ctx, opBlock, acct, uid, flag, by)
 	if err != nil {
 		return UserRec{}, err
 	}
@@ -259,7 +215,7 @@ func (s *Store) Block(ctx context.Context, acct, uid string, block bool, by stri
 // It answers StatusBadState with the refused field.
 func (s *Store) UpdateSettings(ctx context.Context, acct string, fields map[string]string) (map[string]string, error) {
 	js, _ := json.Marshal(fields)
-	r, err := s.runAccount(ctx, scriptSettings, acct, string(js))
+	r, err := s.runAccount(ctx, opSettings, acct, string(js))
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +240,7 @@ func (s *Store) UpdateSettings(ctx context.Context, acct string, fields map[stri
 func (s *Store) CreateAccount(ctx context.Context, acct string, fields map[string]string, owner UserRec) error {
 	js, _ := json.Marshal(fields)
 	oj, _ := json.Marshal(owner)
-	r, err := s.runAccount(ctx, scriptAccountCreate, acct, acct, string(js), string(oj))
+	r, err := s.runAccount(ctx, opAccountCreate, acct, acct, string(js), string(oj))
 	if err != nil {
 		return err
 	}
@@ -301,7 +257,7 @@ func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool
 	if create {
 		flag = "1"
 	}
-	r, err := s.runAccount(ctx, scriptUserPut, acct, string(js), flag)
+	r, err := s.runAccount(ctx, opUserPut, acct, string(js), flag)
 	if err != nil {
 		return UserRec{}, err
 	}
@@ -324,7 +280,7 @@ func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool
 // TopUp adds PPU minutes under an idempotency key; it returns the balance
 // and whether the key had been used already.
 func (s *Store) TopUp(ctx context.Context, acct string, minutes int64, key, by, note string) (int64, bool, error) {
-	r, err := s.runAccount(ctx, scriptTopUp, acct, minutes, key, by, note)
+	r, err := s.runAccount(ctx, opTopUp, acct, minutes, key, by, note)
 	if err != nil {
 		return 0, false, err
 	}

@@ -1,8 +1,11 @@
--- lib.lua: the functions every account script shares. The loader puts this
--- file in front of each script body, so each script stays one atomic unit
--- without the same Lua being pasted twice.
+-- lib.lua: what every account operation shares. The account script is
+-- this file, then one file per operation (open.lua, end.lua, ...; each
+-- defines OPS['<name>']), then main.lua, which runs a batch of operations of
+-- one account in order and writes back once: several callers' operations
+-- of one account share one script call (the batcher in batch.go groups
+-- what is in flight), and each is still atomic.
 --
--- Every account script takes the same KEYS, all under the account's hash tag:
+-- The account script takes these KEYS, all under the account's hash tag:
 --   KEYS[1]  acct    hash  settings and counters of the account
 --   KEYS[2]  users   hash  user id -> user JSON
 --   KEYS[3]  sess    hash  session id -> session JSON
@@ -18,12 +21,15 @@
 -- match is cheaper than JSON, and it is read on every call):
 --   "lease standby paused notice minute retention catchup warn,warn,..."
 --   (durations in ms; the low-balance warnings in minutes, maybe none)
--- The script's own arguments start at ARGV[2].
+-- ARGV[2] is the number of operations, then each operation as its name,
+-- its number of arguments and the arguments: "open" "5" sid uid ...
 --
--- Every reply is {status, payload JSON, next due}: status is one of the ST_
--- constants (mirrored in status.go), payload a JSON string, and next due the
--- account's earliest timer ("" when none) when it moved earlier during this
--- script, else "".
+-- The reply is {next due, status 1, payload 1, status 2, payload 2, ...}:
+-- next due is the account's earliest timer when it moved earlier during
+-- this script, else ""; per operation, status is one of the ST_ constants
+-- (mirrored in status.go) and payload a JSON string. Each operation's
+-- function returns its status and payload table; payloads and events show
+-- sessions as they are when the script ends (the batch commits as one).
 
 local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -40,6 +46,9 @@ end
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
 local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
 local ST_BAD_STATE, ST_STALE, ST_EXISTS, ST_INVALID = 7, 8, 9, 10
+
+local OPS = {}  -- operation name -> function(args): status, payload
+local LATE = {} -- functions run after the last write-back (see reap.lua)
 
 local NOW_US = nil -- the script's instant: one TIME call serves it all
 
@@ -482,113 +491,160 @@ local function first_due()
   return tonumber(f[2])
 end
 
+-- call_list runs cmd on key with the list's items as its arguments, in
+-- chunks (unpack has a limit on how many values it spreads).
+local function call_list(cmd, key, list)
+  local n = #list
+  local i = 1
+  while i <= n do
+    local j = math.min(i + 999, n)
+    redis.call(cmd, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+local FILED_MIN = nil -- the earliest timer the last flush filed
+
 -- flush writes back everything the script changed and re-files the timers
--- of the sessions it touched.
+-- of the sessions it touched: one command per key, whatever the number of
+-- sessions.
 local function flush()
+  local sflat, zadd, zrem = {}, {}, {}
+  FILED_MIN = nil
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
       local js = cjson.encode(s)
       ENCODED[s] = js
-      redis.call('HSET', K_SESS, sid, js)
+      sflat[#sflat + 1] = sid
+      sflat[#sflat + 1] = js
       local d = due(s)
       if s.state == 'ended' then
         -- its only timer left is its removal: filed as "~id", so removing
         -- it needs no decoding
-        redis.call('ZREM', K_DUE, sid)
-        redis.call('ZADD', K_DUE, d, '~' .. sid)
+        zrem[#zrem + 1] = sid
+        zadd[#zadd + 1] = d
+        zadd[#zadd + 1] = '~' .. sid
       elseif d then
-        redis.call('ZADD', K_DUE, d, sid)
+        zadd[#zadd + 1] = d
+        zadd[#zadd + 1] = sid
       else
-        redis.call('ZREM', K_DUE, sid)
+        zrem[#zrem + 1] = sid
       end
-      if d and (MIN_ADDED == nil or d < MIN_ADDED) then MIN_ADDED = d end
+      if d and (FILED_MIN == nil or d < FILED_MIN) then FILED_MIN = d end
     end
   end
   SDIRTY = {}
+  if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
+  call_list('HSET', K_SESS, sflat)
+  call_list('ZREM', K_DUE, zrem)
+  call_list('ZADD', K_DUE, zadd)
+  local set, del = {}, {}
   for key in pairs(SEATDIRTY) do
     local st = SEATS[key]
-    if st then redis.call('HSET', K_SEATS, key, cjson.encode(st)) else redis.call('HDEL', K_SEATS, key) end
+    if st then
+      set[#set + 1] = key
+      set[#set + 1] = cjson.encode(st)
+    else
+      del[#del + 1] = key
+    end
   end
   SEATDIRTY = {}
+  call_list('HSET', K_SEATS, set)
+  call_list('HDEL', K_SEATS, del)
+  set, del = {}, {}
   for uid in pairs(USEATDIRTY) do
     if next(USEATS[uid]) == nil then
-      redis.call('HDEL', K_USEATS, uid)
+      del[#del + 1] = uid
     else
-      redis.call('HSET', K_USEATS, uid, cjson.encode(USEATS[uid]))
+      set[#set + 1] = uid
+      set[#set + 1] = cjson.encode(USEATS[uid])
     end
   end
   USEATDIRTY = {}
+  call_list('HSET', K_USEATS, set)
+  call_list('HDEL', K_USEATS, del)
   if A then
     local flat = {}
     for f in pairs(A._dirty) do
       flat[#flat + 1] = f
       flat[#flat + 1] = A[f]
     end
-    if #flat > 0 then redis.call('HSET', K_ACCT, unpack(flat)) end
+    call_list('HSET', K_ACCT, flat)
     A._dirty = {}
   end
 end
 
 -- catch_up fires, in time order, the timers that fell due by now, so every
--- script acts on the account as it is at this instant, whichever node
--- reaped last. It stops after limit steps; the reaper does the rest.
+-- operation acts on the account as it is at this instant, whichever node
+-- reaped last. It stops after limit steps; the reaper does the rest. It
+-- reads the first timers a chunk at a time; a step that files a timer
+-- before now makes it read again, so order holds.
+local CHUNK = 32
+local DUE_SEEN = false
+
 local function catch_up(now, limit)
-  -- the first look serves as DUE_BEFORE too: one ZRANGE fewer per script
-  local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
-  if #f > 0 then DUE_BEFORE = tonumber(f[2]) end
   local n = 0
+  local gone, zrem = {}, {} -- retention ran out: session ids, due members
+  local function drop()
+    call_list('HDEL', K_SESS, gone)
+    call_list('ZREM', K_DUE, zrem)
+    gone, zrem = {}, {}
+  end
   while n < limit do
-    if n > 0 then f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES') end
-    -- strictly before now: what falls due at this very instant belongs to
-    -- the caller (a close at the instant a PPU minute starts does not
-    -- start that minute)
-    if #f == 0 or tonumber(f[2]) >= now then break end
-    local sid, t = f[1], tonumber(f[2])
-    if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
-      local id = string.sub(sid, 2)
-      redis.call('HDEL', K_SESS, id)
-      redis.call('ZREM', K_DUE, sid)
-      S[id] = false
-    else
-      local s = sess(sid)
-      if not s then
-        redis.call('ZREM', K_DUE, sid)
-      else
-        step(s, t)
-        flush()
-      end
+    local items = redis.call('ZRANGE', K_DUE, 0, CHUNK - 1, 'WITHSCORES')
+    if not DUE_SEEN then
+      -- the first look serves as DUE_BEFORE too
+      DUE_SEEN = true
+      if #items > 0 then DUE_BEFORE = tonumber(items[2]) end
     end
-    n = n + 1
+    local again = false
+    local i = 1
+    while i < #items and n < limit do
+      local sid, t = items[i], tonumber(items[i + 1])
+      -- strictly before now: what falls due at this very instant belongs
+      -- to the caller (a close at the instant a PPU minute starts does not
+      -- start that minute)
+      if t >= now then break end
+      if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
+        local id = string.sub(sid, 2)
+        gone[#gone + 1] = id
+        zrem[#zrem + 1] = sid
+        S[id] = false
+      else
+        local s = sess(sid)
+        if not s then
+          zrem[#zrem + 1] = sid
+        else
+          step(s, t)
+          flush()
+          -- a timer filed before now must take its turn among the rest
+          if FILED_MIN and FILED_MIN < now then again = true end
+        end
+      end
+      n = n + 1
+      i = i + 2
+      if again then break end
+    end
+    drop()
+    if not again and (i >= #items and #items == 2 * CHUNK) then again = true end
+    if not again then break end
   end
   return n
 end
 
--- reply ends every script: it writes back, and reports the account's next
--- timer when it moved earlier, so the broker can refile the account in the
--- global index.
-local function reply(status, payload)
-  flush()
-  if #EV > 0 then
-    redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
-    EV = {}
-  end
-  -- the first timer moved earlier only if this script filed one before the
-  -- old first; then that one is the new first (removals only move it later)
-  local moved = ''
-  if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
-    moved = string.format('%.0f', MIN_ADDED)
-  end
-  return {status, encode(payload or {}), moved}
-end
+-- start is the first call of every operation that needs the account: it
+-- loads it and, the first time in a script, catches up. It returns the
+-- current time, or nil when the account does not exist.
+local CAUGHT_UP = false
 
--- start is the first call of every script that needs the account: it loads
--- it and catches up. It returns the current time, or nil when the account
--- does not exist.
 local function start()
   if not acct() then return nil end
   local now = now_ms()
-  catch_up(now, CFG.catchup or 100)
+  if not CAUGHT_UP then
+    CAUGHT_UP = true
+    catch_up(now, CFG.catchup or 100)
+  end
   return now
 end
 

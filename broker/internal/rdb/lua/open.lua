@@ -1,41 +1,43 @@
 -- open.lua: open a session for a user on a device, with a code (standby) or
 -- without (active), taking a seat by the seat rules.
--- KEYS: the account's keys (lib.lua). ARGV[2] session id, ARGV[3] user id,
--- ARGV[4] device id, ARGV[5] device name, ARGV[6] code ("" for none).
+-- Arguments: a[1] session id, a[2] user id,
+-- a[3] device id, a[4] device name, a[5] code ("" for none).
 -- Reply: OK {session}; USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED
 -- {own = the user's seat-holding sessions}; NOT_FOUND {} for an unknown
 -- account or user.
-local sid, uid, device, device_name, code = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+OPS['open'] = function(a)
+  local sid, uid, device, device_name, code = a[1], a[2], a[3], a[4], a[5]
 
-local now = start()
-if not now then return reply(ST_NOT_FOUND, {what = 'account'}) end
-local existing = sess(sid)
-if existing then
-  -- a retried open: answer what the first one did
-  if existing.user ~= uid then return reply(ST_EXISTS, {}) end
-  return reply(ST_OK, {session = existing})
-end
-local u = user(uid)
-if not u then return reply(ST_NOT_FOUND, {what = 'user'}) end
+  local now = start()
+  if not now then return ST_NOT_FOUND, {what = 'account'} end
+  local existing = sess(sid)
+  if existing then
+    -- a retried open: answer what the first one did
+    if existing.user ~= uid then return ST_EXISTS, {} end
+    return ST_OK, {session = existing}
+  end
+  local u = user(uid)
+  if not u then return ST_NOT_FOUND, {what = 'user'} end
 
-local s = {id = sid, user = uid, user_name = u.name, device = device, device_name = device_name,
-  created = now, at = now, ppu_ms = 0, billed = 0}
-if code ~= '' then
-  s.state = 'standby'
-  s.code = code
-  s.standby_until = now + dur('standby')
-else
-  s.state = 'active'
+  local s = {id = sid, user = uid, user_name = u.name, device = device, device_name = device_name,
+    created = now, at = now, ppu_ms = 0, billed = 0}
+  if code ~= '' then
+    s.state = 'standby'
+    s.code = code
+    s.standby_until = now + dur('standby')
+  else
+    s.state = 'active'
+  end
+  local status = acquire(s, u, now)
+  if status ~= ST_OK then
+    -- nothing was written: acquire checks before it changes anything
+    S[sid] = false
+    SDIRTY[sid] = nil
+    return status, {own = own_sessions(uid)}
+  end
+  s.fence = next_fence()
+  if s.state == 'active' then activate(s, now) end
+  touch(s)
+  emit({type = 'session', session = s})
+  return ST_OK, {session = s}
 end
-local status = acquire(s, u, now)
-if status ~= ST_OK then
-  -- nothing was written: acquire checks before it changes anything
-  S[sid] = false
-  SDIRTY[sid] = nil
-  return reply(status, {own = own_sessions(uid)})
-end
-s.fence = next_fence()
-if s.state == 'active' then activate(s, now) end
-touch(s)
-emit({type = 'session', session = s})
-return reply(ST_OK, {session = s})

@@ -1,30 +1,32 @@
 -- renew.lua: a desktop client's heartbeat renews the leases of its sessions.
--- KEYS: the account's keys (lib.lua). ARGV[2] user id, ARGV[3] JSON list of
+-- Arguments: a[1] user id, a[2] JSON list of
 -- {"id":session id,"fence":token}.
 -- Reply: OK {results = [{id, status, session}]}: per session OK (renewed, or
 -- nothing to renew), NOT_FOUND (unknown, or not this user's), STALE (the
 -- token is not the session's current one). The session carries any pending
 -- ending notice (state terminating, deadline, reason, by).
-local uid, list = ARGV[2], cjson.decode(ARGV[3])
+OPS['renew'] = function(a)
+  local uid, list = a[1], cjson.decode(a[2])
 
-local now = start()
-if not now then return reply(ST_NOT_FOUND, {}) end
-local results = {}
-for i, item in ipairs(list) do
-  local s = sess(item.id)
-  local r = {id = item.id}
-  if not s or s.user ~= uid then
-    r.status = ST_NOT_FOUND
-  elseif s.fence ~= item.fence then
-    r.status = ST_STALE
-  else
-    r.status = ST_OK
-    if s.state == 'active' or s.state == 'terminating' then
-      s.lease_until = now + dur('lease')
-      touch(s)
+  local now = start()
+  if not now then return ST_NOT_FOUND, {} end
+  local results = {}
+  for i, item in ipairs(list) do
+    local s = sess(item.id)
+    local r = {id = item.id}
+    if not s or s.user ~= uid then
+      r.status = ST_NOT_FOUND
+    elseif s.fence ~= item.fence then
+      r.status = ST_STALE
+    else
+      r.status = ST_OK
+      if s.state == 'active' or s.state == 'terminating' then
+        s.lease_until = now + dur('lease')
+        touch(s)
+      end
+      r.session = s
     end
-    r.session = s
+    results[i] = r
   end
-  results[i] = r
+  return ST_OK, {results = results, lease = dur('lease'), now = now}
 end
-return reply(ST_OK, {results = results, lease = dur('lease'), now = now})

@@ -2,21 +2,23 @@
 -- and ranges first; the script refuses what depends on the state: the
 -- counting mode changes only while no seat is held. Raising seats or
 -- turning promotion on promotes waiting PPU keys at once.
--- KEYS: the account's keys (lib.lua). ARGV[2] JSON object of the fields to
+-- Arguments: a[1] JSON object of the fields to
 -- set (strings).
 -- Reply: OK {account}; NOT_FOUND {}; BAD_STATE {field} when refused.
-local changes = cjson.decode(ARGV[2])
+OPS['settings'] = function(a)
+  local changes = cjson.decode(a[1])
 
-local now = start()
-if not now then return reply(ST_NOT_FOUND, {}) end
-if changes.mode and changes.mode ~= (A.mode or 'user_device') and redis.call('HLEN', K_SEATS) > 0 then
-  return reply(ST_BAD_STATE, {field = 'mode'})
+  local now = start()
+  if not now then return ST_NOT_FOUND, {} end
+  if changes.mode and changes.mode ~= (A.mode or 'user_device') and redis.call('HLEN', K_SEATS) > 0 then
+    return ST_BAD_STATE, {field = 'mode'}
+  end
+  for f, v in pairs(changes) do aset(f, v) end
+  promote(now)
+  emit({type = 'account'})
+  local out = {}
+  for f, v in pairs(A) do
+    if f ~= '_dirty' then out[f] = v end
+  end
+  return ST_OK, {account = out}
 end
-for f, v in pairs(changes) do aset(f, v) end
-promote(now)
-emit({type = 'account'})
-local out = {}
-for f, v in pairs(A) do
-  if f ~= '_dirty' then out[f] = v end
-end
-return reply(ST_OK, {account = out})

@@ -1,24 +1,26 @@
 -- user_put.lua: add a user, or change one's name, role, seat limit or
 -- permission overrides. Status changes go through block.lua, which ends
 -- sessions. Lowering max_seats revokes nothing.
--- KEYS: the account's keys (lib.lua). ARGV[2] user JSON, ARGV[3] "1" to
+-- Arguments: a[1] user JSON, a[2] "1" to
 -- create (refused if it exists) or "0" to update (refused if it does not).
 -- Names are unique in the account, whatever their case.
 -- Reply: OK {user}; NOT_FOUND {}; EXISTS {field = "id" or "name"}.
-local u, create = cjson.decode(ARGV[2]), ARGV[3] == '1'
+OPS['user_put'] = function(a)
+  local u, create = cjson.decode(a[1]), a[2] == '1'
 
-if not acct() then return reply(ST_NOT_FOUND, {}) end
-local old = user(u.id)
-if create and old then return reply(ST_EXISTS, {field = 'id'}) end
-if not create then
-  if not old then return reply(ST_NOT_FOUND, {}) end
-  u.status = old.status
+  if not acct() then return ST_NOT_FOUND, {} end
+  local old = user(u.id)
+  if create and old then return ST_EXISTS, {field = 'id'} end
+  if not create then
+    if not old then return ST_NOT_FOUND, {} end
+    u.status = old.status
+  end
+  local name = string.lower(u.name)
+  local holder = redis.call('HGET', K_NAMES, name)
+  if holder and holder ~= u.id then return ST_EXISTS, {field = 'name'} end
+  if old and string.lower(old.name) ~= name then redis.call('HDEL', K_NAMES, string.lower(old.name)) end
+  redis.call('HSET', K_NAMES, name, u.id)
+  redis.call('HSET', K_USERS, u.id, cjson.encode(u))
+  emit({type = 'user', user = u})
+  return ST_OK, {user = u}
 end
-local name = string.lower(u.name)
-local holder = redis.call('HGET', K_NAMES, name)
-if holder and holder ~= u.id then return reply(ST_EXISTS, {field = 'name'}) end
-if old and string.lower(old.name) ~= name then redis.call('HDEL', K_NAMES, string.lower(old.name)) end
-redis.call('HSET', K_NAMES, name, u.id)
-redis.call('HSET', K_USERS, u.id, cjson.encode(u))
-emit({type = 'user', user = u})
-return reply(ST_OK, {user = u})
