@@ -13,9 +13,12 @@ OPS['block'] = function(a)
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {} end
   u.status = block and 'blocked' or 'active'
-  redis.call('HSET', K_USERS, uid, cjson.encode(u))
+  put_user(uid, cjson.encode(u))
   local n = 0
   if block then
+    -- write back first: sessions earlier operations of this batch opened
+    -- or changed must be in what is read
+    flush()
     local all = redis.call('HVALS', K_SESS)
     for _, raw in ipairs(all) do
       local s = cjson.decode(raw)

@@ -129,28 +129,66 @@ end
 -- is most of what a script costs).
 local ENCODED = {}
 
-local function encode(v)
-  if type(v) ~= 'table' then return cjson.encode(v) end
+-- KEYJSON caches the JSON of object keys with their colon: the same few
+-- names come back in every payload.
+local KEYJSON = {}
+
+-- encode_into appends the JSON of v to buf, a list of pieces: one
+-- table.concat at the end makes the string (Redis's Lua hashes every string
+-- it makes, whole, so building the message out of ever longer strings would
+-- hash each session's JSON again at every level).
+local function encode_into(buf, v)
+  if type(v) ~= 'table' then
+    buf[#buf + 1] = cjson.encode(v)
+    return
+  end
   local done = ENCODED[v]
-  if done then return done end
-  local parts = {}
+  if done then
+    buf[#buf + 1] = done
+    return
+  end
   local n = #v
   if n > 0 then
-    for i = 1, n do parts[i] = encode(v[i]) end
-    return '[' .. table.concat(parts, ',') .. ']'
+    buf[#buf + 1] = '['
+    for i = 1, n do
+      if i > 1 then buf[#buf + 1] = ',' end
+      encode_into(buf, v[i])
+    end
+    buf[#buf + 1] = ']'
+    return
   end
+  buf[#buf + 1] = '{'
+  local first = true
   for k, x in pairs(v) do
-    parts[#parts + 1] = cjson.encode(tostring(k)) .. ':' .. encode(x)
+    if not first then buf[#buf + 1] = ',' end
+    first = false
+    local kj = KEYJSON[k]
+    if not kj then
+      kj = cjson.encode(tostring(k)) .. ':'
+      KEYJSON[k] = kj
+    end
+    buf[#buf + 1] = kj
+    encode_into(buf, x)
   end
-  return '{' .. table.concat(parts, ',') .. '}'
+  buf[#buf + 1] = '}'
+end
+
+local function encode(v)
+  local buf = {}
+  encode_into(buf, v)
+  return table.concat(buf)
 end
 
 -- ---------------------------------------------------------------- users
 
 local function user(uid)
-  local raw = redis.call('HGET', K_USERS, uid)
-  if not raw then return nil end
-  return cjson.decode(raw)
+  local r = redis.call('HGET', K_USERS, uid)
+  if not r then return nil end
+  return cjson.decode(r)
+end
+
+local function put_user(uid, js)
+  redis.call('HSET', K_USERS, uid, js)
 end
 
 -- ---------------------------------------------------------------- sessions
@@ -161,8 +199,8 @@ local SDIRTY = {} -- sid -> true when the session must be written back
 local function sess(sid)
   local s = S[sid]
   if s == nil then
-    local raw = redis.call('HGET', K_SESS, sid)
-    if raw then s = cjson.decode(raw) else s = false end
+    local r = redis.call('HGET', K_SESS, sid)
+    if r then s = cjson.decode(r) else s = false end
     S[sid] = s
   end
   return s or nil
@@ -187,8 +225,8 @@ local USEATDIRTY = {}
 local function seat(key)
   local st = SEATS[key]
   if st == nil then
-    local raw = redis.call('HGET', K_SEATS, key)
-    if raw then st = cjson.decode(raw) else st = false end
+    local r = redis.call('HGET', K_SEATS, key)
+    if r then st = cjson.decode(r) else st = false end
     SEATS[key] = st
   end
   return st or nil
@@ -197,8 +235,8 @@ end
 local function useats(uid)
   local u = USEATS[uid]
   if u == nil then
-    local raw = redis.call('HGET', K_USEATS, uid)
-    if raw then u = cjson.decode(raw) else u = {} end
+    local r = redis.call('HGET', K_USEATS, uid)
+    if r then u = cjson.decode(r) else u = {} end
     USEATS[uid] = u
   end
   return u
@@ -317,7 +355,8 @@ end
 
 -- promote moves the longest-waiting PPU keys onto free prepaid seats.
 local function promote(t)
-  if A.promote == '0' then return end
+  -- no PPU session means no PPU key waits (ppu_sess counts them)
+  if A.promote == '0' or anum('ppu_sess') <= 0 then return end
   while anum('used') < anum('seats') do
     local first = redis.call('ZRANGE', K_PPUQ, 0, 0)
     if #first == 0 then return end
@@ -578,34 +617,32 @@ end
 -- catch_up fires, in time order, the timers that fell due by now, so every
 -- operation acts on the account as it is at this instant, whichever node
 -- reaped last. It stops after limit steps; the reaper does the rest. It
--- reads the first timers a chunk at a time; a step that files a timer
--- before now makes it read again, so order holds.
+-- looks at the first timer alone (most scripts find nothing due), then
+-- reads what is due a chunk at a time; a step that files a timer before
+-- now makes it read again, so order holds.
 local CHUNK = 32
 local DUE_SEEN = false
 
 local function catch_up(now, limit)
+  local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  if not DUE_SEEN then
+    -- the first look serves as DUE_BEFORE too
+    DUE_SEEN = true
+    if #first > 0 then DUE_BEFORE = tonumber(first[2]) end
+  end
+  -- strictly before now: what falls due at this very instant belongs to
+  -- the caller (a close at the instant a PPU minute starts does not start
+  -- that minute)
+  if #first == 0 or tonumber(first[2]) >= now then return 0 end
+  local before = '(' .. string.format('%.0f', now)
   local n = 0
   local gone, zrem = {}, {} -- retention ran out: session ids, due members
-  local function drop()
-    call_list('HDEL', K_SESS, gone)
-    call_list('ZREM', K_DUE, zrem)
-    gone, zrem = {}, {}
-  end
   while n < limit do
-    local items = redis.call('ZRANGE', K_DUE, 0, CHUNK - 1, 'WITHSCORES')
-    if not DUE_SEEN then
-      -- the first look serves as DUE_BEFORE too
-      DUE_SEEN = true
-      if #items > 0 then DUE_BEFORE = tonumber(items[2]) end
-    end
+    local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', before, 'WITHSCORES', 'LIMIT', 0, math.min(CHUNK, limit - n))
+    if #items == 0 then break end
     local again = false
-    local i = 1
-    while i < #items and n < limit do
+    for i = 1, #items, 2 do
       local sid, t = items[i], tonumber(items[i + 1])
-      -- strictly before now: what falls due at this very instant belongs
-      -- to the caller (a close at the instant a PPU minute starts does not
-      -- start that minute)
-      if t >= now then break end
       if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
         local id = string.sub(sid, 2)
         gone[#gone + 1] = id
@@ -619,16 +656,16 @@ local function catch_up(now, limit)
           step(s, t)
           flush()
           -- a timer filed before now must take its turn among the rest
-          if FILED_MIN and FILED_MIN < now then again = true end
+          again = FILED_MIN ~= nil and FILED_MIN < now
         end
       end
       n = n + 1
-      i = i + 2
       if again then break end
     end
-    drop()
-    if not again and (i >= #items and #items == 2 * CHUNK) then again = true end
-    if not again then break end
+    call_list('HDEL', K_SESS, gone)
+    call_list('ZREM', K_DUE, zrem)
+    gone, zrem = {}, {}
+    if not again and #items < 2 * CHUNK then break end
   end
   return n
 end

@@ -10,6 +10,8 @@ OPS['settings'] = function(a)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
+  -- write back first: seats earlier operations of this batch took count
+  if changes.mode then flush() end
   if changes.mode and changes.mode ~= (A.mode or 'user_device') and redis.call('HLEN', K_SEATS) > 0 then
     return ST_BAD_STATE, {field = 'mode'}
   end
