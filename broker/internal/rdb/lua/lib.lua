@@ -104,8 +104,9 @@ end
 -- growing after a restart or failover that lost the last stored value.
 local function next_fence()
   local f = math.max((tonumber(A.fence or '0') or 0) + 1, now_us())
-  aset('fence', string.format('%.0f', f))
-  return string.format('%.0f', f)
+  local fs = string.format('%.0f', f)
+  aset('fence', fs)
+  return fs
 end
 
 -- ---------------------------------------------------------------- events

@@ -1,0 +1,229 @@
+package rdb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// batchStore is a store on the test Redis with one account "acme" of two
+// seats and the users given (id -> max_seats, 0 for none).
+func batchStore(t *testing.T, users map[string]int) (*Store, redis.UniversalClient) {
+	t.Helper()
+	c := testredis.Client(t)
+	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "2"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	for id, max := range users {
+		u := UserRec{ID: id, Name: id, Role: "member", Status: "active"}
+		if max > 0 {
+			u.MaxSeats = &max
+		}
+		_, err := s.PutUser(ctx, "acme", u, true)
+		require.NoError(t, err)
+	}
+	return s, c
+}
+
+// op is one operation for a hand-made batch.
+func op(acct, name string, args ...any) *call {
+	return &call{ctx: context.Background(), acct: acct, op: name, args: args, done: make(chan callResult, 1)}
+}
+
+// runBatch sends the calls as the batcher's workers do and returns each
+// one's result.
+func runBatch(t *testing.T, s *Store, calls ...*call) []callResult {
+	t.Helper()
+	s.batch.send(calls)
+	out := make([]callResult, len(calls))
+	for i, c := range calls {
+		out[i] = <-c.done
+	}
+	return out
+}
+
+func sessionOf(t *testing.T, r callResult) SessionRec {
+	t.Helper()
+	require.NoError(t, r.err)
+	var p struct {
+		Session *SessionRec `json:"session"`
+	}
+	require.NoError(t, json.Unmarshal(r.res.Payload, &p))
+	require.NotNil(t, p.Session, string(r.res.Payload))
+	return *p.Session
+}
+
+func openOp(sid, uid, device string) *call {
+	return op("acme", opOpen, sid, uid, device, "host", "")
+}
+
+func closeOp(sid, uid string) *call {
+	return op("acme", opEnd, uid, uid, "close", "closed", `["`+sid+`"]`)
+}
+
+func TestBatchRunsOperationsInOrder(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		openOp("s2", "bob", "d1"),
+		closeOp("s1", "ann"),
+		// the seat s1 freed is there for s3: the account has two seats
+		openOp("s3", "ann", "d2"),
+	)
+	for i, r := range rs {
+		require.NoError(t, r.err, i)
+		require.Equal(t, StatusOK, r.res.Status, "operation %d: %s", i, r.res.Payload)
+	}
+	require.Equal(t, "active", sessionOf(t, rs[3]).State)
+	s1, err := s.Session(ctx, "acme", "s1")
+	require.NoError(t, err)
+	require.Equal(t, "ended", s1.State)
+	acct, err := s.Account(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, "2", acct["used"])
+	seats, err := s.Seats(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, seats, 2)
+}
+
+func TestBatchDenialInTheMiddleChangesOnlyItself(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 1, "bob": 0})
+	ctx := context.Background()
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		openOp("s2", "ann", "d2"), // ann may hold one seat
+		openOp("s3", "bob", "d1"),
+	)
+	require.Equal(t, StatusOK, rs[0].res.Status)
+	require.Equal(t, StatusUserLimit, rs[1].res.Status)
+	require.Equal(t, StatusOK, rs[2].res.Status)
+	var denial Denial
+	require.NoError(t, json.Unmarshal(rs[1].res.Payload, &denial))
+	require.Len(t, denial.Own, 1)
+	require.Equal(t, "s1", denial.Own[0].ID)
+	exists, err := c.HExists(ctx, s.keys.account("acme")[2], "s2").Result()
+	require.NoError(t, err)
+	require.False(t, exists, "a denied open left a session behind")
+}
+
+// A block later in a batch ends what the user opened earlier in it.
+func TestBatchBlockReachesSessionsOpenedEarlierInTheBatch(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		op("acme", opBlock, "ann", "1", "owner"),
+		openOp("s2", "ann", "d2"),
+	)
+	require.Equal(t, StatusOK, rs[0].res.Status)
+	require.Equal(t, StatusOK, rs[1].res.Status)
+	require.Equal(t, StatusUserBlocked, rs[2].res.Status)
+	s1, err := s.Session(ctx, "acme", "s1")
+	require.NoError(t, err)
+	require.Equal(t, "terminating", s1.State)
+	require.Equal(t, "user_blocked", s1.Reason)
+}
+
+// The counting mode changes only while no seat is held, seats taken
+// earlier in the same batch included.
+func TestBatchModeChangeSeesSeatsTakenEarlierInTheBatch(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		op("acme", opSettings, `{"mode":"user"}`),
+	)
+	require.Equal(t, StatusOK, rs[0].res.Status)
+	require.Equal(t, StatusBadState, rs[1].res.Status)
+}
+
+// The reaper's next timer is read once the whole batch wrote back: an
+// open after the reap in the same batch is not missed.
+func TestBatchReapSeesTimersFiledLaterInTheBatch(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	rs := runBatch(t, s,
+		op("acme", opReap, reapSteps),
+		openOp("s1", "ann", "d1"),
+	)
+	require.Equal(t, StatusOK, rs[0].res.Status)
+	var p struct {
+		Next string `json:"next"`
+	}
+	require.NoError(t, json.Unmarshal(rs[0].res.Payload, &p))
+	s1 := sessionOf(t, rs[1])
+	require.Equal(t, fmt.Sprint(s1.LeaseUntil), p.Next)
+}
+
+// A batch with an operation the script does not know fails as a whole and
+// writes nothing, not even the operations before it.
+func TestBatchWithUnknownOperationChangesNothing(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	before := dumpKeys(t, c, s.keys.account("acme"))
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		op("acme", "drop_everything"),
+	)
+	for _, r := range rs {
+		require.ErrorContains(t, r.err, "bad operation")
+	}
+	require.Equal(t, before, dumpKeys(t, c, s.keys.account("acme")))
+	_, err := s.Session(ctx, "acme", "s1")
+	require.Error(t, err)
+}
+
+// Operations of several accounts in one batch each go to their own
+// account's script call; one failing account does not fail the others.
+func TestBatchSplitsByAccount(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	rs := runBatch(t, s,
+		openOp("s1", "ann", "d1"),
+		op("nosuch", opOpen, "s9", "ann", "d1", "host", ""),
+		openOp("s2", "ann", "d2"),
+	)
+	require.Equal(t, StatusOK, rs[0].res.Status)
+	require.Equal(t, StatusNotFound, rs[1].res.Status)
+	require.Equal(t, StatusOK, rs[2].res.Status)
+}
+
+func TestGroupKeepsOrderAndCapsScriptCalls(t *testing.T) {
+	var batch []*call
+	for i := range maxOps + 3 {
+		batch = append(batch, op("a", opOpen, i), op("b", opOpen, i))
+	}
+	groups := group(batch)
+	require.Len(t, groups, 4) // a: 64 + 3, b: 64 + 3
+	n := map[string]int{}
+	for _, g := range groups {
+		require.LessOrEqual(t, len(g), maxOps)
+		for _, c := range g {
+			require.Equal(t, g[0].acct, c.acct)
+			require.Equal(t, n[c.acct], c.args[0], "order within account %s", c.acct)
+			n[c.acct]++
+		}
+	}
+}
+
+func dumpKeys(t *testing.T, c redis.UniversalClient, keys []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range keys {
+		v, err := c.Dump(context.Background(), k).Result()
+		if err == redis.Nil {
+			continue
+		}
+		require.NoError(t, err)
+		out[k] = v
+	}
+	return out
+}

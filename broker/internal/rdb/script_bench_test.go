@@ -1,0 +1,162 @@
+package rdb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// BenchmarkScriptCycle runs open+close cycles straight through the
+// batcher, one goroutine, in script calls of 1 and of 12 operations, and
+// reports Redis's own time per cycle (INFO commandstats). It is the
+// serial probe of docs/benchmarks.md: with a redis-server under callgrind
+// first on the PATH and SEATBROKER_CALLGRIND set (see callgrind), it also
+// reports the instructions per cycle, which repeat within ~1 %.
+//
+//	go test -run '^$' -bench ScriptCycle -benchtime 3600x ./broker/internal/rdb/
+func BenchmarkScriptCycle(b *testing.B) {
+	for _, per := range []int{1, 12} {
+		b.Run(fmt.Sprintf("ops-per-call-%d", per), func(b *testing.B) { scriptCycle(b, per) })
+	}
+}
+
+func scriptCycle(b *testing.B, per int) {
+	c := testredis.Client(b)
+	ctx := context.Background()
+	s := New(c, testredis.Prefix(b), Defaults{Lease: time.Hour, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Second})
+	b.Cleanup(s.Close)
+	if err := s.CreateAccount(ctx, "a1", map[string]string{"seats": "100000"},
+		UserRec{ID: "owner", Name: "owner", Status: "active", Role: "owner"}); err != nil {
+		b.Fatal(err)
+	}
+	rounds := (b.N + per - 1) / per
+	users := rounds * per
+	for i := range users {
+		u := UserRec{ID: fmt.Sprintf("u%d", i), Name: fmt.Sprintf("user%d", i), Status: "active", Role: "member"}
+		if _, err := s.PutUser(ctx, "a1", u, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run := func(calls []*call) {
+		s.batch.send(calls)
+		for _, cl := range calls {
+			r := <-cl.done
+			if r.err != nil || r.res.Status != StatusOK {
+				b.Fatalf("%s: %v %s", cl.op, r.err, r.res.Payload)
+			}
+		}
+	}
+	pid := redisPID(b, c)
+	callgrind(b, "-z", pid)
+	calls0, usec0 := evalshaStats(b, c)
+	b.ResetTimer()
+	for r := range rounds {
+		opens := make([]*call, per)
+		closes := make([]*call, per)
+		for i := range per {
+			sid, uid := uuid.NewString(), fmt.Sprintf("u%d", r*per+i)
+			opens[i] = op("a1", opOpen, sid, uid, "desk", "host", "")
+			closes[i] = op("a1", opEnd, uid, uid, "close", "closed", `["`+sid+`"]`)
+		}
+		run(opens)
+		run(closes)
+	}
+	b.StopTimer()
+	calls1, usec1 := evalshaStats(b, c)
+	cycles := float64(rounds * per)
+	b.ReportMetric((usec1-usec0)/cycles, "redis-us/cycle")
+	b.ReportMetric((calls1-calls0)/cycles, "calls/cycle")
+	if ir := callgrind(b, "-d", pid); ir > 0 {
+		b.ReportMetric(ir/cycles, "instr/cycle")
+	}
+}
+
+func redisPID(b *testing.B, c redis.UniversalClient) string {
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// callgrind zeroes (-z) or dumps (-d) the counters of a redis-server run
+// under callgrind (--callgrind-out-file=<prefix>.%p), when
+// SEATBROKER_CALLGRIND=<prefix>; a dump returns the instructions counted
+// since the last zero.
+func callgrind(b *testing.B, cmd, pid string) float64 {
+	prefix := os.Getenv("SEATBROKER_CALLGRIND")
+	if prefix == "" {
+		return 0
+	}
+	out, err := exec.Command("callgrind_control", cmd, pid).CombinedOutput()
+	if err != nil {
+		b.Fatalf("callgrind_control %s: %v %s", cmd, err, out)
+	}
+	if cmd != "-d" {
+		return 0
+	}
+	// the dump is <prefix>.<pid>.<n>, the newest one is this one
+	matches, _ := filepath.Glob(prefix + "." + pid + ".*")
+	name := ""
+	var newest time.Time
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && st.ModTime().After(newest) {
+			name, newest = m, st.ModTime()
+		}
+	}
+	if name == "" {
+		b.Fatalf("no callgrind dump %s.%s.*", prefix, pid)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "totals: "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func evalshaStats(b *testing.B, c redis.UniversalClient) (calls, usec float64) {
+	s, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(v, ",") {
+			k, x, _ := strings.Cut(kv, "=")
+			f, _ := strconv.ParseFloat(x, 64)
+			switch k {
+			case "calls":
+				calls = f
+			case "usec":
+				usec = f
+			}
+		}
+	}
+	return calls, usec
+}
