@@ -32,6 +32,7 @@ const (
 	sharedUsers  = 8    // seat keys of the shared-seats run
 	benchAccount = "bench"
 	sharedAcct   = "bench-shared"
+	spreadAcct   = "bench-spread"
 )
 
 // ceilingLua is the raw ceiling: a script with the account scripts' KEYS
@@ -62,6 +63,7 @@ type benchWorld struct {
 	br      *broker.Broker
 	own     []worker
 	shared  []worker
+	spread  []worker // each worker in an account of its own
 	keys    []string
 	cfgJSON string
 }
@@ -100,6 +102,8 @@ func newWorld(b *testing.B, ctx context.Context, client *redis.Client) *benchWor
 	for i := range inFlight {
 		w.own = append(w.own, mkWorker(b, ctx, br, ownP, fmt.Sprintf("user%d", i), fmt.Sprintf("dev%d", i)))
 		w.shared = append(w.shared, sharedW[i%sharedUsers])
+		p := mkAccount(b, ctx, br, fmt.Sprintf("%s-%d", spreadAcct, i))
+		w.spread = append(w.spread, mkWorker(b, ctx, br, p, "user", "dev"))
 	}
 	// the same ARGV[1] as the store sends (rdb.New), so the ceiling ships
 	// as many bytes per call
@@ -210,12 +214,14 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}
 	ours := &series{name: "broker, own seats"}
 	shared := &series{name: "broker, shared seats"}
+	spread := &series{name: "broker, 64 accounts"}
 	plain := &series{name: "raw EVALSHA x2"}
 	piped := &series{name: "raw EVALSHA x2, pipelined"}
 	ms := []meas{
 		{ours, inFlight, w.cycle(w.own)},
 		{plain, inFlight, w.rawPlain(client, sha)},
 		{shared, inFlight, w.cycle(w.shared)},
+		{spread, inFlight, w.cycle(w.spread)},
 		{piped, pipeConns, w.rawPipe(client, sha)},
 	}
 	run := func(m meas, d time.Duration) sample {
@@ -240,7 +246,11 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	for _, acct := range []string{benchAccount, sharedAcct} {
+	accts := []string{benchAccount, sharedAcct}
+	for i := range inFlight {
+		accts = append(accts, fmt.Sprintf("%s-%d", spreadAcct, i))
+	}
+	for _, acct := range accts {
 		o, err := w.br.OverviewOf(ctx, acct)
 		if err != nil {
 			b.Fatal(err)
@@ -254,16 +264,16 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	if piped.perSec() > plain.perSec() {
 		ceiling = piped
 	}
-	report(b, ours, shared, plain, piped, ceiling)
+	report(b, ours, shared, spread, plain, piped, ceiling)
 }
 
-func report(b *testing.B, ours, shared, plain, piped, ceiling *series) {
+func report(b *testing.B, ours, shared, spread, plain, piped, ceiling *series) {
 	out := os.Stdout
 	ver := redisVersion()
 	fmt.Fprintf(out, "\nacquire+release cycles, %d in flight; median of %d rounds of %v; redis-server %s, GOMAXPROCS %d\n",
 		inFlight, *flagRounds, *flagRound, ver, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(out, "%-28s %10s %8s %8s %10s %11s %8s\n", "measurement", "cycles/s", "p50 µs", "p99 µs", "redis µs", "evalsha µs", "ratio")
-	for _, s := range []*series{ours, shared, plain, piped} {
+	for _, s := range []*series{ours, shared, spread, plain, piped} {
 		fmt.Fprintf(out, "%-28s %10.0f %8.0f %8.0f %10.2f %11.2f %8.2f\n",
 			s.name, s.perSec(), s.p50(), s.p99(), s.cpu(), s.eval(), s.ratio(ceiling))
 	}
@@ -273,7 +283,7 @@ func report(b *testing.B, ours, shared, plain, piped, ceiling *series) {
 	fmt.Fprintf(out, "ours/ceiling %.2f (target >= %.1f): %s\n", ratio, targetRatio, verdict(ratio >= targetRatio))
 	fmt.Fprintf(out, "Redis CPU per cycle %.2f µs (target <= %.0f µs): %s\n", cpu, targetCPU, verdict(cpu <= targetCPU))
 	fmt.Fprintf(out, "what Redis ran per cycle (all rounds; calls and µs, scripts' inner commands included):\n")
-	for _, s := range []*series{ours, shared, ceiling} {
+	for _, s := range []*series{ours, shared, spread, ceiling} {
 		printCommands(out, s)
 	}
 	fmt.Fprintln(out)
@@ -287,6 +297,8 @@ func report(b *testing.B, ours, shared, plain, piped, ceiling *series) {
 	b.ReportMetric(ours.p99(), "p99-us")
 	b.ReportMetric(shared.ratio(ceiling), "shared-ratio")
 	b.ReportMetric(shared.cpu(), "shared-redis-us/cycle")
+	b.ReportMetric(spread.ratio(ceiling), "spread-ratio")
+	b.ReportMetric(spread.cpu(), "spread-redis-us/cycle")
 }
 
 func verdict(ok bool) string {
