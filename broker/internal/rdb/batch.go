@@ -26,7 +26,7 @@ import (
 // Each operation stays atomic; the operations of one script call commit
 // together.
 const (
-	batchWorkers = 4
+	batchWorkers = 2
 	maxBatch     = 256
 	maxOps       = 64
 	batchTimeout = 5 * time.Second
