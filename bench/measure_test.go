@@ -32,10 +32,10 @@ func (s sample) perSec() float64 { return float64(s.cycles) / s.elapsed.Seconds(
 // cpuPerCycle is Redis's CPU time per cycle, µs.
 func (s sample) cpuPerCycle() float64 { return s.redis.cpuUsec / float64(s.cycles) }
 
-// evalPerCycle is the time Redis spent in EVALSHA per cycle, µs
-// (commandstats: the script's own commands included).
+// evalPerCycle is the time Redis spent in EVALSHA and FCALL per cycle, µs
+// (commandstats: the scripts' own commands included).
 func (s sample) evalPerCycle() float64 {
-	return float64(s.redis.commands["evalsha"].usec) / float64(s.cycles)
+	return float64(s.redis.commands["evalsha"].usec+s.redis.commands["fcall"].usec) / float64(s.cycles)
 }
 
 // drive runs workers goroutines doing fn until d has passed, and reads

@@ -58,6 +58,10 @@ func (b *Broker) Config() Config { return b.cfg }
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.store.LoadScripts(ctx); err != nil && ctx.Err() == nil {
 		b.log.Warn("could not load scripts; they load on first use", "err", err)
+	} else if b.store.UsesFunctions() {
+		b.log.Info("account state changes run as a Redis function (FCALL)")
+	} else {
+		b.log.Info("account state changes run as scripts (EVALSHA): this Redis has no functions")
 	}
 	b.checkClock(ctx)
 	var wg sync.WaitGroup

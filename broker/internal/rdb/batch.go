@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,6 +54,9 @@ type batcher struct {
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
+	// fcall is set once the account library is loaded as a Redis function:
+	// calls then use FCALL, else EVALSHA.
+	fcall atomic.Bool
 }
 
 func newBatcher(client redis.UniversalClient, keys Keys, defaults string) *batcher {
@@ -150,21 +154,21 @@ func (b *batcher) send(batch []*call) {
 	vals := make([]any, len(groups))
 	errs := make([]error, len(groups))
 	if len(groups) == 1 {
-		g := groups[0]
-		vals[0], errs[0] = scriptAccount.Run(ctx, b.client, b.keys.account(g[0].acct), b.argv(g)...).Result()
+		vals[0], errs[0] = b.call(ctx, b.client, groups[0]).Result()
 	} else {
 		pipe := b.client.Pipeline()
 		cmds := make([]*redis.Cmd, len(groups))
 		for i, g := range groups {
-			cmds[i] = scriptAccount.EvalSha(ctx, pipe, b.keys.account(g[0].acct), b.argv(g)...)
+			cmds[i] = b.call(ctx, pipe, g)
 		}
 		_, _ = pipe.Exec(ctx) // errors are read per command below
-		for i, g := range groups {
+		for i := range groups {
 			vals[i], errs[i] = cmds[i].Result()
-			if isNoScript(errs[i]) {
-				// Redis lost its script cache (restart, failover): Run loads it.
-				vals[i], errs[i] = scriptAccount.Run(ctx, b.client, b.keys.account(g[0].acct), b.argv(g)...).Result()
-			}
+		}
+	}
+	for i, g := range groups {
+		if isNoScript(errs[i]) || isNoFunction(errs[i]) {
+			vals[i], errs[i] = b.again(ctx, g, errs[i])
 		}
 	}
 	// An account whose first timer moved earlier is refiled in the global
@@ -238,6 +242,44 @@ func decodeBatch(v any, n int) ([]Result, int64, error) {
 		out[i] = Result{Status: Status(st), Payload: []byte(payload), MovedDue: due}
 	}
 	return out, due, nil
+}
+
+// call queues (on a pipeline) or sends one script call of a group.
+func (b *batcher) call(ctx context.Context, c redis.Cmdable, g []*call) *redis.Cmd {
+	keys := b.keys.account(g[0].acct)
+	if b.fcall.Load() {
+		return c.FCall(ctx, accountFunction, keys, b.argv(g)...)
+	}
+	return scriptAccount.EvalSha(ctx, c, keys, b.argv(g)...)
+}
+
+// again runs a group whose code Redis did not have (a restart or failover
+// lost its script cache, or its functions): it loads the code and calls
+// once more. When the function cannot be loaded it falls back to scripts.
+func (b *batcher) again(ctx context.Context, g []*call, err error) (any, error) {
+	keys := b.keys.account(g[0].acct)
+	if isNoFunction(err) {
+		if lerr := loadFunction(ctx, b.client); lerr == nil {
+			return b.client.FCall(ctx, accountFunction, keys, b.argv(g)...).Result()
+		}
+		b.fcall.Store(false)
+	}
+	return scriptAccount.Run(ctx, b.client, keys, b.argv(g)...).Result()
+}
+
+// loadFunction loads the account library as a Redis function, on every
+// master of a cluster. REPLACE: loading it again changes nothing.
+func loadFunction(ctx context.Context, client redis.UniversalClient) error {
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.FunctionLoadReplace(ctx, accountLibrary).Err()
+		})
+	}
+	return client.FunctionLoadReplace(ctx, accountLibrary).Err()
+}
+
+func isNoFunction(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Function not found")
 }
 
 func isNoScript(err error) bool {

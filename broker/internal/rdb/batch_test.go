@@ -22,6 +22,8 @@ func batchStore(t *testing.T, users map[string]int) (*Store, redis.UniversalClie
 		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute})
 	t.Cleanup(s.Close)
 	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.True(t, s.UsesFunctions(), "redis-server 7 has functions")
 	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "2"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
 	for id, max := range users {
@@ -226,4 +228,30 @@ func dumpKeys(t *testing.T, c redis.UniversalClient, keys []string) map[string]s
 		out[k] = v
 	}
 	return out
+}
+
+// Redis lost its functions and scripts (a restart without persistence, a
+// failover to a node that never had them): the next calls load them again.
+func TestAccountCallsSurviveLostFunctionsAndScripts(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	require.NoError(t, c.FunctionFlush(ctx).Err())
+	require.NoError(t, c.ScriptFlush(ctx).Err())
+	rs := runBatch(t, s, openOp("s1", "ann", "d1"), openOp("s2", "ann", "d2"))
+	for _, r := range rs {
+		require.NoError(t, r.err)
+		require.Equal(t, StatusOK, r.res.Status)
+	}
+	require.True(t, s.UsesFunctions())
+	// and without functions at all, the same calls run as scripts
+	s.batch.fcall.Store(false)
+	require.NoError(t, c.ScriptFlush(ctx).Err())
+	rs = runBatch(t, s, closeOp("s1", "ann"))
+	require.NoError(t, rs[0].err)
+	var p struct {
+		Results []ItemResult `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal(rs[0].res.Payload, &p))
+	require.Len(t, p.Results, 1)
+	require.Equal(t, "ended", p.Results[0].Session.State)
 }

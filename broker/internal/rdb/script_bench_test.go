@@ -18,7 +18,8 @@ import (
 )
 
 // BenchmarkScriptCycle runs open+close cycles straight through the
-// batcher, one goroutine, in script calls of 1 and of 12 operations, and
+// batcher, one goroutine, in calls of 1 and of 12 operations, as a Redis
+// function (FCALL) and as a script (EVALSHA), and
 // reports Redis's own time per cycle (INFO commandstats). It is the
 // serial probe of docs/benchmarks.md: with a redis-server under callgrind
 // first on the PATH and SEATBROKER_CALLGRIND set (see callgrind), it also
@@ -26,17 +27,24 @@ import (
 //
 //	go test -run '^$' -bench ScriptCycle -benchtime 3600x ./broker/internal/rdb/
 func BenchmarkScriptCycle(b *testing.B) {
-	for _, per := range []int{1, 12} {
-		b.Run(fmt.Sprintf("ops-per-call-%d", per), func(b *testing.B) { scriptCycle(b, per) })
+	for _, fcall := range []bool{true, false} {
+		for _, per := range []int{1, 12} {
+			name := fmt.Sprintf("fcall-%v/ops-per-call-%d", fcall, per)
+			b.Run(name, func(b *testing.B) { scriptCycle(b, per, fcall) })
+		}
 	}
 }
 
-func scriptCycle(b *testing.B, per int) {
+func scriptCycle(b *testing.B, per int, fcall bool) {
 	c := testredis.Client(b)
 	ctx := context.Background()
 	s := New(c, testredis.Prefix(b), Defaults{Lease: time.Hour, Standby: time.Minute, Paused: time.Minute,
 		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Second})
 	b.Cleanup(s.Close)
+	if err := s.LoadScripts(ctx); err != nil {
+		b.Fatal(err)
+	}
+	s.batch.fcall.Store(fcall)
 	if err := s.CreateAccount(ctx, "a1", map[string]string{"seats": "100000"},
 		UserRec{ID: "owner", Name: "owner", Status: "active", Role: "owner"}); err != nil {
 		b.Fatal(err)
@@ -60,7 +68,7 @@ func scriptCycle(b *testing.B, per int) {
 	}
 	pid := redisPID(b, c)
 	callgrind(b, "-z", pid)
-	calls0, usec0 := evalshaStats(b, c)
+	calls0, usec0 := scriptStats(b, c)
 	b.ResetTimer()
 	for r := range rounds {
 		opens := make([]*call, per)
@@ -74,7 +82,7 @@ func scriptCycle(b *testing.B, per int) {
 		run(closes)
 	}
 	b.StopTimer()
-	calls1, usec1 := evalshaStats(b, c)
+	calls1, usec1 := scriptStats(b, c)
 	cycles := float64(rounds * per)
 	b.ReportMetric((usec1-usec0)/cycles, "redis-us/cycle")
 	b.ReportMetric((calls1-calls0)/cycles, "calls/cycle")
@@ -137,24 +145,28 @@ func callgrind(b *testing.B, cmd, pid string) float64 {
 	return 0
 }
 
-func evalshaStats(b *testing.B, c redis.UniversalClient) (calls, usec float64) {
+// scriptStats adds up Redis's counters of EVALSHA and FCALL.
+func scriptStats(b *testing.B, c redis.UniversalClient) (calls, usec float64) {
 	s, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, l := range strings.Split(s, "\n") {
-		v, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_evalsha:")
+		l = strings.TrimSpace(l)
+		v, ok := strings.CutPrefix(l, "cmdstat_evalsha:")
 		if !ok {
-			continue
+			if v, ok = strings.CutPrefix(l, "cmdstat_fcall:"); !ok {
+				continue
+			}
 		}
 		for _, kv := range strings.Split(v, ",") {
 			k, x, _ := strings.Cut(kv, "=")
 			f, _ := strconv.ParseFloat(x, 64)
 			switch k {
 			case "calls":
-				calls = f
+				calls += f
 			case "usec":
-				usec = f
+				usec += f
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 package rdb
 
 import (
+	"crypto/sha1"
 	"embed"
+	"encoding/hex"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -25,24 +27,35 @@ var accountOps = []string{
 	"account_create", "user_put", "topup", "reap",
 }
 
-// buildAccountScript puts lib.lua, every operation and main.lua (the batch
-// runner) into the one account script.
-func buildAccountScript() *redis.Script {
+// accountCode is lib.lua, every operation and main.lua (the batch
+// runner): the account code, which defines reset and main.
+func accountCode() string {
 	parts := []string{mustLua("lib.lua")}
 	for _, op := range accountOps {
 		parts = append(parts, mustLua(op+".lua"))
 	}
 	parts = append(parts, mustLua("main.lua"))
-	return redis.NewScript(strings.Join(parts, "\n"))
+	return strings.Join(parts, "\n")
 }
 
-// The scripts, loaded once and run by SHA: every state change of an
-// account goes through scriptAccount (a batch of one or more operations).
+// The account code runs two ways. As a Redis function (FUNCTION LOAD once,
+// then FCALL): its functions are made once per library load, not once per
+// call. As a script (EVALSHA), where it is built on every call: for Redis
+// before 7 and for miniredis (demo mode). The library's name carries a
+// hash of the code, so nodes of two versions never run each other's.
 var (
-	scriptAccount = buildAccountScript()
+	accountFunction = "seatbroker_account_" + codeHash(accountCode())
+	accountLibrary  = "#!lua name=" + accountFunction + "\n" + accountCode() +
+		"\nredis.register_function('" + accountFunction + "', function(keys, args)\n  reset(keys, args)\n  return main(args)\nend)\n"
+	scriptAccount = redis.NewScript(accountCode() + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
 	scriptDueSet  = redis.NewScript(mustLua("due_set.lua"))
 	scriptRate    = redis.NewScript(mustLua("rate.lua"))
 )
+
+func codeHash(code string) string {
+	sum := sha1.Sum([]byte(code))
+	return hex.EncodeToString(sum[:8])
+}
 
 // allScripts lists every script, for loading and for the test that loads
 // each one.

@@ -29,6 +29,9 @@ func TestEveryEmbeddedScriptLoads(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, s.Hash(), sha)
 	}
+	name, err := c.FunctionLoadReplace(context.Background(), accountLibrary).Result()
+	require.NoError(t, err)
+	require.Equal(t, accountFunction, name)
 }
 
 // TestScriptsTouchOnlyTheirKeys: no script builds a key name itself, so

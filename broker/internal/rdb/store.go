@@ -61,14 +61,28 @@ func (s *Store) Keys() Keys { return s.keys }
 func (s *Store) Client() redis.UniversalClient { return s.client }
 
 // LoadScripts loads every script into Redis's script cache, so the first
-// calls after start need no fallback to EVAL.
+// calls after start need no fallback to EVAL, and the account library as
+// a Redis function where Redis has functions (7 and later; not miniredis).
+// Without functions, account calls run as scripts.
 func (s *Store) LoadScripts(ctx context.Context) error {
 	for _, sc := range allScripts {
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			return fmt.Errorf("load script: %w", err)
 		}
 	}
+	err := loadFunction(ctx, s.client)
+	s.batch.fcall.Store(err == nil)
+	if err != nil && !isUnknownCommand(err) {
+		return fmt.Errorf("load function: %w", err)
+	}
 	return nil
+}
+
+// UsesFunctions says whether account calls run as a Redis function.
+func (s *Store) UsesFunctions() bool { return s.batch.fcall.Load() }
+
+func isUnknownCommand(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "unknown command")
 }
 
 // Result is a decoded account script reply.

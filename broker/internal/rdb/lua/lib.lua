@@ -31,16 +31,49 @@
 -- function returns its status and payload table; payloads and events show
 -- sessions as they are when the script ends (the batch commits as one).
 
-local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_NAMES = KEYS[11]
-local CFG = {}
-do
-  local l, sb, p, n, m, r, c, w = string.match(ARGV[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
+-- The same code runs as a Redis function (FCALL; library built once, see
+-- scripts.go) or as a script (EVALSHA; Redis before 7, and miniredis).
+-- Either way it keeps no state from one call to the next: reset sets all
+-- of it at the start of each call.
+
+-- the call's state, set by reset
+local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS
+local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES
+local CFG
+local LATE        -- functions run after the last write-back (see reap.lua)
+local NOW_US      -- the call's instant: one TIME call serves it all
+local A           -- the account hash, loaded once per call
+local EV          -- events to publish
+local EMITTED     -- session table -> true once a session event carries it
+local ENCODED     -- session table -> its JSON, made once by flush
+local KEYJSON     -- object key -> its JSON and a colon, for encode
+local S           -- session cache: sid -> session table (false when absent)
+local SDIRTY      -- sid -> true when the session must be written back
+local SEATS       -- seat key -> seat table (false when absent)
+local SEATDIRTY
+local USEATS      -- uid -> set of seat keys
+local USEATDIRTY
+local EXHAUSTING  -- true while exhaust runs: nothing is billed then
+local DUE_BEFORE  -- the account's first timer before this call
+local MIN_ADDED   -- the earliest timer this call filed
+local FILED_MIN   -- the earliest timer the last flush filed
+local DUE_SEEN    -- catch_up has looked at the first timer
+local CAUGHT_UP   -- catch_up ran
+
+local function reset(keys, argv)
+  K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = keys[1], keys[2], keys[3], keys[4], keys[5]
+  K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[6], keys[7], keys[8], keys[9], keys[10]
+  K_NAMES = keys[11]
+  CFG = {}
+  local l, sb, p, n, m, r, c, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
   CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
   CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
   CFG.warn = {}
   for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
+  LATE, NOW_US, A = {}, nil, nil
+  EV, EMITTED, ENCODED, KEYJSON = {}, {}, {}, {}
+  S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
+  EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
 end
 
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
@@ -48,9 +81,6 @@ local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
 local ST_BAD_STATE, ST_STALE, ST_EXISTS, ST_INVALID = 7, 8, 9, 10
 
 local OPS = {}  -- operation name -> function(args): status, payload
-local LATE = {} -- functions run after the last write-back (see reap.lua)
-
-local NOW_US = nil -- the script's instant: one TIME call serves it all
 
 local function now_us()
   if not NOW_US then
@@ -65,8 +95,6 @@ local function now_ms()
 end
 
 -- ---------------------------------------------------------------- account
-
-local A = nil -- the account hash, loaded once per script
 
 local function acct()
   if A == nil then
@@ -111,8 +139,6 @@ end
 
 -- ---------------------------------------------------------------- events
 
-local EV = {}
-local EMITTED = {} -- session table -> true once a session event carries it
 
 -- emit queues an event for the account's channel. A session event carries
 -- the session table itself, so the message shows its state at the end of
@@ -128,11 +154,9 @@ end
 -- ENCODED maps a session table to its JSON, made once by flush: replies
 -- and events splice it in instead of encoding the session again (encoding
 -- is most of what a script costs).
-local ENCODED = {}
 
 -- KEYJSON caches the JSON of object keys with their colon: the same few
 -- names come back in every payload.
-local KEYJSON = {}
 
 -- encode_into appends the JSON of v to buf, a list of pieces: one
 -- table.concat at the end makes the string (Redis's Lua hashes every string
@@ -194,8 +218,6 @@ end
 
 -- ---------------------------------------------------------------- sessions
 
-local S = {}      -- session cache: sid -> session table (false when absent)
-local SDIRTY = {} -- sid -> true when the session must be written back
 
 local function sess(sid)
   local s = S[sid]
@@ -218,10 +240,6 @@ end
 
 -- ---------------------------------------------------------------- seats
 
-local SEATS = {}      -- seat key -> seat table (false when absent)
-local SEATDIRTY = {}
-local USEATS = {}     -- uid -> set of seat keys
-local USEATDIRTY = {}
 
 local function seat(key)
   local st = SEATS[key]
@@ -279,7 +297,6 @@ local function ledger_add(entry, idem)
   redis.call('HSET', K_BILLED, idem, n - 1)
 end
 
-local EXHAUSTING = false -- true while exhaust runs: nothing is billed then
 
 local terminate -- defined below; exhaustion ends sessions
 
@@ -522,8 +539,6 @@ local function step(s, t)
   end
 end
 
-local DUE_BEFORE = nil -- the account's first timer before this script
-local MIN_ADDED = nil  -- the earliest timer this script filed
 
 local function first_due()
   local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
@@ -543,7 +558,6 @@ local function call_list(cmd, key, list)
   end
 end
 
-local FILED_MIN = nil -- the earliest timer the last flush filed
 
 -- flush writes back everything the script changed and re-files the timers
 -- of the sessions it touched: one command per key, whatever the number of
@@ -622,7 +636,6 @@ end
 -- reads what is due a chunk at a time; a step that files a timer before
 -- now makes it read again, so order holds.
 local CHUNK = 32
-local DUE_SEEN = false
 
 local function catch_up(now, limit)
   local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
@@ -674,7 +687,6 @@ end
 -- start is the first call of every operation that needs the account: it
 -- loads it and, the first time in a script, catches up. It returns the
 -- current time, or nil when the account does not exist.
-local CAUGHT_UP = false
 
 local function start()
   if not acct() then return nil end

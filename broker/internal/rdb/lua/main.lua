@@ -1,39 +1,41 @@
--- main.lua: run the batch of operations in ARGV (lib.lua gives the shape),
--- in order, then write back, publish the events and answer. Every
+-- main.lua: main runs the batch of operations in argv (lib.lua gives the
+-- shape), in order, then writes back, publishes the events and answers. Every
 -- operation's name and argument count is checked before the first runs, so
 -- a malformed batch changes nothing.
-local n = tonumber(ARGV[2])
-if not n then return redis.error_reply('ERR seatbroker: bad batch') end
-local calls = {}
-local pos = 3
-for i = 1, n do
-  local f, argc = OPS[ARGV[pos]], tonumber(ARGV[pos + 1])
-  if not f or not argc or pos + 1 + argc > #ARGV then
-    return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(ARGV[pos]))
+local function main(argv)
+  local n = tonumber(argv[2])
+  if not n then return redis.error_reply('ERR seatbroker: bad batch') end
+  local calls = {}
+  local pos = 3
+  for i = 1, n do
+    local f, argc = OPS[argv[pos]], tonumber(argv[pos + 1])
+    if not f or not argc or pos + 1 + argc > #argv then
+      return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
+    end
+    calls[i] = {f, {unpack(argv, pos + 2, pos + 1 + argc)}}
+    pos = pos + 2 + argc
   end
-  calls[i] = {f, {unpack(ARGV, pos + 2, pos + 1 + argc)}}
-  pos = pos + 2 + argc
-end
-if pos ~= #ARGV + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
+  if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
-local status, payload = {}, {}
-for i = 1, n do
-  status[i], payload[i] = calls[i][1](calls[i][2])
+  local status, payload = {}, {}
+  for i = 1, n do
+    status[i], payload[i] = calls[i][1](calls[i][2])
+  end
+  flush()
+  for _, f in ipairs(LATE) do f() end
+  if #EV > 0 then
+    redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
+  end
+  -- the first timer moved earlier only if this script filed one before the
+  -- old first; then that one is the new first (removals only move it later)
+  local moved = ''
+  if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
+    moved = string.format('%.0f', MIN_ADDED)
+  end
+  local out = {moved}
+  for i = 1, n do
+    out[2 * i] = status[i]
+    out[2 * i + 1] = encode(payload[i] or {})
+  end
+  return out
 end
-flush()
-for _, f in ipairs(LATE) do f() end
-if #EV > 0 then
-  redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
-end
--- the first timer moved earlier only if this script filed one before the
--- old first; then that one is the new first (removals only move it later)
-local moved = ''
-if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
-  moved = string.format('%.0f', MIN_ADDED)
-end
-local out = {moved}
-for i = 1, n do
-  out[2 * i] = status[i]
-  out[2 * i + 1] = encode(payload[i] or {})
-end
-return out
