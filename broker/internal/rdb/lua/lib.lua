@@ -39,7 +39,7 @@
 -- the call's state, set by reset
 local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS
 local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES
-local CFG
+local CFG, CFG_SRC -- the broker's defaults, and the string they came from
 local LATE        -- functions run after the last write-back (see reap.lua)
 local NOW_US      -- the call's instant: one TIME call serves it all
 local A           -- the account hash, loaded once per call
@@ -64,12 +64,17 @@ local function reset(keys, argv)
   K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = keys[1], keys[2], keys[3], keys[4], keys[5]
   K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[6], keys[7], keys[8], keys[9], keys[10]
   K_NAMES = keys[11]
-  CFG = {}
-  local l, sb, p, n, m, r, c, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
-  CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
-  CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
-  CFG.warn = {}
-  for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
+  if argv[1] ~= CFG_SRC then
+    -- parsed again only when the defaults change: as a function, the
+    -- last call's CFG is still here (it depends on argv[1] alone)
+    CFG = {}
+    local l, sb, p, n, m, r, c, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
+    CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
+    CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
+    CFG.warn = {}
+    for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
+    CFG_SRC = argv[1]
+  end
   LATE, NOW_US, A = {}, nil, nil
   EV, EMITTED, ENCODED, KEYJSON = {}, {}, {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
