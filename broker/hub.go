@@ -21,6 +21,9 @@ const (
 	EventAccount = "account"
 	// EventWarning: a warning (low PPU balance); Warning is set.
 	EventWarning = "warning"
+	// EventTokens: tokens of a user were revoked (UserID); connections
+	// signed in with one of them are closed.
+	EventTokens = "tokens"
 	// EventResync: events may have been missed (the node's Redis
 	// subscription was re-established); re-read the state.
 	EventResync = "resync"
@@ -183,6 +186,9 @@ func (h *Hub) dispatch(payload string) {
 		case "warning":
 			ev.Type = EventWarning
 			ev.Warning = &Warning{Code: e.Code, Balance: e.Balance, Threshold: e.Threshold}
+		case "tokens":
+			ev.Type = EventTokens
+			ev.UserID = e.UserID
 		case "promoted", "account":
 			ev.Type = EventAccount
 		default:

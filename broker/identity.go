@@ -245,7 +245,21 @@ func (b *Broker) Revoke(ctx context.Context, p Principal, token string) error {
 	if rec.Account != p.Account || (rec.User != p.UserID && !p.IsAdmin()) {
 		return ErrNotFound
 	}
-	return storeErr(b.store.DeleteToken(ctx, rec.Account, h))
+	if err := b.store.DeleteToken(ctx, rec.Account, h); err != nil {
+		return storeErr(err)
+	}
+	b.tokensRevoked(ctx, rec.Account, rec.User)
+	return nil
+}
+
+// tokensRevoked tells every node that tokens of a user were revoked, so
+// connections signed in with them close now rather than at their next
+// reconnect. The revocation stands without it: a node that misses the
+// message refuses the token at the next reconnect.
+func (b *Broker) tokensRevoked(ctx context.Context, acct, uid string) {
+	if err := b.store.PublishEvent(ctx, acct, rdb.Event{Type: EventTokens, UserID: uid}); err != nil {
+		b.log.Warn("could not announce revoked tokens", "account", acct, "err", err)
+	}
 }
 
 // RevokeUserTokens revokes every token of a user (owner and admins, or
@@ -266,6 +280,9 @@ func (b *Broker) RevokeUserTokens(ctx context.Context, p Principal, uid string) 
 			}
 			n++
 		}
+	}
+	if n > 0 {
+		b.tokensRevoked(ctx, p.Account, uid)
 	}
 	return n, nil
 }

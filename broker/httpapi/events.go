@@ -105,7 +105,8 @@ func (s *stream) handle(ctx context.Context, ev broker.Event) bool {
 				return false
 			}
 		}
-	case broker.EventUser:
+	case broker.EventUser, broker.EventTokens:
+		// the viewer changed, or tokens of it were revoked (this one?)
 		if ev.UserID == s.p.UserID && !s.reload(ctx) {
 			return false
 		}

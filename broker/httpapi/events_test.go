@@ -180,3 +180,41 @@ func TestWarningsGoOnlyToAdmins(t *testing.T) {
 		break
 	}
 }
+
+// TestRevokingTheViewersTokensEndsItsStream: "sign out everywhere" on
+// another node ends the page's live stream within a second; another
+// viewer's stream stays open.
+func TestRevokingTheViewersTokensEndsItsStream(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newEnv(t, server.Options{})
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = e.prefix
+	node2 := startBroker(t, e.rc, cfg)
+	a := e.account(5, false)
+	viewer := a.user("viewer", protocol.RoleMember)
+	a.user("other", protocol.RoleMember)
+	ck, _ := e.webSession(a.id, "viewer")
+	events := e.openStream(ctx, "Cookie", cookieHeader(ck))
+	next(t, events, time.Second, func(ev sse) bool { return ev.name == "overview" })
+	ck2, _ := e.webSession(a.id, "other")
+	others := e.openStream(ctx, "Cookie", cookieHeader(ck2))
+	next(t, others, time.Second, func(ev sse) bool { return ev.name == "overview" })
+
+	n, err := node2.RevokeUserTokens(ctx, a.op, viewer.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	closed := time.After(time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-events:
+		case <-closed:
+			t.Fatal("the signed-out viewer's stream is still open")
+		}
+	}
+	// the other viewer still gets events
+	g, err := node2.Open(ctx, broker.OpenRequest{Account: a.id, UserID: viewer.ID, DeviceID: "d"})
+	require.NoError(t, err)
+	next(t, others, time.Second, func(ev sse) bool { return ev.name == "session" && strings.Contains(ev.data, g.Session.ID) })
+}

@@ -31,6 +31,9 @@ type conn struct {
 	// Set by the reader before the connection is indexed anywhere, then
 	// only read.
 	pre        *broker.Principal // authenticated at upgrade
+	preToken   string            // the upgrade's bearer token
+	token      string            // the desktop client's token ("" for remote)
+	tokenUser  string            // its user, for revocations
 	hello      bool              // reader only
 	role       string
 	principal  broker.Principal // desktop

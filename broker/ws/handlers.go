@@ -81,6 +81,14 @@ func (c *conn) onHello(ctx context.Context, m protocol.ClientMessage) {
 		c.failErr(m.ID, err)
 		return
 	}
+	// set before watchAccount indexes c: from there they are only read
+	c.token, c.tokenUser = c.preToken, p.UserID
+	switch {
+	case reply.Token != "":
+		c.token = reply.Token
+	case m.Token != "" && c.pre == nil:
+		c.token = m.Token
+	}
 	if err := c.s.watchAccount(ctx, c, p.Account); err != nil {
 		c.failErr(m.ID, err)
 		return

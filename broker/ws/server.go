@@ -183,6 +183,7 @@ func (s *Server) Conns() int {
 // is refused with 401 before the upgrade.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var pre *broker.Principal
+	preToken := ""
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
@@ -195,7 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeHTTPError(w, status, d)
 			return
 		}
-		pre = &p
+		pre, preToken = &p, strings.TrimSpace(tok)
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -209,6 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered
 	}
 	c := newConn(s, wsc, sourceOf(r), pre)
+	c.preToken = preToken
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -325,13 +327,42 @@ func (s *Server) dispatch(acct string, ev broker.Event) {
 		for _, c := range s.accountConns(acct) {
 			c.onWarning(*ev.Warning)
 		}
+	case broker.EventTokens:
+		// a user's tokens were revoked: its connections check theirs
+		for _, c := range s.accountConns(acct) {
+			if c.tokenUser == ev.UserID {
+				s.goRecheck(c)
+			}
+		}
 	case broker.EventResync:
 		// events may have been lost: read every session of the account's
-		// connections again
+		// connections again, and check their tokens
 		for _, c := range s.accountConns(acct) {
 			s.goRefresh(c)
+			if c.tokenUser != "" {
+				s.goRecheck(c)
+			}
 		}
 	}
+}
+
+// goRecheck checks c's token again in the background (tracked by wg) and
+// closes c with 1008 when it no longer holds.
+func (s *Server) goRecheck(c *conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		_, err := s.b.Authenticate(c.ctx, c.token, broker.TokenClient)
+		if errors.Is(err, broker.ErrUnauthorized) {
+			c.stop(websocket.ClosePolicyViolation, "unauthorized: the token was revoked")
+		}
+	}()
 }
 
 // goRefresh re-reads c's sessions in the background (tracked by wg).

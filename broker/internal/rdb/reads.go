@@ -243,6 +243,16 @@ func (s *Store) DropCode(ctx context.Context, code string) error {
 	return s.client.Del(ctx, s.keys.Code(code)).Err()
 }
 
+// PublishEvent publishes an event on the account's channel, as the
+// account code does (for changes made outside it, such as revoked tokens).
+func (s *Store) PublishEvent(ctx context.Context, acct string, ev Event) error {
+	js, err := json.Marshal(EventBatch{Account: acct, Events: List[Event]{ev}})
+	if err != nil {
+		return err
+	}
+	return s.client.Publish(ctx, s.keys.Channel(acct), js).Err()
+}
+
 // Allow takes one request from the rate limit name, or with peek only
 // looks whether one more would pass: at most burst at once, refilled at
 // rate per period. It answers whether the request may go on and, if not,

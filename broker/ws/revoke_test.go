@@ -1,0 +1,103 @@
+package ws_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/client"
+)
+
+// Revoking a user's tokens on one node closes, within a second, that
+// user's websockets on every node with 1008; a client cannot come back
+// with the revoked token (one that has the password signs in again), and
+// other users' connections are left alone.
+func TestRevokedTokensCloseTheirConnectionsOnEveryNode(t *testing.T) {
+	t.Parallel()
+	na, nb := twoNodes(t)
+	acct := newAccount(t, na.b, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	byToken := dial(t, na.url, desktop(acct.annTok, "dev1"))
+	byPassword := dial(t, nb.url, client.Options{Account: acct.id, Name: "ann", Password: acct.annPasswd, DeviceID: "dev2", MinBackoff: 20 * time.Millisecond})
+	oldToken := byPassword.Token()
+	owner := dial(t, na.url, desktop(acct.ownerTok, "dev3"))
+	raw := rawDesktop(t, nb.url, acct.annTok, "dev4")
+	_, err := byToken.Open(ctx)
+	require.NoError(t, err)
+
+	n, err := nb.b.RevokeUserTokens(ctx, acct.owner, acct.ann.UserID)
+	require.NoError(t, err)
+	require.Equal(t, 2, n) // the test's token and the one the password sign-in made
+
+	waitFor[client.Disconnected](t, byToken.Events(), time.Second)
+	_, err = byToken.Open(ctx)
+	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(err), "%v", err)
+
+	assert.Equal(t, websocket.ClosePolicyViolation, closeCode(t, raw, time.Second))
+
+	waitFor[client.Disconnected](t, byPassword.Events(), time.Second)
+	waitFor[client.Reconnected](t, byPassword.Events(), 2*time.Second)
+	assert.NotEqual(t, oldToken, byPassword.Token(), "signed in again, with a new token")
+
+	_, err = owner.Open(ctx)
+	require.NoError(t, err, "another user's connection is not touched")
+}
+
+// Signing out (revoking one token) closes the connections of that token,
+// not those of the same user's other tokens.
+func TestSigningOutClosesOnlyThatTokensConnections(t *testing.T) {
+	t.Parallel()
+	na, nb := twoNodes(t)
+	acct := newAccount(t, na.b, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err := na.b.IssueToken(ctx, acct.ann, time.Hour, "laptop")
+	require.NoError(t, err)
+
+	out := dial(t, na.url, desktop(second.Token, "dev1"))
+	stays := dial(t, na.url, desktop(acct.annTok, "dev2"))
+	require.NoError(t, nb.b.Revoke(ctx, acct.ann, second.Token))
+
+	waitFor[client.Disconnected](t, out.Events(), time.Second)
+	_, err = out.Open(ctx)
+	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(err), "%v", err)
+	_, err = stays.Open(ctx)
+	require.NoError(t, err)
+}
+
+// rawDesktop is a desktop connection without the client library, signed
+// in with the upgrade's bearer token, past its welcome.
+func rawDesktop(t *testing.T, url, tok, device string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + tok}})
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.WriteJSON(protocol.ClientMessage{Type: protocol.TypeHello, Version: protocol.Version, Role: protocol.RoleDesktop, DeviceID: device}))
+	var m protocol.ServerMessage
+	require.NoError(t, c.ReadJSON(&m))
+	require.Equal(t, protocol.TypeWelcome, m.Type)
+	return c
+}
+
+// closeCode reads c until the server closes it and returns the close code.
+func closeCode(t *testing.T, c *websocket.Conn, within time.Duration) int {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(within)))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			require.True(t, errors.As(err, &ce), "not closed by the server within %v: %v", within, err)
+			return ce.Code
+		}
+	}
+}
