@@ -346,27 +346,23 @@ func (s *Server) dispatch(acct string, ev broker.Event) {
 	}
 }
 
-// goRecheck checks c's token again in the background (tracked by wg) and
-// closes c with 1008 when it no longer holds.
+// goRecheck checks c's token again in the background and closes c with
+// 1008 when it no longer holds.
 func (s *Server) goRecheck(c *conn) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
+	s.goTracked(func() {
 		_, err := s.b.Authenticate(c.ctx, c.token, broker.TokenClient)
 		if errors.Is(err, broker.ErrUnauthorized) {
 			c.stop(websocket.ClosePolicyViolation, "unauthorized: the token was revoked")
 		}
-	}()
+	})
 }
 
-// goRefresh re-reads c's sessions in the background (tracked by wg).
-func (s *Server) goRefresh(c *conn) {
+// goRefresh re-reads c's sessions in the background.
+func (s *Server) goRefresh(c *conn) { s.goTracked(c.refresh) }
+
+// goTracked runs fn in a goroutine that Close waits for, unless the
+// server is closed.
+func (s *Server) goTracked(fn func()) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -376,7 +372,7 @@ func (s *Server) goRefresh(c *conn) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		c.refresh()
+		fn()
 	}()
 }
 
