@@ -510,14 +510,15 @@ func ledgerView(e rdb.LedgerEntry) protocol.LedgerEntry {
 // SessionLedger returns the ledger entries of one session the principal
 // may see: what that session was billed.
 func (b *Broker) SessionLedger(ctx context.Context, p Principal, sid string) ([]protocol.LedgerEntry, error) {
-	if _, err := b.Session(ctx, p, sid); err != nil {
+	s, err := b.Session(ctx, p, sid)
+	if err != nil {
 		return nil, err
 	}
-	es, _, err := b.store.Ledger(ctx, p.Account, 0, -1)
+	es, err := b.store.SessionLedger(ctx, p.Account, sid, s.PPUMinutes)
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	var out []protocol.LedgerEntry
+	out := make([]protocol.LedgerEntry, 0, len(es))
 	for _, e := range es {
 		if e.Session == sid {
 			out = append(out, ledgerView(e))

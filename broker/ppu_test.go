@@ -291,3 +291,41 @@ func TestReconcileFindsABalanceThatDisagreesWithTheLedger(t *testing.T) {
 		assert.Equal(t, int64(10), r.Balance)
 	})
 }
+
+// A session's ledger holds exactly its billed minutes, in order, as the
+// account's ledger has them; a user who may not see the session gets
+// not_found, not its bill.
+func TestSessionLedgerHoldsExactlyThatSessionsMinutes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(100)
+		own := protocol.ScopeOwn
+		_, err := f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{View: &own, Control: &own})
+		require.NoError(t, err)
+		ann, bob := f.user("ann", nil), f.user("bob", nil)
+		g1 := f.mustOpen(ann, "d1")
+		g2 := f.mustOpen(bob, "d1")
+		minute := f.b.Config().Minute
+		require.Eventually(t, func() bool { return f.billedMinutes(g1.Session.ID) >= 2 }, 4*minute, 10*time.Millisecond)
+		f.close(ann, g1.Session.ID)
+
+		var want []protocol.LedgerEntry
+		for _, e := range f.ledger() {
+			if e.SessionID == g1.Session.ID {
+				want = append(want, e)
+			}
+		}
+		got, err := f.b.SessionLedger(f.ctx, f.owner, g1.Session.ID)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		for i, e := range got {
+			assert.Equal(t, int64(i+1), e.Minute)
+		}
+		mine, err := f.b.SessionLedger(f.ctx, ann, g1.Session.ID)
+		require.NoError(t, err)
+		assert.Equal(t, want, mine)
+		_, err = f.b.SessionLedger(f.ctx, bob, g1.Session.ID)
+		assert.ErrorIs(t, err, broker.ErrNotFound)
+		_ = g2
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -211,6 +212,49 @@ func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]Ledge
 	}
 	out, err := decodeAll[LedgerEntry](lr.Val())
 	return out, ll.Val(), err
+}
+
+// SessionLedger returns the ledger entries of a session's billed minutes
+// 1..minutes, found through their idempotency keys ("sid:minute" -> ledger
+// index): its cost follows the session's minutes, not the ledger's length.
+func (s *Store) SessionLedger(ctx context.Context, acct, sid string, minutes int64) ([]LedgerEntry, error) {
+	if minutes <= 0 {
+		return nil, nil
+	}
+	fields := make([]string, minutes)
+	for i := range fields {
+		fields[i] = sid + ":" + strconv.Itoa(i+1)
+	}
+	idx, err := s.client.HMGet(ctx, s.keys.Billed(acct), fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.client.Pipeline()
+	var cmds []*redis.StringCmd
+	for _, v := range idx {
+		str, ok := v.(string)
+		if !ok {
+			continue // not billed (cannot happen unless the store was damaged)
+		}
+		n, err := strconv.ParseInt(str, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ledger index %q", ErrUnexpectedReply, str)
+		}
+		cmds = append(cmds, pipe.LIndex(ctx, s.keys.Ledger(acct), n))
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	raw := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		if v, err := c.Result(); err == nil {
+			raw = append(raw, v)
+		}
+	}
+	return decodeAll[LedgerEntry](raw)
 }
 
 // Now returns the Redis server's clock.
