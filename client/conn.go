@@ -192,6 +192,9 @@ func (c *Client) run(ctx context.Context, l *link) {
 		c.stopErr = stopErr
 		close(c.stopped)
 		c.mu.Unlock()
+		if stopErr != nil {
+			c.events.push(Stopped{Err: stopErr})
+		}
 	}()
 	for {
 		err := c.serve(l)

@@ -91,6 +91,14 @@ type Reconnected struct {
 	Sessions []protocol.SessionRef
 }
 
+// Stopped: the client stopped for good without Close: it cannot connect
+// again (its token was revoked and it has no password, a remote side's
+// connection ended, ...). Err says why (CodeOf gives the code); requests
+// fail with it from now on. Close it to release it.
+type Stopped struct {
+	Err error
+}
+
 func (Granted) event()        {}
 func (Denied) event()         {}
 func (Joined) event()         {}
@@ -102,6 +110,7 @@ func (Warning) event()        {}
 func (ServerError) event()    {}
 func (Disconnected) event()   {}
 func (Reconnected) event()    {}
+func (Stopped) event()        {}
 
 // eventBuffer is the Events channel's buffer: what a reader that comes
 // late after Close still finds.

@@ -39,6 +39,8 @@ func TestRevokedTokensCloseTheirConnectionsOnEveryNode(t *testing.T) {
 	require.Equal(t, 2, n) // the test's token and the one the password sign-in made
 
 	waitFor[client.Disconnected](t, byToken.Events(), time.Second)
+	stopped := waitFor[client.Stopped](t, byToken.Events(), 2*time.Second)
+	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(stopped.Err), "%v", stopped.Err)
 	_, err = byToken.Open(ctx)
 	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(err), "%v", err)
 

@@ -143,6 +143,8 @@ func watch(ctx context.Context, w io.Writer, f *wsFlags, c *client.Client, sid s
 				fmt.Fprintf(w, "server error (%s): %s\n", e.Error.Code, e.Error.Message)
 			case client.Disconnected:
 				fmt.Fprintln(w, "connection lost; reconnecting...")
+			case client.Stopped:
+				return fmt.Errorf("stopped: %w", e.Err)
 			case client.Reconnected:
 				fmt.Fprintf(w, "reconnected with %d session(s)\n", len(e.Sessions))
 			}
