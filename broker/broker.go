@@ -25,6 +25,11 @@ type Broker struct {
 
 	offset atomic.Int64 // Redis clock minus this node's clock, ns
 	ready  atomic.Bool  // Redis answered the last clock check
+	loaded atomic.Bool  // the account code is loaded (loadCode succeeded)
+	// loadFailed says a load failed and was logged, loadNext when to try
+	// again; only clockLoop touches them after Run's first attempt.
+	loadFailed bool
+	loadNext   time.Time
 
 	closeOnce sync.Once
 }
@@ -56,13 +61,7 @@ func (b *Broker) Config() Config { return b.cfg }
 // first (cmd/seatbroker), then Close stops these loops, then the store's
 // batcher, then the Redis client.
 func (b *Broker) Run(ctx context.Context) error {
-	if err := b.store.LoadScripts(ctx); err != nil && ctx.Err() == nil {
-		b.log.Warn("could not load scripts; they load on first use", "err", err)
-	} else if b.store.UsesFunctions() {
-		b.log.Info("account state changes run as a Redis function (FCALL)")
-	} else {
-		b.log.Info("account state changes run as scripts (EVALSHA): this Redis has no functions")
-	}
+	b.loadCode(ctx)
 	b.checkClock(ctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -104,9 +103,41 @@ func (b *Broker) clockLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			b.checkClock(ctx)
+			if !b.loaded.Load() && b.ready.Load() && time.Now().After(b.loadNext) {
+				b.loadCode(ctx)
+			}
 		}
 	}
 }
+
+// loadRetry is how often a node whose account code did not load tries
+// again, while Redis answers.
+const loadRetry = 5 * time.Second
+
+// loadCode loads the scripts and the account library. Until it succeeds
+// (Redis was unreachable when the node started) calls run as scripts,
+// loaded on first use; the clock loop tries again once Redis answers, so
+// the node moves to the function as soon as it can.
+func (b *Broker) loadCode(ctx context.Context) {
+	if err := b.store.LoadScripts(ctx); err != nil {
+		if ctx.Err() == nil && !b.loadFailed {
+			b.log.Warn("could not load the account code; calls run as scripts until it loads", "err", err)
+		}
+		b.loadFailed = true
+		b.loadNext = time.Now().Add(loadRetry)
+		return
+	}
+	b.loaded.Store(true)
+	if b.store.UsesFunctions() {
+		b.log.Info("account state changes run as a Redis function (FCALL)")
+	} else {
+		b.log.Info("account state changes run as scripts (EVALSHA): this Redis has no functions")
+	}
+}
+
+// UsesFunctions says whether this node runs the account code as a Redis
+// function (else as scripts).
+func (b *Broker) UsesFunctions() bool { return b.store.UsesFunctions() }
 
 // checkClock measures the Redis clock: times shown to people (seconds
 // left, durations) are computed on it, never on this node's clock.

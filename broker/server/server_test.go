@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,4 +62,37 @@ func TestNotReadyAndGrantsNothingWhileRedisIsUnreachable(t *testing.T) {
 	d, code := broker.ErrorDetail(err)
 	require.Equal(t, "unavailable", string(d.Code))
 	require.Equal(t, http.StatusServiceUnavailable, code)
+}
+
+// TestNodeStartedWhileRedisWasDownMovesToTheFunctionOnceItAnswers: the
+// account code loads once Redis answers, so the node does not stay on the
+// slower script path for its whole life.
+func TestNodeStartedWhileRedisWasDownMovesToTheFunctionOnceItAnswers(t *testing.T) {
+	var up atomic.Bool
+	var d net.Dialer
+	c := redis.NewClient(&redis.Options{Addr: testredis.Addr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !up.Load() {
+				return nil, errors.New("test: redis is down")
+			}
+			return d.DialContext(ctx, network, addr)
+		}})
+	defer c.Close()
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testredis.Prefix(t)
+	b, err := broker.New(c, cfg, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = b.Run(ctx) }()
+	defer func() { cancel(); b.Close(); wg.Wait() }()
+
+	// long enough for the first load and go-redis's own dial retries to
+	// give up
+	time.Sleep(2 * time.Second)
+	require.False(t, b.Ready())
+	require.False(t, b.UsesFunctions())
+	up.Store(true)
+	require.Eventually(t, b.UsesFunctions, 10*time.Second, 50*time.Millisecond)
 }
