@@ -17,6 +17,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/brokertest"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -77,16 +78,10 @@ func TestNodeStartedWhileRedisWasDownMovesToTheFunctionOnceItAnswers(t *testing.
 			}
 			return d.DialContext(ctx, network, addr)
 		}})
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() }) // after the node's cleanup
 	cfg := broker.DefaultConfig()
 	cfg.Prefix = testredis.Prefix(t)
-	b, err := broker.New(c, cfg, nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = b.Run(ctx) }()
-	defer func() { cancel(); b.Close(); wg.Wait() }()
+	b := brokertest.Start(t, c, cfg) // logs the failed load on stderr
 
 	// long enough for the first load and go-redis's own dial retries to
 	// give up
