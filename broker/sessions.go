@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"math/big"
 	"sort"
@@ -163,6 +164,60 @@ func (b *Broker) join(ctx context.Context, code string) (protocol.Session, strin
 	}
 	_ = b.store.DropCode(ctx, code) // single use; the script refuses a second join anyway
 	return b.view(*r.Session), acct, nil
+}
+
+// RejoinPrefix starts every rejoin secret.
+const RejoinPrefix = "sbr_"
+
+// rejoinTTL is how long a rejoin secret lives after its last use: longer
+// than any connection outage worth coming back from.
+const rejoinTTL = 24 * time.Hour
+
+// IssueRejoin gives the remote side of a session a secret to come back
+// with when its connection is lost (codes are single use). Redis keeps
+// only its SHA-256.
+func (b *Broker) IssueRejoin(ctx context.Context, acct, sid string) (string, error) {
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	secret := RejoinPrefix + base64.RawURLEncoding.EncodeToString(buf)
+	if err := b.store.PutRejoin(ctx, hashToken(secret), acct, sid, rejoinTTL); err != nil {
+		return "", storeErr(err)
+	}
+	return secret, nil
+}
+
+// Rejoin takes a remote side back into its session (sid) with the secret
+// IssueRejoin gave it. A wrong secret, or another session's, is
+// ErrNotFound; a session that has ended is returned as it is (the caller
+// tells the remote side how it ended, and does not attach it).
+func (b *Broker) Rejoin(ctx context.Context, sid, secret string) (protocol.Session, string, error) {
+	if !strings.HasPrefix(secret, RejoinPrefix) || len(secret) > 100 || !validID(sid) {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	h := hashToken(secret)
+	acct, got, err := b.store.ResolveRejoin(ctx, h)
+	if isStatus(err, rdb.StatusNotFound) || (err == nil && got != sid) {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	if err != nil {
+		return protocol.Session{}, "", storeErr(err)
+	}
+	r, err := b.store.Session(ctx, acct, sid)
+	if isStatus(err, rdb.StatusNotFound) {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	if err != nil {
+		return protocol.Session{}, "", storeErr(err)
+	}
+	if r.Joined == 0 {
+		return protocol.Session{}, "", ErrNotFound
+	}
+	if r.State != protocol.StateEnded {
+		_ = b.store.PutRejoin(ctx, h, acct, sid, rejoinTTL) // a fresh day
+	}
+	return b.view(r), acct, nil
 }
 
 // SessionRef names a session and the fencing token its holder has.

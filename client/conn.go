@@ -71,10 +71,9 @@ func fatal(err error) bool {
 func (c *Client) connect(ctx context.Context) (*link, error) {
 	c.mu.Lock()
 	tok := c.token
-	var refs []protocol.SessionRef
-	if c.opts.Role == RoleDesktop {
-		refs = c.refsLocked()
-	}
+	// the sessions to take back: a desktop side's with their fencing
+	// tokens, a remote side's with its rejoin secret
+	refs := c.refsLocked()
 	c.mu.Unlock()
 	hdr := http.Header{}
 	for k, v := range c.opts.Header {
@@ -204,8 +203,9 @@ func (c *Client) run(ctx context.Context, l *link) {
 		default:
 		}
 		c.events.push(Disconnected{Err: err})
-		if c.opts.NoReconnect || c.opts.Role == RoleRemote {
-			// a remote side's code was single-use: it cannot come back
+		if c.opts.NoReconnect || (c.opts.Role == RoleRemote && len(c.Sessions()) == 0) {
+			// a remote side comes back only to the session it joined,
+			// with the rejoin secret the join gave it
 			stopErr = ErrDisconnected
 			c.dropSessions(err)
 			return
@@ -213,6 +213,12 @@ func (c *Client) run(ctx context.Context, l *link) {
 		l, err = c.reconnect(ctx)
 		if err != nil {
 			stopErr = err
+			return
+		}
+		if c.opts.Role == RoleRemote && len(c.Sessions()) == 0 {
+			// its session ended, or cannot be taken back: nothing to stay for
+			l.shut(websocket.CloseNormalClosure, "no session")
+			stopErr = ErrDisconnected
 			return
 		}
 		c.events.push(Reconnected{Sessions: c.Sessions()})

@@ -25,7 +25,8 @@ func (c *Client) handle(m protocol.ServerMessage) {
 		c.events.push(Denied{Error: detailOf(m)})
 	case protocol.TypeJoined:
 		if m.Session != nil {
-			c.hold(m.Session.ID, "", m.Session.State)
+			// a remote side's fence is its rejoin secret
+			c.hold(m.Session.ID, m.Fence, m.Session.State)
 			c.events.push(Joined{Session: *m.Session})
 		}
 	case protocol.TypePaused, protocol.TypeSession:

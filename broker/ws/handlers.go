@@ -59,17 +59,7 @@ func (c *conn) onHello(ctx context.Context, m protocol.ClientMessage) {
 	reply := protocol.ServerMessage{Type: protocol.TypeWelcome, ID: m.ID, Version: protocol.Version, Role: m.Role,
 		HeartbeatMS: hb, LeaseMS: lease}
 	if m.Role == protocol.RoleRemote {
-		// a remote side is authorized by the code it joins with; it has
-		// nothing to come back to
-		for _, ref := range m.Sessions {
-			d, _ := broker.ErrorDetail(broker.ErrNotFound)
-			reply.Sessions = append(reply.Sessions, protocol.SessionStatus{ID: ref.ID, Error: &d})
-		}
-		c.role, c.by, c.hello = protocol.RoleRemote, "remote", true
-		if m.Name != "" {
-			c.by = m.Name
-		}
-		c.enqueue(reply)
+		c.helloRemote(ctx, m, reply)
 		return
 	}
 	if m.DeviceID == "" {
@@ -114,6 +104,55 @@ func (c *conn) onHello(ctx context.Context, m protocol.ClientMessage) {
 		}
 	}
 	c.enqueue(reply)
+}
+
+// helloRemote greets a remote side. It is authorized by the code it joins
+// with, or, coming back after a lost connection, by the rejoin secret its
+// join gave it: sessions [{id, fence: the secret}], one session per
+// connection.
+func (c *conn) helloRemote(ctx context.Context, m protocol.ClientMessage, reply protocol.ServerMessage) {
+	c.role, c.by = protocol.RoleRemote, "remote"
+	if m.Name != "" {
+		c.by = m.Name
+	}
+	var back *protocol.Session
+	for i, ref := range m.Sessions {
+		st := protocol.SessionStatus{ID: ref.ID}
+		if i == 0 {
+			sess, acct, err := c.s.b.Rejoin(ctx, ref.ID, ref.Fence)
+			switch {
+			case err == nil && sess.State == protocol.StateEnded:
+				// it ended while the remote side was away: say how
+				st.Session = &sess
+				reply.Sessions = append(reply.Sessions, st)
+				continue
+			case err == nil:
+				if err := c.s.watchAccount(ctx, c, acct); err != nil {
+					c.failErr(m.ID, err)
+					return
+				}
+				c.acct, back = acct, &sess
+				st.Session = &sess
+				st.Notice = c.s.notice(sess)
+				reply.Sessions = append(reply.Sessions, st)
+				continue
+			case !isNotFound(err):
+				c.failErr(m.ID, err)
+				return
+			}
+		}
+		d, _ := broker.ErrorDetail(broker.ErrNotFound)
+		st.Error = &d
+		reply.Sessions = append(reply.Sessions, st)
+	}
+	c.hello = true
+	c.enqueue(reply)
+	if back != nil {
+		c.attach(back.ID, &attached{owner: back.UserID, state: back.State, kind: back.Kind})
+		// an end between the rejoin and the watch would otherwise wait for
+		// the next heartbeat
+		c.s.goRefresh(c)
+	}
 }
 
 // authenticate finds the desktop client's user: from the upgrade's bearer
@@ -246,8 +285,15 @@ func (c *conn) onJoin(ctx context.Context, m protocol.ClientMessage) {
 		return
 	}
 	c.acct = acct
+	// the secret to come back with if the connection is lost; without it
+	// (Redis failed just now) the join still stands
+	rejoin, err := c.s.b.IssueRejoin(ctx, acct, sess.ID)
+	if err != nil {
+		c.s.log.Warn("no rejoin secret for a remote side", "session", sess.ID, "err", err)
+	}
 	hb, lease := c.timing()
-	c.enqueue(protocol.ServerMessage{Type: protocol.TypeJoined, ID: m.ID, Session: &sess, HeartbeatMS: hb, LeaseMS: lease})
+	c.enqueue(protocol.ServerMessage{Type: protocol.TypeJoined, ID: m.ID, Session: &sess, Fence: rejoin,
+		HeartbeatMS: hb, LeaseMS: lease})
 	c.attach(sess.ID, &attached{owner: sess.UserID, state: sess.State, kind: sess.Kind})
 	// an end between the join and the watch would otherwise wait for the
 	// next heartbeat

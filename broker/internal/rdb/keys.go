@@ -85,6 +85,10 @@ func (k Keys) Accounts() string { return k.prefix + ":accounts" }
 // the standby time as its TTL.
 func (k Keys) Code(code string) string { return k.prefix + ":code:" + code }
 
+// Rejoin is a string: a remote side's rejoin secret's hash -> "acct/sid",
+// with a TTL; it lets a remote side that lost its connection come back.
+func (k Keys) Rejoin(hash string) string { return k.prefix + ":rejoin:" + hash }
+
 // Token is a string: a bearer token's hash -> token JSON, with the
 // token's expiry as TTL.
 func (k Keys) Token(hash string) string { return k.prefix + ":token:" + hash }

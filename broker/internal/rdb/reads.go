@@ -268,6 +268,26 @@ func (s *Store) ReserveCode(ctx context.Context, code, acct, sid string, ttl tim
 	return s.client.SetNX(ctx, s.keys.Code(code), acct+"/"+sid, ttl).Result()
 }
 
+// PutRejoin files a rejoin secret's hash for a session, or refreshes its
+// TTL.
+func (s *Store) PutRejoin(ctx context.Context, hash, acct, sid string, ttl time.Duration) error {
+	return s.client.Set(ctx, s.keys.Rejoin(hash), acct+"/"+sid, ttl).Err()
+}
+
+// ResolveRejoin returns the account and session of a rejoin secret's
+// hash, or StatusNotFound.
+func (s *Store) ResolveRejoin(ctx context.Context, hash string) (acct, sid string, err error) {
+	v, err := found(s.client.Get(ctx, s.keys.Rejoin(hash)).Result())
+	if err != nil {
+		return "", "", err
+	}
+	acct, sid, ok := strings.Cut(v, "/")
+	if !ok {
+		return "", "", fmt.Errorf("%w: rejoin %q", ErrUnexpectedReply, v)
+	}
+	return acct, sid, nil
+}
+
 // ResolveCode returns the account and session of a live code, or
 // StatusNotFound.
 func (s *Store) ResolveCode(ctx context.Context, code string) (acct, sid string, err error) {
