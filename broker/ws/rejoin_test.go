@@ -20,11 +20,7 @@ import (
 // gets the ending notice.
 func TestRemoteSideComesBackToItsSessionAfterALostConnection(t *testing.T) {
 	t.Parallel()
-	na, nb := twoNodes(t)
-	acct := newAccount(t, na.b, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d := dial(t, na.url, desktop(acct.annTok, "dev1"))
+	na, nb, acct, d, ctx := codeSessions(t)
 	g, err := d.Open(ctx, client.WithCode())
 	require.NoError(t, err)
 	px := startProxy(t, strings.TrimPrefix(nb.http.URL, "http://"))
@@ -55,11 +51,7 @@ func TestRemoteSideComesBackToItsSessionAfterALostConnection(t *testing.T) {
 // session has ended (the remote side is told how it ended).
 func TestRejoinTakesOnlyItsOwnLiveSession(t *testing.T) {
 	t.Parallel()
-	na, nb := twoNodes(t)
-	acct := newAccount(t, na.b, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d := dial(t, na.url, desktop(acct.annTok, "dev1"))
+	na, nb, _, d, ctx := codeSessions(t)
 	g1, err := d.Open(ctx, client.WithCode())
 	require.NoError(t, err)
 	g2, err := d.Open(ctx, client.WithCode())
@@ -88,6 +80,17 @@ func TestRejoinTakesOnlyItsOwnLiveSession(t *testing.T) {
 	st = rawRejoin(t, na.url, protocol.SessionRef{ID: g1.Session.ID, Fence: secret})
 	require.NotNil(t, st.Session)
 	assert.Equal(t, protocol.StateEnded, st.Session.State)
+}
+
+// codeSessions is two nodes, an account, and ann's desktop client on the
+// first node, ready to open sessions with codes.
+func codeSessions(t *testing.T) (na, nb *node, acct account, d *client.Client, ctx context.Context) {
+	t.Helper()
+	na, nb = twoNodes(t)
+	acct = newAccount(t, na.b, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return na, nb, acct, dial(t, na.url, desktop(acct.annTok, "dev1")), ctx
 }
 
 // rawRejoin says hello as a remote side coming back with ref and returns

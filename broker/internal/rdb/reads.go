@@ -277,13 +277,18 @@ func (s *Store) PutRejoin(ctx context.Context, hash, acct, sid string, ttl time.
 // ResolveRejoin returns the account and session of a rejoin secret's
 // hash, or StatusNotFound.
 func (s *Store) ResolveRejoin(ctx context.Context, hash string) (acct, sid string, err error) {
-	v, err := found(s.client.Get(ctx, s.keys.Rejoin(hash)).Result())
+	return s.resolveSession(ctx, s.keys.Rejoin(hash))
+}
+
+// resolveSession reads an "acct/sid" string key (a code, a rejoin secret).
+func (s *Store) resolveSession(ctx context.Context, key string) (acct, sid string, err error) {
+	v, err := found(s.client.Get(ctx, key).Result())
 	if err != nil {
 		return "", "", err
 	}
 	acct, sid, ok := strings.Cut(v, "/")
 	if !ok {
-		return "", "", fmt.Errorf("%w: rejoin %q", ErrUnexpectedReply, v)
+		return "", "", fmt.Errorf("%w: %s holds %q", ErrUnexpectedReply, key, v)
 	}
 	return acct, sid, nil
 }
@@ -291,15 +296,7 @@ func (s *Store) ResolveRejoin(ctx context.Context, hash string) (acct, sid strin
 // ResolveCode returns the account and session of a live code, or
 // StatusNotFound.
 func (s *Store) ResolveCode(ctx context.Context, code string) (acct, sid string, err error) {
-	v, err := found(s.client.Get(ctx, s.keys.Code(code)).Result())
-	if err != nil {
-		return "", "", err
-	}
-	acct, sid, ok := strings.Cut(v, "/")
-	if !ok {
-		return "", "", fmt.Errorf("%w: code %q", ErrUnexpectedReply, v)
-	}
-	return acct, sid, nil
+	return s.resolveSession(ctx, s.keys.Code(code))
 }
 
 // DropCode forgets a code (used, or its session ended).
