@@ -339,15 +339,9 @@ type UserPatch struct {
 // admins). The owner's role does not change; lowering max_seats revokes
 // nothing.
 func (b *Broker) UpdateUser(ctx context.Context, p Principal, uid string, patch UserPatch) (protocol.User, error) {
-	if !p.IsAdmin() {
-		return protocol.User{}, ErrForbidden
-	}
-	if !validID(uid) {
-		return protocol.User{}, ErrNotFound
-	}
-	u, err := b.store.User(ctx, p.Account, uid)
+	u, err := b.adminTarget(ctx, p, uid)
 	if err != nil {
-		return protocol.User{}, storeErr(err)
+		return protocol.User{}, err
 	}
 	if patch.Name != nil {
 		u.Name = *patch.Name
@@ -426,19 +420,28 @@ func (b *Broker) User(ctx context.Context, p Principal, uid string) (protocol.Us
 	return userView(u, set.View, set.Control, 0), nil
 }
 
+// adminTarget reads the user an owner or admin acts on.
+func (b *Broker) adminTarget(ctx context.Context, p Principal, uid string) (rdb.UserRec, error) {
+	if !p.IsAdmin() {
+		return rdb.UserRec{}, ErrForbidden
+	}
+	if !validID(uid) {
+		return rdb.UserRec{}, ErrNotFound
+	}
+	u, err := b.store.User(ctx, p.Account, uid)
+	if err != nil {
+		return rdb.UserRec{}, storeErr(err)
+	}
+	return u, nil
+}
+
 // BlockUser blocks or unblocks a user (owner and admins). Blocking ends
 // all of its sessions with the notice (user_blocked); the owner cannot be
 // blocked, nor can one block oneself.
 func (b *Broker) BlockUser(ctx context.Context, p Principal, uid string, block bool) (protocol.User, error) {
-	if !p.IsAdmin() {
-		return protocol.User{}, ErrForbidden
-	}
-	if !validID(uid) {
-		return protocol.User{}, ErrNotFound
-	}
-	u, err := b.store.User(ctx, p.Account, uid)
+	u, err := b.adminTarget(ctx, p, uid)
 	if err != nil {
-		return protocol.User{}, storeErr(err)
+		return protocol.User{}, err
 	}
 	if block && (u.Role == protocol.RoleOwner || uid == p.UserID) {
 		return protocol.User{}, invalid("user", "the owner, and oneself, cannot be blocked")
@@ -520,9 +523,7 @@ func (b *Broker) SessionLedger(ctx context.Context, p Principal, sid string) ([]
 	}
 	out := make([]protocol.LedgerEntry, 0, len(es))
 	for _, e := range es {
-		if e.Session == sid {
-			out = append(out, ledgerView(e))
-		}
+		out = append(out, ledgerView(e))
 	}
 	return out, nil
 }

@@ -239,7 +239,7 @@ func decodeBatch(v any, n int) ([]Result, int64, error) {
 		if !ok {
 			return nil, 0, fmt.Errorf("%w: payload %T", ErrUnexpectedReply, arr[2+2*i])
 		}
-		out[i] = Result{Status: Status(st), Payload: []byte(payload), MovedDue: due}
+		out[i] = Result{Status: Status(st), Payload: []byte(payload)}
 	}
 	return out, due, nil
 }

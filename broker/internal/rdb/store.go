@@ -60,20 +60,23 @@ func (s *Store) Keys() Keys { return s.keys }
 // Client returns the Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.client }
 
-// LoadScripts loads every script into Redis's script cache, so the first
-// calls after start need no fallback to EVAL, and the account library as
-// a Redis function where Redis has functions (7 and later; not miniredis).
-// Without functions, account calls run as scripts.
+// LoadScripts loads the account library as a Redis function where Redis
+// has functions (7 and later; not miniredis), and the scripts into Redis's
+// script cache, so the first calls after start need no fallback to EVAL:
+// the account script only when there is no function to run instead.
 func (s *Store) LoadScripts(ctx context.Context) error {
+	ferr := loadFunction(ctx, s.client)
+	s.batch.fcall.Store(ferr == nil)
 	for _, sc := range allScripts {
+		if sc == scriptAccount && ferr == nil {
+			continue
+		}
 		if err := sc.Load(ctx, s.client).Err(); err != nil {
 			return fmt.Errorf("load script: %w", err)
 		}
 	}
-	err := loadFunction(ctx, s.client)
-	s.batch.fcall.Store(err == nil)
-	if err != nil && !isUnknownCommand(err) {
-		return fmt.Errorf("load function: %w", err)
+	if ferr != nil && !isUnknownCommand(ferr) {
+		return fmt.Errorf("load function: %w", ferr)
 	}
 	return nil
 }
@@ -89,9 +92,6 @@ func isUnknownCommand(err error) bool {
 type Result struct {
 	Status  Status
 	Payload []byte
-	// MovedDue is the account's next timer when the script moved it
-	// earlier, or 0.
-	MovedDue int64
 }
 
 // runAccount runs one operation of the account script (through the

@@ -13,7 +13,7 @@ OPS['account_create'] = function(a)
   end
   redis.call('HSET', K_ACCT, unpack(flat))
   local u = cjson.decode(owner)
-  put_user(u.id, owner)
+  redis.call('HSET', K_USERS, u.id, owner)
   redis.call('HSET', K_NAMES, string.lower(u.name), u.id)
   return ST_OK, {}
 end

@@ -13,7 +13,7 @@ OPS['block'] = function(a)
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {} end
   u.status = block and 'blocked' or 'active'
-  put_user(uid, cjson.encode(u))
+  redis.call('HSET', K_USERS, uid, cjson.encode(u))
   local n = 0
   if block then
     -- write back first: sessions earlier operations of this batch opened

@@ -217,9 +217,6 @@ local function user(uid)
   return cjson.decode(r)
 end
 
-local function put_user(uid, js)
-  redis.call('HSET', K_USERS, uid, js)
-end
 
 -- ---------------------------------------------------------------- sessions
 
