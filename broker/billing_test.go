@@ -51,9 +51,13 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 	open := map[string]int64{}           // session -> start of its running stretch
 	history := map[string][]string{}     // session -> its events, for a failure's message
 	logDone := make(chan struct{})
+	const drained = "test: the run is over"
 	go func() {
 		defer close(logDone)
 		for m := range sub.Channel() {
+			if m.Payload == drained {
+				return
+			}
 			b, err := rdb.DecodeEvents(m.Payload)
 			if err != nil {
 				continue
@@ -135,8 +139,11 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 		o, err := nodes[2].OverviewOf(context.Background(), f.acct)
 		return err == nil && o.InUse == 0 && o.PPUSessions == 0
 	}, 3*time.Second, 20*time.Millisecond, "everything ends once the clients are gone")
-	require.NoError(t, sub.Close())
+	// Redis delivers a channel's messages in the order it ran the PUBLISHes,
+	// so once this one arrives the log has every event of the run.
+	require.NoError(t, client.Publish(context.Background(), keys.Channel(f.acct), drained).Err())
 	<-logDone
+	require.NoError(t, sub.Close())
 	require.Empty(t, open, "a PPU stretch never closed in the event log")
 
 	var entries []protocol.LedgerEntry

@@ -17,23 +17,23 @@ type SessionRec struct {
 	Seat         string `json:"seat,omitempty"`
 	Code         string `json:"code,omitempty"`
 	Fence        string `json:"fence,omitempty"`
-	Created      int64  `json:"created,omitempty"`
-	Activated    int64  `json:"activated,omitempty"`
-	Joined       int64  `json:"joined,omitempty"`
-	LeaseUntil   int64  `json:"lease_until,omitempty"`
-	Deadline     int64  `json:"deadline,omitempty"`
-	StandbyUntil int64  `json:"standby_until,omitempty"`
-	PausedAt     int64  `json:"paused_at,omitempty"`
-	PausedUntil  int64  `json:"paused_until,omitempty"`
+	Created      int64  `json:"created,omitempty,string"`
+	Activated    int64  `json:"activated,omitempty,string"`
+	Joined       int64  `json:"joined,omitempty,string"`
+	LeaseUntil   int64  `json:"lease_until,omitempty,string"`
+	Deadline     int64  `json:"deadline,omitempty,string"`
+	StandbyUntil int64  `json:"standby_until,omitempty,string"`
+	PausedAt     int64  `json:"paused_at,omitempty,string"`
+	PausedUntil  int64  `json:"paused_until,omitempty,string"`
 	Reason       string `json:"reason,omitempty"`
 	By           string `json:"by,omitempty"`
-	EndedAt      int64  `json:"ended_at,omitempty"`
-	PPUms        int64  `json:"ppu_ms,omitempty"`
-	PPUAt        int64  `json:"ppu_at,omitempty"`
-	Billed       int64  `json:"billed,omitempty"`
-	Promoted     int64  `json:"promoted,omitempty"`
+	EndedAt      int64  `json:"ended_at,omitempty,string"`
+	PPUms        int64  `json:"ppu_ms,omitempty,string"`
+	PPUAt        int64  `json:"ppu_at,omitempty,string"`
+	Billed       int64  `json:"billed,omitempty,string"`
+	Promoted     int64  `json:"promoted,omitempty,string"`
 	// At is when the session last changed state or seat kind.
-	At int64 `json:"at,omitempty"`
+	At int64 `json:"at,omitempty,string"`
 }
 
 // UserRec is a user as stored in the account's users hash.
@@ -52,7 +52,7 @@ type UserRec struct {
 type SeatRec struct {
 	Kind  string          `json:"kind"`
 	User  string          `json:"user"`
-	Since int64           `json:"since"`
+	Since int64           `json:"since,string"`
 	SIDs  map[string]bool `json:"-"`
 }
 

@@ -11,7 +11,7 @@ OPS['join'] = function(a)
   if not now then return ST_NOT_FOUND, {} end
   local s = sess(sid)
   if not s or s.state ~= 'standby' or s.code ~= code then return ST_NOT_FOUND, {} end
-  s.joined = now
+  s.joined = num_str(now)
   activate(s, now)
   emit({type = 'session', session = s})
   return ST_OK, {session = s}

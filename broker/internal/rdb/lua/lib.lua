@@ -59,6 +59,9 @@ local MIN_ADDED   -- the earliest timer this call filed
 local FILED_MIN   -- the earliest timer the last flush filed
 local DUE_SEEN    -- catch_up has looked at the first timer
 local CAUGHT_UP   -- catch_up ran
+local NUMSTR      -- number -> its decimal string (see num_str)
+local DUR         -- duration name -> ms, for this call
+local STRNUM      -- decimal string -> its number (see num_str)
 
 local function reset(keys, argv)
   K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = keys[1], keys[2], keys[3], keys[4], keys[5]
@@ -79,6 +82,7 @@ local function reset(keys, argv)
   EV, EMITTED, ENCODED, KEYJSON = {}, {}, {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
+  NUMSTR, STRNUM, DUR = {}, {}, {}
 end
 
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
@@ -99,6 +103,36 @@ local function now_ms()
   return math.floor(now_us() / 1000)
 end
 
+-- Numbers and strings. Formatting a number the way Lua and cjson do
+-- (printf "%.14g", or "%.17g" for a redis.call argument) costs more than
+-- anything else a script does with it, and parsing one (strtod) not much
+-- less. So a session keeps its times and counters as decimal strings, in
+-- the table and in its JSON ("created":"1764...": SessionRec reads them
+-- with ",string"): a session is decoded and encoded with no number in
+-- it. Code that computes with a field reads it with str_num and writes it
+-- with num_str; both remember what they converted for the rest of the
+-- call, and most values of a call are the same few (now, now + lease).
+local function num_str(n)
+  local s = NUMSTR[n]
+  if not s then
+    s = string.format('%d', n)
+    NUMSTR[n] = s
+    STRNUM[s] = n
+  end
+  return s
+end
+
+-- str_num returns the number of a decimal string, or nil for nil.
+local function str_num(s)
+  if s == nil then return nil end
+  local n = STRNUM[s]
+  if not n then
+    n = tonumber(s)
+    STRNUM[s] = n
+  end
+  return n
+end
+
 -- ---------------------------------------------------------------- account
 
 local function acct()
@@ -112,12 +146,19 @@ local function acct()
   return A
 end
 
+-- anum reads a number field of the account; it stays a number in A until
+-- flush writes it back.
 local function anum(field)
-  return tonumber(A[field] or '0') or 0
+  local v = A[field]
+  if type(v) == 'number' then return v end
+  v = (v and str_num(v)) or 0
+  A[field] = v
+  return v
 end
 
+-- aset sets a field of the account to a string or a number.
 local function aset(field, value)
-  A[field] = tostring(value)
+  A[field] = value
   A._dirty[field] = true
 end
 
@@ -126,20 +167,24 @@ local function aadd(field, delta)
 end
 
 -- dur returns an account's override of a duration, or the broker default.
+local DUR_FIELD = {lease = 'lease_ms', standby = 'standby_ms', paused = 'paused_ms', notice = 'notice_ms'}
+
 local function dur(name)
-  local v = A and tonumber(A[name .. '_ms'] or '')
-  if v and v > 0 then return v end
-  return CFG[name]
+  local d = DUR[name]
+  if d then return d end
+  local v = A and tonumber(A[DUR_FIELD[name]] or '')
+  if v and v > 0 then d = v else d = CFG[name] end
+  if A then DUR[name] = d end
+  return d
 end
 
 -- fence returns the next fencing token of the account: it only grows, and
 -- because it never falls below Redis's clock in microseconds it keeps
 -- growing after a restart or failover that lost the last stored value.
 local function next_fence()
-  local f = math.max((tonumber(A.fence or '0') or 0) + 1, now_us())
-  local fs = string.format('%.0f', f)
-  aset('fence', fs)
-  return fs
+  local f = math.max(anum('fence') + 1, now_us())
+  aset('fence', f)
+  return num_str(f)
 end
 
 -- ---------------------------------------------------------------- events
@@ -279,17 +324,18 @@ end
 -- ---------------------------------------------------------------- PPU
 
 local function next_bill(s)
-  if not s.ppu_at then return nil end
-  return s.ppu_at + ((s.billed or 0) * CFG.minute - (s.ppu_ms or 0))
+  local at = str_num(s.ppu_at)
+  if not at then return nil end
+  return at + ((str_num(s.billed) or 0) * CFG.minute - (str_num(s.ppu_ms) or 0))
 end
 
 local function start_stretch(s, t)
-  if s.kind == 'ppu' and s.state == 'active' and not s.ppu_at then s.ppu_at = t end
+  if s.kind == 'ppu' and s.state == 'active' and not s.ppu_at then s.ppu_at = num_str(t) end
 end
 
 local function stop_stretch(s, t)
   if s.ppu_at then
-    s.ppu_ms = (s.ppu_ms or 0) + (t - s.ppu_at)
+    s.ppu_ms = num_str((str_num(s.ppu_ms) or 0) + (t - str_num(s.ppu_at)))
     s.ppu_at = nil
   end
 end
@@ -339,15 +385,15 @@ local function bill_upto(s, t)
       exhaust(nb)
       return
     end
-    local minute = (s.billed or 0) + 1
-    local idem = s.id .. ':' .. minute
+    local minute = (str_num(s.billed) or 0) + 1
+    local idem = s.id .. ':' .. num_str(minute)
     if redis.call('HEXISTS', K_BILLED, idem) == 0 then
       aset('balance', bal - 1)
       ledger_add({kind = 'minute', session = s.id, user = s.user, minute = minute,
         delta = -1, balance = bal - 1, at = nb}, idem)
       warn_crossed(bal, bal - 1)
     end
-    s.billed = minute
+    s.billed = num_str(minute)
     touch(s)
     if bal - 1 <= 0 then exhaust(nb) end
   end
@@ -389,8 +435,8 @@ local function promote(t)
         if s then
           settle(s, t)
           s.kind = 'prepaid'
-          s.promoted = t
-          s.at = t
+          s.promoted = num_str(t)
+          s.at = s.promoted
           aadd('ppu_sess', -1)
           touch(s)
           emit({type = 'session', session = s})
@@ -454,7 +500,7 @@ local function acquire(s, u, t)
   end
   held[key] = true
   USEATDIRTY[u.id] = true
-  attach(s, key, {kind = kind, user = u.id, since = t, sids = {}})
+  attach(s, key, {kind = kind, user = u.id, since = num_str(t), sids = {}})
   return ST_OK
 end
 
@@ -465,10 +511,10 @@ local function end_session(s, reason, by, t)
   if s.state == 'active' then settle(s, t) end
   if holds_seat(s) then detach(s, t) end
   s.state = 'ended'
-  s.at = t
+  s.at = num_str(t)
   s.reason = reason
   if by then s.by = by end
-  s.ended_at = t
+  s.ended_at = s.at
   s.deadline = nil
   touch(s)
   emit({type = 'session', session = s})
@@ -480,10 +526,10 @@ terminate = function(s, reason, by, t)
     -- billing may have run the balance out and begun the notice already
     if s.state ~= 'active' then return end
     s.state = 'terminating'
-    s.at = t
+    s.at = num_str(t)
     s.reason = reason
     s.by = by
-    s.deadline = t + dur('notice')
+    s.deadline = num_str(t + dur('notice'))
     touch(s)
     emit({type = 'session', session = s})
   elseif s.state == 'standby' or s.state == 'paused' then
@@ -494,9 +540,9 @@ end
 -- activate starts a session's active time: a lease, and PPU billing.
 local function activate(s, t)
   s.state = 'active'
-  s.at = t
-  s.lease_until = t + dur('lease')
-  s.activated = s.activated or t
+  s.at = num_str(t)
+  s.lease_until = num_str(t + dur('lease'))
+  s.activated = s.activated or s.at
   s.standby_until = nil
   s.paused_until = nil
   start_stretch(s, t)
@@ -507,36 +553,40 @@ end
 -- due returns when the next timer of s fires, or nil.
 local function due(s)
   local st = s.state
-  if st == 'standby' then return s.standby_until end
-  if st == 'paused' then return s.paused_until end
+  if st == 'standby' then return str_num(s.standby_until) end
+  if st == 'paused' then return str_num(s.paused_until) end
   if st == 'active' then
-    local nb = next_bill(s)
-    if nb and nb < s.lease_until then return nb end
-    return s.lease_until
+    local nb, lease = next_bill(s), str_num(s.lease_until)
+    if nb and nb < lease then return nb end
+    return lease
   end
-  if st == 'terminating' then return math.min(s.deadline, s.lease_until) end
-  if st == 'ended' then return s.ended_at + CFG.retention end
+  if st == 'terminating' then return math.min(str_num(s.deadline), str_num(s.lease_until)) end
+  if st == 'ended' then return str_num(s.ended_at) + CFG.retention end
   return nil
 end
 
 -- step fires the timer of s that is due at t.
 local function step(s, t)
   local st = s.state
-  if st == 'standby' and s.standby_until <= t then
-    end_session(s, 'expired', nil, s.standby_until)
-  elseif st == 'paused' and s.paused_until <= t then
-    end_session(s, 'expired', nil, s.paused_until)
+  if st == 'standby' then
+    local until_ = str_num(s.standby_until)
+    if until_ <= t then end_session(s, 'expired', nil, until_) end
+  elseif st == 'paused' then
+    local until_ = str_num(s.paused_until)
+    if until_ <= t then end_session(s, 'expired', nil, until_) end
   elseif st == 'active' then
-    if s.lease_until <= t then
-      end_session(s, 'lease_lost', nil, s.lease_until)
+    local lease = str_num(s.lease_until)
+    if lease <= t then
+      end_session(s, 'lease_lost', nil, lease)
     else
       bill_upto(s, t)
     end
   elseif st == 'terminating' then
-    if s.lease_until < s.deadline and s.lease_until <= t then
-      end_session(s, 'lease_lost', nil, s.lease_until)
-    elseif s.deadline <= t then
-      end_session(s, s.reason, s.by, s.deadline)
+    local lease, deadline = str_num(s.lease_until), str_num(s.deadline)
+    if lease < deadline and lease <= t then
+      end_session(s, 'lease_lost', nil, lease)
+    elseif deadline <= t then
+      end_session(s, s.reason, s.by, deadline)
     end
   end
 end
@@ -579,10 +629,10 @@ local function flush()
         -- its only timer left is its removal: filed as "~id", so removing
         -- it needs no decoding
         zrem[#zrem + 1] = sid
-        zadd[#zadd + 1] = d
+        zadd[#zadd + 1] = num_str(d)
         zadd[#zadd + 1] = '~' .. sid
       elseif d then
-        zadd[#zadd + 1] = d
+        zadd[#zadd + 1] = num_str(d)
         zadd[#zadd + 1] = sid
       else
         zrem[#zrem + 1] = sid
@@ -623,8 +673,10 @@ local function flush()
   if A then
     local flat = {}
     for f in pairs(A._dirty) do
+      local v = A[f]
+      if type(v) == 'number' then v = num_str(v) end
       flat[#flat + 1] = f
-      flat[#flat + 1] = A[f]
+      flat[#flat + 1] = v
     end
     call_list('HSET', K_ACCT, flat)
     A._dirty = {}
@@ -650,7 +702,7 @@ local function catch_up(now, limit)
   -- the caller (a close at the instant a PPU minute starts does not start
   -- that minute)
   if #first == 0 or tonumber(first[2]) >= now then return 0 end
-  local before = '(' .. string.format('%.0f', now)
+  local before = '(' .. num_str(now)
   local n = 0
   local gone, zrem = {}, {} -- retention ran out: session ids, due members
   while n < limit do

@@ -30,7 +30,7 @@ local function main(argv)
   -- old first; then that one is the new first (removals only move it later)
   local moved = ''
   if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
-    moved = string.format('%.0f', MIN_ADDED)
+    moved = num_str(MIN_ADDED)
   end
   local out = {moved}
   for i = 1, n do

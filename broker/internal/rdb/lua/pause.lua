@@ -15,9 +15,9 @@ OPS['pause'] = function(a)
   if s.state ~= 'active' then return ST_BAD_STATE, {session = s} end
   detach(s, now)
   s.state = 'paused'
-  s.at = now
-  s.paused_at = now
-  s.paused_until = now + dur('paused')
+  s.at = num_str(now)
+  s.paused_at = s.at
+  s.paused_until = num_str(now + dur('paused'))
   touch(s)
   emit({type = 'session', session = s})
   return ST_OK, {session = s}

@@ -15,7 +15,7 @@ OPS['reap'] = function(a)
   local p = {steps = n, now = now}
   LATE[#LATE + 1] = function()
     local nxt = first_due()
-    p.next = nxt and string.format('%.0f', nxt) or '-1'
+    p.next = nxt and num_str(nxt) or '-1'
   end
   return ST_OK, p
 end

@@ -21,7 +21,7 @@ OPS['renew'] = function(a)
     else
       r.status = ST_OK
       if s.state == 'active' or s.state == 'terminating' then
-        s.lease_until = now + dur('lease')
+        s.lease_until = num_str(now + dur('lease'))
         touch(s)
       end
       r.session = s

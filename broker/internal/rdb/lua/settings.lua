@@ -16,11 +16,15 @@ OPS['settings'] = function(a)
     return ST_BAD_STATE, {field = 'mode'}
   end
   for f, v in pairs(changes) do aset(f, v) end
+  DUR = {} -- the durations may have changed
   promote(now)
   emit({type = 'account'})
   local out = {}
   for f, v in pairs(A) do
-    if f ~= '_dirty' then out[f] = v end
+    if f ~= '_dirty' then
+      if type(v) == 'number' then v = num_str(v) end
+      out[f] = v
+    end
   end
   return ST_OK, {account = out}
 end
