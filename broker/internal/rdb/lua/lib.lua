@@ -45,8 +45,6 @@ local NOW_US      -- the call's instant: one TIME call serves it all
 local A           -- the account hash, loaded once per call
 local EV          -- events to publish
 local EMITTED     -- session table -> true once a session event carries it
-local ENCODED     -- session table -> its JSON, made once by flush
-local KEYJSON     -- object key -> its JSON and a colon, for encode
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
 local SEATS       -- seat key -> seat table (false when absent)
@@ -79,7 +77,7 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, A = {}, nil, nil
-  EV, EMITTED, ENCODED, KEYJSON = {}, {}, {}, {}
+  EV, EMITTED = {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   NUMSTR, STRNUM, DUR = {}, {}, {}
@@ -201,58 +199,11 @@ local function emit(ev)
   EV[#EV + 1] = ev
 end
 
--- ENCODED maps a session table to its JSON, made once by flush: replies
--- and events splice it in instead of encoding the session again (encoding
--- is most of what a script costs).
-
--- KEYJSON caches the JSON of object keys with their colon: the same few
--- names come back in every payload.
-
--- encode_into appends the JSON of v to buf, a list of pieces: one
--- table.concat at the end makes the string (Redis's Lua hashes every string
--- it makes, whole, so building the message out of ever longer strings would
--- hash each session's JSON again at every level).
-local function encode_into(buf, v)
-  if type(v) ~= 'table' then
-    buf[#buf + 1] = cjson.encode(v)
-    return
-  end
-  local done = ENCODED[v]
-  if done then
-    buf[#buf + 1] = done
-    return
-  end
-  local n = #v
-  if n > 0 then
-    buf[#buf + 1] = '['
-    for i = 1, n do
-      if i > 1 then buf[#buf + 1] = ',' end
-      encode_into(buf, v[i])
-    end
-    buf[#buf + 1] = ']'
-    return
-  end
-  buf[#buf + 1] = '{'
-  local first = true
-  for k, x in pairs(v) do
-    if not first then buf[#buf + 1] = ',' end
-    first = false
-    local kj = KEYJSON[k]
-    if not kj then
-      kj = cjson.encode(tostring(k)) .. ':'
-      KEYJSON[k] = kj
-    end
-    buf[#buf + 1] = kj
-    encode_into(buf, x)
-  end
-  buf[#buf + 1] = '}'
-end
-
-local function encode(v)
-  local buf = {}
-  encode_into(buf, v)
-  return table.concat(buf)
-end
+-- Payloads and events are encoded by cjson.encode, whole: it builds the
+-- text in one C buffer and makes one Lua string of it. Splicing each
+-- session's JSON from write-back into a list of pieces and joining them
+-- costs more (table.concat makes and hashes intermediate strings: Redis's
+-- Lua hashes every string it makes, whole).
 
 -- ---------------------------------------------------------------- users
 
@@ -620,10 +571,8 @@ local function flush()
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
-      local js = cjson.encode(s)
-      ENCODED[s] = js
       sflat[#sflat + 1] = sid
-      sflat[#sflat + 1] = js
+      sflat[#sflat + 1] = cjson.encode(s)
       local d = due(s)
       if s.state == 'ended' then
         -- its only timer left is its removal: filed as "~id", so removing

@@ -24,7 +24,7 @@ local function main(argv)
   flush()
   for _, f in ipairs(LATE) do f() end
   if #EV > 0 then
-    redis.call('PUBLISH', K_CHANNEL, encode({account = A and A.id or '', events = EV}))
+    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = EV}))
   end
   -- the first timer moved earlier only if this script filed one before the
   -- old first; then that one is the new first (removals only move it later)
@@ -35,7 +35,7 @@ local function main(argv)
   local out = {moved}
   for i = 1, n do
     out[2 * i] = status[i]
-    out[2 * i + 1] = encode(payload[i] or {})
+    out[2 * i + 1] = cjson.encode(payload[i] or {})
   end
   return out
 end
