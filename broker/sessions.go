@@ -297,14 +297,14 @@ func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid string) (p
 		return protocol.Session{}, ErrNotFound
 	}
 	// the script refuses another user's session (not_found)
-	res, err := b.store.End(ctx, acct, uid, by, "close", protocol.ReasonClosed, []string{sid})
+	res, err := b.store.CloseSession(ctx, acct, sid, uid, by, protocol.ReasonClosed)
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
 	}
-	if len(res) != 1 || res[0].Status != rdb.StatusOK || res[0].Session == nil {
+	if res.Status != rdb.StatusOK || res.Session == nil {
 		return protocol.Session{}, ErrNotFound
 	}
-	return b.ownView(*res[0].Session), nil
+	return b.ownView(*res.Session), nil
 }
 
 // EndSessions is "End Selected Sessions": each session the principal may
@@ -349,7 +349,7 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 	if len(allowed) == 0 {
 		return out, nil
 	}
-	res, err := b.store.End(ctx, p.Account, p.UserID, p.Name, "terminate", reason, allowed)
+	res, err := b.store.End(ctx, p.Account, p.UserID, p.Name, reason, allowed)
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -76,7 +76,7 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 		for i := range per {
 			sid, uid := uuid.NewString(), fmt.Sprintf("u%d", r*per+i)
 			opens[i] = op("a1", opOpen, sid, uid, "desk", "host", "")
-			closes[i] = op("a1", opEnd, uid, uid, "close", "closed", `["`+sid+`"]`)
+			closes[i] = op("a1", opClose, sid, uid, uid, "closed")
 		}
 		run(opens)
 		run(closes)

@@ -23,7 +23,7 @@ func mustLua(name string) string {
 // accountOps are the account operations, one file each; each defines
 // OPS['<name>'] in the account script.
 var accountOps = []string{
-	"open", "join", "renew", "pause", "resume", "end", "block", "settings",
+	"open", "join", "renew", "pause", "resume", "close", "end", "block", "settings",
 	"account_create", "user_put", "topup", "reap",
 }
 
@@ -68,6 +68,7 @@ const (
 	opRenew         = "renew"
 	opPause         = "pause"
 	opResume        = "resume"
+	opClose         = "close"
 	opEnd           = "end"
 	opBlock         = "block"
 	opSettings      = "settings"

@@ -125,6 +125,14 @@ func (s *Store) sessionReply(ctx context.Context, op, acct string, args ...any) 
 	if err != nil {
 		return SessionReply{}, err
 	}
+	if r.Status == StatusOK {
+		// the answer is the session itself
+		var rec SessionRec
+		if err := decodeInto(r, &rec); err != nil {
+			return SessionReply{}, err
+		}
+		return SessionReply{Status: r.Status, Session: &rec}, nil
+	}
 	var p struct {
 		Session *SessionRec      `json:"session"`
 		Own     List[SessionRec] `json:"own"`
@@ -182,12 +190,19 @@ func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([
 	return p.Results, time.Duration(p.Lease) * time.Millisecond, nil
 }
 
-// End ends sessions: mode "terminate" gives active ones the notice, mode
-// "close" ends them at once. actor is the acting user's id ("" for a
-// participant or the system).
-func (s *Store) End(ctx context.Context, acct, actor, by, mode, reason string, ids []string) ([]ItemResult, error) {
+// CloseSession ends a session at once (a participant closes it): uid is
+// the desktop side's user, whose own sessions only it may close, or "" for
+// the remote side.
+func (s *Store) CloseSession(ctx context.Context, acct, sid, uid, by, reason string) (SessionReply, error) {
+	return s.sessionReply(ctx, opClose, acct, sid, uid, by, reason)
+}
+
+// End ends sessions the way End Selected Sessions does: active ones get
+// the notice, standby and paused ones end at once. actor is the acting
+// user's id ("" for the system).
+func (s *Store) End(ctx context.Context, acct, actor, by, reason string, ids []string) ([]ItemResult, error) {
 	list, _ := json.Marshal(ids)
-	r, err := s.runAccount(ctx, opEnd, acct, actor, by, mode, reason, string(list))
+	r, err := s.runAccount(ctx, opEnd, acct, actor, by, reason, string(list))
 	if err != nil {
 		return nil, err
 	}

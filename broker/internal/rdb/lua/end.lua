@@ -1,16 +1,13 @@
--- end.lua: end sessions. mode "terminate" (End Selected Sessions, block):
--- active sessions get the notice and a deadline, standby and paused ones
--- end at once, terminating and ended ones are left as they are. mode
--- "close" (a participant closes): the session ends at once.
+-- end.lua: End Selected Sessions: active sessions get the notice and a
+-- deadline, standby and paused ones end at once, terminating and ended
+-- ones are left as they are (a participant's close is close.lua).
 -- The broker checks permissions before; the script re-checks the one thing
--- that can change under it: another user's paused session is hidden. A
--- close by a user (actor set) is for its own sessions only.
--- Arguments: a[1] actor user id ("" for a
--- participant or the system), a[2] actor name, a[3] mode, a[4]
--- reason, a[5] JSON list of session ids.
+-- that can change under it: another user's paused session is hidden.
+-- Arguments: a[1] actor user id ("" for the system), a[2] actor name,
+-- a[3] reason, a[4] JSON list of session ids.
 -- Reply: OK {results = [{id, status, session}]}.
 OPS['end'] = function(a)
-  local actor, by, mode, reason, ids = a[1], a[2], a[3], a[4], cjson.decode(a[5])
+  local actor, by, reason, ids = a[1], a[2], a[3], cjson.decode(a[4])
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
@@ -18,14 +15,10 @@ OPS['end'] = function(a)
   for i, sid in ipairs(ids) do
     local s = sess(sid)
     local r = {id = sid}
-    if not s or (actor ~= '' and s.user ~= actor and (mode == 'close' or s.state == 'paused')) then
+    if not s or (actor ~= '' and s.user ~= actor and s.state == 'paused') then
       r.status = ST_NOT_FOUND
     else
-      if mode == 'close' then
-        end_session(s, reason, by, now)
-      else
-        terminate(s, reason, by, now)
-      end
+      terminate(s, reason, by, now)
       r.status = ST_OK
       r.session = s
     end

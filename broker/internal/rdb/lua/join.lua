@@ -1,7 +1,7 @@
 -- join.lua: the remote side joins a standby session by its code; the
 -- session becomes active. A code works once.
 -- Arguments: a[1] session id, a[2] code.
--- Reply: OK {session}; NOT_FOUND {} when the session does not exist, the
+-- Reply: OK, the session itself; NOT_FOUND {} when the session does not exist, the
 -- code does not match, or the session is no longer waiting for its remote
 -- side.
 OPS['join'] = function(a)
@@ -14,5 +14,5 @@ OPS['join'] = function(a)
   s.joined = num_str(now)
   activate(s, now)
   emit({type = 'session', session = s})
-  return ST_OK, {session = s}
+  return ST_OK, s, true
 end

@@ -28,8 +28,10 @@
 -- next due is the account's earliest timer when it moved earlier during
 -- this script, else ""; per operation, status is one of the ST_ constants
 -- (mirrored in status.go) and payload a JSON string. Each operation's
--- function returns its status and payload table; payloads and events show
--- sessions as they are when the script ends (the batch commits as one).
+-- function returns its status and payload table, or its status, a session
+-- and true: then the payload is that session's JSON (the one write-back
+-- made, not encoded again). Payloads and events show sessions as they are
+-- when the script ends (the batch commits as one).
 
 -- The same code runs as a Redis function (FCALL; library built once, see
 -- scripts.go) or as a script (EVALSHA; Redis before 7, and miniredis).
@@ -45,6 +47,7 @@ local NOW_US      -- the call's instant: one TIME call serves it all
 local A           -- the account hash, loaded once per call
 local EV          -- events to publish
 local EMITTED     -- session table -> true once a session event carries it
+local SESSJSON    -- session table -> its JSON, as the last flush wrote it
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
 local SEATS       -- seat key -> seat table (false when absent)
@@ -77,7 +80,7 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, A = {}, nil, nil
-  EV, EMITTED = {}, {}
+  EV, EMITTED, SESSJSON = {}, {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   NUMSTR, STRNUM, DUR = {}, {}, {}
@@ -571,8 +574,10 @@ local function flush()
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
+      local js = cjson.encode(s)
+      SESSJSON[s] = js
       sflat[#sflat + 1] = sid
-      sflat[#sflat + 1] = cjson.encode(s)
+      sflat[#sflat + 1] = js
       local d = due(s)
       if s.state == 'ended' then
         -- its only timer left is its removal: filed as "~id", so removing

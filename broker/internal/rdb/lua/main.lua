@@ -17,9 +17,9 @@ local function main(argv)
   end
   if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
-  local status, payload = {}, {}
+  local status, payload, bare = {}, {}, {}
   for i = 1, n do
-    status[i], payload[i] = calls[i][1](calls[i][2])
+    status[i], payload[i], bare[i] = calls[i][1](calls[i][2])
   end
   flush()
   for _, f in ipairs(LATE) do f() end
@@ -35,7 +35,8 @@ local function main(argv)
   local out = {moved}
   for i = 1, n do
     out[2 * i] = status[i]
-    out[2 * i + 1] = cjson.encode(payload[i] or {})
+    local p = payload[i] or {}
+    out[2 * i + 1] = (bare[i] and SESSJSON[p]) or cjson.encode(p)
   end
   return out
 end

@@ -2,7 +2,7 @@
 -- without (active), taking a seat by the seat rules.
 -- Arguments: a[1] session id, a[2] user id,
 -- a[3] device id, a[4] device name, a[5] code ("" for none).
--- Reply: OK {session}; USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED
+-- Reply: OK, the session itself; USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED
 -- {own = the user's seat-holding sessions}; NOT_FOUND {} for an unknown
 -- account or user.
 OPS['open'] = function(a)
@@ -14,7 +14,7 @@ OPS['open'] = function(a)
   if existing then
     -- a retried open: answer what the first one did
     if existing.user ~= uid then return ST_EXISTS, {} end
-    return ST_OK, {session = existing}
+    return ST_OK, existing, true
   end
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {what = 'user'} end
@@ -39,5 +39,5 @@ OPS['open'] = function(a)
   if s.state == 'active' then activate(s, now) end
   touch(s)
   emit({type = 'session', session = s})
-  return ST_OK, {session = s}
+  return ST_OK, s, true
 end

@@ -2,7 +2,7 @@
 -- a seat by the seat rules again (prepaid, then PPU) and a new fencing
 -- token. Denied, it stays paused.
 -- Arguments: a[1] session id, a[2] user id.
--- Reply: OK {session}; NOT_FOUND {}; BAD_STATE {session} when not paused;
+-- Reply: OK, the session itself; NOT_FOUND {}; BAD_STATE {session} when not paused;
 -- USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED {own}.
 OPS['resume'] = function(a)
   local sid, uid = a[1], a[2]
@@ -24,5 +24,5 @@ OPS['resume'] = function(a)
   s.paused_at = nil
   activate(s, now)
   emit({type = 'session', session = s})
-  return ST_OK, {session = s}
+  return ST_OK, s, true
 end
