@@ -58,7 +58,7 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 			if m.Payload == drained {
 				return
 			}
-			b, err := rdb.DecodeEvents(m.Payload)
+			b, err := keys.DecodeEvents(m.Channel, m.Payload)
 			if err != nil {
 				continue
 			}

@@ -2,12 +2,10 @@ package broker
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seatbroker/seatbroker/broker/internal/rdb"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 )
 
@@ -138,7 +136,6 @@ func (h *Hub) Run(ctx context.Context) {
 	ps := h.pubsub(ctx)
 	h.mu.Unlock()
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	prefix := h.b.store.Keys().Prefix() + ":{"
 	for {
 		select {
 		case <-ctx.Done():
@@ -154,18 +151,19 @@ func (h *Hub) Run(ctx context.Context) {
 			case *redis.Subscription:
 				if msg.Kind == "subscribe" {
 					// (re)subscribed: whatever was published meanwhile is lost
-					acct := strings.TrimSuffix(strings.TrimPrefix(msg.Channel, prefix), "}:events")
-					h.deliver(Event{Account: acct, Type: EventResync})
+					if acct, ok := h.b.store.Keys().ChannelAccount(msg.Channel); ok {
+						h.deliver(Event{Account: acct, Type: EventResync})
+					}
 				}
 			case *redis.Message:
-				h.dispatch(msg.Payload)
+				h.dispatch(msg.Channel, msg.Payload)
 			}
 		}
 	}
 }
 
-func (h *Hub) dispatch(payload string) {
-	batch, err := rdb.DecodeEvents(payload)
+func (h *Hub) dispatch(channel, payload string) {
+	batch, err := h.b.store.Keys().DecodeEvents(channel, payload)
 	if err != nil {
 		h.b.log.Warn("undecodable event", "err", err)
 		return

@@ -63,7 +63,7 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 	require.NoError(t, err)
 	logDone := make(chan error, 1)
 	var batches atomic.Int64
-	go func() { logDone <- replayEventLog(sub.Channel(), seats, &batches) }()
+	go func() { logDone <- replayEventLog(keys, sub.Channel(), seats, &batches) }()
 
 	var grants sync.Map // fence -> session id: every fence must be new
 	var fenceErr atomic.Value
@@ -219,18 +219,18 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	}
 }
 
-// replayEventLog applies the account's event batches in publication order
-// (Redis's execution order) and checks after each batch that prepaid keys
-// never exceed seats and that every key is held as one seat of one kind.
-func replayEventLog(ch <-chan *redis.Message, seats int64, batches *atomic.Int64) error {
+// replayEventLog applies the account's events in publication order (Redis's
+// execution order) and checks at the end of each run of the account code
+// that prepaid keys never exceed seats and that every key is held as one
+// seat of one kind.
+func replayEventLog(keys rdb.Keys, ch <-chan *redis.Message, seats int64, batches *atomic.Int64) error {
 	type state struct{ key, kind string }
 	holding := map[string]state{} // session id -> its seat while it holds one
 	for m := range ch {
-		b, err := rdb.DecodeEvents(m.Payload)
+		b, err := keys.DecodeEvents(m.Channel, m.Payload)
 		if err != nil {
 			return err
 		}
-		batches.Add(1)
 		for _, e := range b.Events {
 			if e.Type != "session" || e.Session == nil {
 				continue
@@ -243,6 +243,10 @@ func replayEventLog(ch <-chan *redis.Message, seats int64, batches *atomic.Int64
 				delete(holding, s.ID)
 			}
 		}
+		if !b.End {
+			continue // a session of a run whose messages go on
+		}
+		batches.Add(1)
 		kinds := map[string]string{}
 		prepaid := int64(0)
 		for id, st := range holding {

@@ -56,6 +56,15 @@ func (k Keys) Billed(acct string) string { return k.tag(acct) + "billed" }
 // Channel is the pub/sub channel of an account's events.
 func (k Keys) Channel(acct string) string { return k.tag(acct) + "events" }
 
+// ChannelAccount returns the account whose channel ch is.
+func (k Keys) ChannelAccount(ch string) (string, bool) {
+	rest, ok := strings.CutPrefix(ch, k.prefix+":{")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "}:events")
+}
+
 // Names is a hash: lower-cased user name -> user id.
 func (k Keys) Names(acct string) string { return k.tag(acct) + "names" }
 

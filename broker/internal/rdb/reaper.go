@@ -3,6 +3,7 @@ package rdb
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -177,9 +178,29 @@ func (s *Store) Subscribe(ctx context.Context, accts ...string) *redis.PubSub {
 	return s.client.Subscribe(ctx, chans...)
 }
 
-// DecodeEvents decodes one pub/sub message of an account channel.
-func DecodeEvents(payload string) (EventBatch, error) {
-	var b EventBatch
-	err := json.Unmarshal([]byte(payload), &b)
-	return b, err
+// DecodeEvents decodes one pub/sub message of an account's channel: a
+// session's JSON alone, the event that the session changed (the account
+// code sends these as they are, unwrapped), or a batch of other events
+// ({"account", "events"}), which ends what one run of the account code
+// published (End). The account comes from the channel's name.
+func (k Keys) DecodeEvents(channel, payload string) (EventBatch, error) {
+	var m struct {
+		EventBatch
+		SessionRec
+	}
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		return EventBatch{}, err
+	}
+	acct, ok := k.ChannelAccount(channel)
+	if !ok {
+		return EventBatch{}, fmt.Errorf("%w: channel %q", ErrUnexpectedReply, channel)
+	}
+	if m.ID != "" {
+		return EventBatch{Account: acct, Events: List[Event]{{Type: "session", Session: &m.SessionRec}}}, nil
+	}
+	if m.Account != acct {
+		return EventBatch{}, fmt.Errorf("%w: account %q on channel %q", ErrUnexpectedReply, m.Account, channel)
+	}
+	m.EventBatch.End = true
+	return m.EventBatch, nil
 }

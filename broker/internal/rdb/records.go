@@ -109,8 +109,12 @@ type Event struct {
 	UserID    string      `json:"user_id,omitempty"`
 }
 
-// EventBatch is one pub/sub message: the events of one script run.
+// EventBatch is the events of one pub/sub message (see DecodeEvents).
 type EventBatch struct {
 	Account string      `json:"account"`
 	Events  List[Event] `json:"events"`
+	// End is set on the message that ends what one run of the account code
+	// published: the sessions and the account after it are as that run
+	// left them, a state that existed.
+	End bool `json:"-"`
 }

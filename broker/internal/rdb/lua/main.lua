@@ -23,8 +23,21 @@ local function main(argv)
   end
   flush()
   for _, f in ipairs(LATE) do f() end
+  -- A session event goes out as the session's JSON alone, the string
+  -- write-back made (wrapping it would encode it again); then one
+  -- {account, events} message with the other events, maybe none, ends
+  -- what this call published.
   if #EV > 0 then
-    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = EV}))
+    local rest = {}
+    for _, ev in ipairs(EV) do
+      local js = ev.type == 'session' and SESSJSON[ev.session]
+      if js then
+        redis.call('PUBLISH', K_CHANNEL, js)
+      else
+        rest[#rest + 1] = ev
+      end
+    end
+    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = rest}))
   end
   -- the first timer moved earlier only if this script filed one before the
   -- old first; then that one is the new first (removals only move it later)
