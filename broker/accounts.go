@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -382,20 +381,13 @@ func (b *Broker) Users(ctx context.Context, p Principal) ([]protocol.User, error
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	held, err := b.store.Client().HGetAll(ctx, b.store.Keys().UserSeats(p.Account)).Result()
+	held, err := b.store.UserSeatCounts(ctx, p.Account)
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	out := make([]protocol.User, 0, len(us))
 	for _, u := range us {
-		n := 0
-		if raw, ok := held[u.ID]; ok {
-			var keys map[string]bool
-			if json.Unmarshal([]byte(raw), &keys) == nil {
-				n = len(keys)
-			}
-		}
-		out = append(out, userView(u, set.View, set.Control, n))
+		out = append(out, userView(u, set.View, set.Control, held[u.ID]))
 	}
 	sortUsers(out)
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,16 +185,34 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	_, _ = fmt.Sscan(acctCmd.Val()["used"], &used)
 	type seat struct {
 		Kind string          `json:"kind"`
+		User string          `json:"user"`
 		SIDs json.RawMessage `json:"sids"`
 	}
 	prepaid := int64(0)
 	seatOf := map[string]seat{}
+	userSets := map[string]map[string]bool{} // user id -> its seat keys, as the store keeps them
 	for key, raw := range seatsCmd.Val() {
+		if uid, ok := strings.CutPrefix(key, "@"); ok {
+			var set map[string]bool
+			require.NoError(t, json.Unmarshal([]byte(raw), &set))
+			userSets[uid] = set
+			continue
+		}
 		var s seat
 		require.NoError(t, json.Unmarshal([]byte(raw), &s))
 		seatOf[key] = s
 		if s.Kind == protocol.KindPrepaid {
 			prepaid++
+		}
+	}
+	// each user's seat set is exactly the seats it holds (max_seats counts it)
+	for key, s := range seatOf {
+		require.True(t, userSets[s.User][key], "seat %s is missing from its user's set", key)
+	}
+	for uid, set := range userSets {
+		require.NotEmpty(t, set, "user %s has an empty seat set", uid)
+		for key := range set {
+			require.Equal(t, uid, seatOf[key].User, "user %s's set names seat %s it does not hold", uid, key)
 		}
 	}
 	require.LessOrEqual(t, prepaid, seats, "prepaid seats in use exceed the account's seats")

@@ -62,6 +62,34 @@ func TestSecondDeviceTakesSecondSeat(t *testing.T) {
 	})
 }
 
+// The users list shows how many seats each user holds: one per device with
+// a session, none once they are closed.
+func TestUsersListShowsSeatsHeld(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 5})
+		ann, bob := f.user("ann", nil), f.user("bob", nil)
+		g1 := f.mustOpen(ann, "d1")
+		f.mustOpen(ann, "d1") // shares the seat of d1
+		f.mustOpen(ann, "d2")
+		held := func() map[string]int {
+			us, err := f.b.Users(f.ctx, f.owner)
+			require.NoError(t, err)
+			out := map[string]int{}
+			for _, u := range us {
+				out[u.Name] = u.SeatsHeld
+			}
+			return out
+		}
+		assert.Equal(t, 2, held()["ann"])
+		assert.Equal(t, 0, held()["bob"])
+		_, err := f.b.CloseSession(f.ctx, f.acct, ann.UserID, "ann", g1.Session.ID)
+		require.NoError(t, err)
+		assert.Equal(t, 2, held()["ann"], "d1's other session still holds its seat")
+		f.mustOpen(bob, "d1")
+		assert.Equal(t, 1, held()["bob"])
+	})
+}
+
 func TestModeUserCountsOneSeatPerUserWhateverTheDevices(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
 		f := newFixture(t, c, setup{seats: 1, mode: protocol.ModeUser})

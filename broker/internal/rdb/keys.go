@@ -35,11 +35,17 @@ func (k Keys) Users(acct string) string { return k.tag(acct) + "users" }
 // Sessions is a hash: session id -> session JSON.
 func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
 
-// Seats is a hash: seat key -> seat JSON.
+// Seats is a hash: seat key -> seat JSON, and UserSeatsField(user id) ->
+// JSON set of the seat keys the user holds.
 func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
 
-// UserSeats is a hash: user id -> JSON set of the seat keys it holds.
-func (k Keys) UserSeats(acct string) string { return k.tag(acct) + "useats" }
+// UserSeatsField is the field of the seats hash that holds a user's seat
+// keys. No seat key starts with "@": it starts with a user or session id.
+func UserSeatsField(uid string) string { return "@" + uid }
+
+// seatsFieldUser says whose seat set a field of the seats hash is, if it is
+// one.
+func seatsFieldUser(field string) (string, bool) { return strings.CutPrefix(field, "@") }
 
 // PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
 func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }
@@ -79,7 +85,7 @@ func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 // lib.lua names them.
 func (k Keys) account(acct string) []string {
 	t := k.tag(acct)
-	return []string{t + "acct", t + "users", t + "sess", t + "seats", t + "useats",
+	return []string{t + "acct", t + "users", t + "sess", t + "seats",
 		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events", t + "names"}
 }
 

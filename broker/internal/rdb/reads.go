@@ -174,6 +174,9 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	}
 	out := make([]SeatHolder, 0, len(m))
 	for key, raw := range m {
+		if _, ok := seatsFieldUser(key); ok {
+			continue
+		}
 		var p struct {
 			Kind string          `json:"kind"`
 			User string          `json:"user"`
@@ -193,6 +196,28 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 			h.SIDs = append(h.SIDs, sid)
 		}
 		out = append(out, h)
+	}
+	return out, nil
+}
+
+// UserSeatCounts returns how many seats each user of an account holds
+// (users that hold none are left out).
+func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int, error) {
+	m, err := s.client.HGetAll(ctx, s.keys.Seats(acct)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for f, raw := range m {
+		uid, ok := seatsFieldUser(f)
+		if !ok {
+			continue
+		}
+		var keys map[string]bool
+		if err := json.Unmarshal([]byte(raw), &keys); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
+		}
+		out[uid] = len(keys)
 	}
 	return out, nil
 }

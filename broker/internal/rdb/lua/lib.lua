@@ -9,14 +9,20 @@
 --   KEYS[1]  acct    hash  settings and counters of the account
 --   KEYS[2]  users   hash  user id -> user JSON
 --   KEYS[3]  sess    hash  session id -> session JSON
---   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, since, sids}
---   KEYS[5]  useats  hash  user id -> JSON set of the seat keys it holds
---   KEYS[6]  ppuq    zset  seat keys running on PPU, scored by when they began waiting
---   KEYS[7]  due     zset  session id -> when its next timer fires (ms, Redis clock)
---   KEYS[8]  ledger  list  PPU ledger entries (JSON), oldest first
---   KEYS[9]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
---   KEYS[10] channel       the account's pub/sub channel (in KEYS for its hash tag)
---   KEYS[11] names   hash  lower-cased user name -> user id (names are unique)
+--   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, since, sids},
+--                          and "@" user id -> JSON set of the seat keys the
+--                          user holds (a seat key never starts with "@": it
+--                          starts with a user or session id). One hash, not
+--                          two: a hash of small values stays a listpack, where
+--                          every lookup is a scan, until it has 128 fields;
+--                          seat records are too big for that, so this hash
+--                          is a real hash table from its first seat on.
+--   KEYS[5]  ppuq    zset  seat keys running on PPU, scored by when they began waiting
+--   KEYS[6]  due     zset  session id -> when its next timer fires (ms, Redis clock)
+--   KEYS[7]  ledger  list  PPU ledger entries (JSON), oldest first
+--   KEYS[8]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
+--   KEYS[9]  channel       the account's pub/sub channel (in KEYS for its hash tag)
+--   KEYS[10] names   hash  lower-cased user name -> user id (names are unique)
 -- ARGV[1] is the broker's defaults, numbers separated by spaces (a string
 -- match is cheaper than JSON, and it is read on every call):
 --   "lease standby paused notice minute retention catchup warn,warn,..."
@@ -39,7 +45,7 @@
 -- of it at the start of each call.
 
 -- the call's state, set by reset
-local K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS
+local K_ACCT, K_USERS, K_SESS, K_SEATS
 local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES
 local CFG, CFG_SRC -- the broker's defaults, and the string they came from
 local LATE        -- functions run after the last write-back (see reap.lua)
@@ -65,9 +71,9 @@ local DUR         -- duration name -> ms, for this call
 local STRNUM      -- decimal string -> its number (see num_str)
 
 local function reset(keys, argv)
-  K_ACCT, K_USERS, K_SESS, K_SEATS, K_USEATS = keys[1], keys[2], keys[3], keys[4], keys[5]
-  K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[6], keys[7], keys[8], keys[9], keys[10]
-  K_NAMES = keys[11]
+  K_ACCT, K_USERS, K_SESS, K_SEATS = keys[1], keys[2], keys[3], keys[4]
+  K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[5], keys[6], keys[7], keys[8], keys[9]
+  K_NAMES = keys[10]
   if argv[1] ~= CFG_SRC then
     -- parsed again only when the defaults change: as a function, the
     -- last call's CFG is still here (it depends on argv[1] alone)
@@ -255,7 +261,7 @@ end
 local function useats(uid)
   local u = USEATS[uid]
   if u == nil then
-    local r = redis.call('HGET', K_USEATS, uid)
+    local r = redis.call('HGET', K_SEATS, '@' .. uid)
     if r then u = cjson.decode(r) else u = {} end
     USEATS[uid] = u
   end
@@ -599,6 +605,7 @@ local function flush()
   call_list('HSET', K_SESS, sflat)
   call_list('ZREM', K_DUE, zrem)
   call_list('ZADD', K_DUE, zadd)
+  -- the seats and the users' seat sets share a hash: one HSET, one HDEL
   local set, del = {}, {}
   for key in pairs(SEATDIRTY) do
     local st = SEATS[key]
@@ -610,20 +617,17 @@ local function flush()
     end
   end
   SEATDIRTY = {}
-  call_list('HSET', K_SEATS, set)
-  call_list('HDEL', K_SEATS, del)
-  set, del = {}, {}
   for uid in pairs(USEATDIRTY) do
     if next(USEATS[uid]) == nil then
-      del[#del + 1] = uid
+      del[#del + 1] = '@' .. uid
     else
-      set[#set + 1] = uid
+      set[#set + 1] = '@' .. uid
       set[#set + 1] = cjson.encode(USEATS[uid])
     end
   end
   USEATDIRTY = {}
-  call_list('HSET', K_USEATS, set)
-  call_list('HDEL', K_USEATS, del)
+  call_list('HSET', K_SEATS, set)
+  call_list('HDEL', K_SEATS, del)
   if A then
     local flat = {}
     for f in pairs(A._dirty) do
