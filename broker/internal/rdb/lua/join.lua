@@ -13,6 +13,6 @@ OPS['join'] = function(a)
   if not s or s.state ~= 'standby' or s.code ~= code then return ST_NOT_FOUND, {} end
   s.joined = num_str(now)
   activate(s, now)
-  emit({type = 'session', session = s})
+  emit_session(s)
   return ST_OK, s, true
 end

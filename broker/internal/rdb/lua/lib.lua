@@ -197,15 +197,18 @@ end
 -- ---------------------------------------------------------------- events
 
 
--- emit queues an event for the account's channel. A session event carries
--- the session table itself, so the message shows its state at the end of
--- the script, once.
+-- emit queues an event for the account's channel.
 local function emit(ev)
-  if ev.session then
-    if EMITTED[ev.session] then return end
-    EMITTED[ev.session] = true
-  end
   EV[#EV + 1] = ev
+end
+
+-- emit_session queues the event that session s changed: the session
+-- table itself, once, so the message shows its state at the end of the
+-- script.
+local function emit_session(s)
+  if EMITTED[s] then return end
+  EMITTED[s] = true
+  EV[#EV + 1] = s
 end
 
 -- Payloads and events are encoded by cjson.encode, whole: it builds the
@@ -399,7 +402,7 @@ local function promote(t)
           s.at = s.promoted
           aadd('ppu_sess', -1)
           touch(s)
-          emit({type = 'session', session = s})
+          emit_session(s)
         end
       end
       st.kind = 'prepaid'
@@ -477,7 +480,7 @@ local function end_session(s, reason, by, t)
   s.ended_at = s.at
   s.deadline = nil
   touch(s)
-  emit({type = 'session', session = s})
+  emit_session(s)
 end
 
 terminate = function(s, reason, by, t)
@@ -491,7 +494,7 @@ terminate = function(s, reason, by, t)
     s.by = by
     s.deadline = num_str(t + dur('notice'))
     touch(s)
-    emit({type = 'session', session = s})
+    emit_session(s)
   elseif s.state == 'standby' or s.state == 'paused' then
     end_session(s, reason, by, t)
   end

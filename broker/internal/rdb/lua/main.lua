@@ -5,21 +5,21 @@
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
-  local calls = {}
+  local fns, args = {}, {}
   local pos = 3
   for i = 1, n do
     local f, argc = OPS[argv[pos]], tonumber(argv[pos + 1])
     if not f or not argc or pos + 1 + argc > #argv then
       return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
     end
-    calls[i] = {f, {unpack(argv, pos + 2, pos + 1 + argc)}}
+    fns[i], args[i] = f, {unpack(argv, pos + 2, pos + 1 + argc)}
     pos = pos + 2 + argc
   end
   if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
   local status, payload, bare = {}, {}, {}
   for i = 1, n do
-    status[i], payload[i], bare[i] = calls[i][1](calls[i][2])
+    status[i], payload[i], bare[i] = fns[i](args[i])
   end
   flush()
   for _, f in ipairs(LATE) do f() end
@@ -30,11 +30,12 @@ local function main(argv)
   if #EV > 0 then
     local rest = {}
     for _, ev in ipairs(EV) do
-      local js = ev.type == 'session' and SESSJSON[ev.session]
-      if js then
-        redis.call('PUBLISH', K_CHANNEL, js)
-      else
+      if not EMITTED[ev] then
         rest[#rest + 1] = ev
+      elseif SESSJSON[ev] then
+        redis.call('PUBLISH', K_CHANNEL, SESSJSON[ev])
+      else
+        rest[#rest + 1] = {type = 'session', session = ev}
       end
     end
     redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = rest}))

@@ -38,6 +38,6 @@ OPS['open'] = function(a)
   s.fence = next_fence()
   if s.state == 'active' then activate(s, now) end
   touch(s)
-  emit({type = 'session', session = s})
+  emit_session(s)
   return ST_OK, s, true
 end

@@ -19,6 +19,6 @@ OPS['pause'] = function(a)
   s.paused_at = s.at
   s.paused_until = num_str(now + dur('paused'))
   touch(s)
-  emit({type = 'session', session = s})
+  emit_session(s)
   return ST_OK, s, true
 end

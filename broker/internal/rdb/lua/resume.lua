@@ -23,6 +23,6 @@ OPS['resume'] = function(a)
   s.fence = next_fence()
   s.paused_at = nil
   activate(s, now)
-  emit({type = 'session', session = s})
+  emit_session(s)
   return ST_OK, s, true
 end
