@@ -27,10 +27,11 @@ var accountOps = []string{
 	"account_create", "user_put", "topup", "reap",
 }
 
-// accountCode is lib.lua, every operation and main.lua (the batch
-// runner): the account code, which defines reset and main.
+// accountCode is lib.lua, rules.lua, timers.lua, every operation and
+// main.lua (the batch runner): the account code, which defines reset and
+// main.
 func accountCode() string {
-	parts := []string{mustLua("lib.lua")}
+	parts := []string{mustLua("lib.lua"), mustLua("rules.lua"), mustLua("timers.lua")}
 	for _, op := range accountOps {
 		parts = append(parts, mustLua(op+".lua"))
 	}

@@ -1,0 +1,247 @@
+-- rules.lua: the seat rules, PPU billing and the session transitions
+-- (part of the account code; lib.lua gives the shape).
+
+-- ---------------------------------------------------------------- PPU
+
+local function next_bill(s)
+  local at = str_num(s.ppu_at)
+  if not at then return nil end
+  return at + ((str_num(s.billed) or 0) * CFG.minute - (str_num(s.ppu_ms) or 0))
+end
+
+local function start_stretch(s, t)
+  if s.kind == 'ppu' and s.state == 'active' and not s.ppu_at then s.ppu_at = num_str(t) end
+end
+
+local function stop_stretch(s, t)
+  if s.ppu_at then
+    s.ppu_ms = num_str((str_num(s.ppu_ms) or 0) + (t - str_num(s.ppu_at)))
+    s.ppu_at = nil
+  end
+end
+
+local function ledger_add(entry, idem)
+  local n = redis.call('RPUSH', K_LEDGER, cjson.encode(entry))
+  redis.call('HSET', K_BILLED, idem, n - 1)
+end
+
+
+local terminate -- defined below; exhaustion ends sessions
+
+-- exhaust gives every PPU session the ending notice: the balance is 0.
+local function exhaust(t)
+  if EXHAUSTING then return end
+  EXHAUSTING = true
+  local keys = redis.call('ZRANGE', K_PPUQ, 0, -1)
+  for _, key in ipairs(keys) do
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then terminate(s, 'ppu_exhausted', 'system', t) end
+      end
+    end
+  end
+  EXHAUSTING = false
+end
+
+local function warn_crossed(before, after)
+  for _, w in ipairs(CFG.warn or {}) do
+    if before > w and after <= w then
+      emit({type = 'warning', code = 'ppu_low', balance = after, threshold = w})
+    end
+  end
+end
+
+-- bill_upto bills every PPU minute of s that started by time t, while the
+-- balance lasts; a minute that starts at balance 0 exhausts the account.
+local function bill_upto(s, t)
+  if EXHAUSTING then return end
+  while s.ppu_at and s.state == 'active' and s.kind == 'ppu' do
+    local nb = next_bill(s)
+    if nb > t then return end
+    local bal = anum('balance')
+    if bal <= 0 then
+      exhaust(nb)
+      return
+    end
+    local minute = (str_num(s.billed) or 0) + 1
+    local idem = s.id .. ':' .. num_str(minute)
+    if redis.call('HEXISTS', K_BILLED, idem) == 0 then
+      aset('balance', bal - 1)
+      ledger_add({kind = 'minute', session = s.id, user = s.user, minute = minute,
+        delta = -1, balance = bal - 1, at = nb}, idem)
+      warn_crossed(bal, bal - 1)
+    end
+    s.billed = num_str(minute)
+    touch(s)
+    if bal - 1 <= 0 then exhaust(nb) end
+  end
+end
+
+-- settle ends a PPU stretch at t: minutes that started before t are billed
+-- (a minute starting at the very instant the stretch ends is not), and the
+-- active time is added up. Billing may exhaust the account on the way.
+local function settle(s, t)
+  bill_upto(s, t - 1)
+  stop_stretch(s, t)
+end
+
+-- ---------------------------------------------------------------- seat moves
+
+local function attach(s, key, st)
+  st.sids[s.id] = true
+  SEATS[key] = st
+  SEATDIRTY[key] = true
+  s.seat = key
+  s.kind = st.kind
+  if st.kind == 'ppu' then aadd('ppu_sess', 1) end
+  touch(s)
+end
+
+-- promote moves the longest-waiting PPU keys onto free prepaid seats.
+local function promote(t)
+  -- no PPU session means no PPU key waits (ppu_sess counts them)
+  if A.promote == '0' or anum('ppu_sess') <= 0 then return end
+  while anum('used') < anum('seats') do
+    local first = redis.call('ZRANGE', K_PPUQ, 0, 0)
+    if #first == 0 then return end
+    local key = first[1]
+    redis.call('ZREM', K_PPUQ, key)
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then
+          settle(s, t)
+          s.kind = 'prepaid'
+          s.promoted = num_str(t)
+          s.at = s.promoted
+          aadd('ppu_sess', -1)
+          touch(s)
+          emit_session(s)
+        end
+      end
+      st.kind = 'prepaid'
+      SEATDIRTY[key] = true
+      aadd('used', 1)
+      emit({type = 'promoted', seat = key, user_id = st.user})
+    end
+  end
+end
+
+local function detach(s, t)
+  local key = s.seat
+  if not key then return end
+  local st = seat(key)
+  s.seat = nil
+  touch(s)
+  if not st then return end
+  st.sids[s.id] = nil
+  SEATDIRTY[key] = true
+  if st.kind == 'ppu' then aadd('ppu_sess', -1) end
+  if next(st.sids) == nil then
+    SEATS[key] = false
+    local held = useats(st.user)
+    held[key] = nil
+    USEATDIRTY[st.user] = true
+    if st.kind == 'prepaid' then
+      aadd('used', -1)
+      promote(t)
+    else
+      redis.call('ZREM', K_PPUQ, key)
+    end
+  end
+end
+
+-- acquire finds a seat for s by the seat rules, or returns the denial status.
+local function acquire(s, u, t)
+  if u.status ~= 'active' then return ST_USER_BLOCKED end
+  local key = seat_key(s)
+  local st = seat(key)
+  if st then
+    if st.kind == 'ppu' and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
+    attach(s, key, st)
+    return ST_OK
+  end
+  local held = useats(u.id)
+  if u.max_seats and count(held) >= u.max_seats then return ST_USER_LIMIT end
+  local kind
+  if anum('used') < anum('seats') then
+    kind = 'prepaid'
+    aadd('used', 1)
+  elseif A.ppu == '1' and anum('balance') > 0 then
+    kind = 'ppu'
+    redis.call('ZADD', K_PPUQ, t, key)
+  elseif A.ppu == '1' then
+    return ST_PPU_EXHAUSTED
+  else
+    return ST_ACCOUNT_LIMIT
+  end
+  held[key] = true
+  USEATDIRTY[u.id] = true
+  attach(s, key, {kind = kind, user = u.id, since = num_str(t), sids = {}})
+  return ST_OK
+end
+
+-- ---------------------------------------------------------------- transitions
+
+local function end_session(s, reason, by, t)
+  if s.state == 'ended' then return end
+  if s.state == 'active' then settle(s, t) end
+  if holds_seat(s) then detach(s, t) end
+  s.state = 'ended'
+  s.at = num_str(t)
+  s.reason = reason
+  if by then s.by = by end
+  s.ended_at = s.at
+  s.deadline = nil
+  touch(s)
+  emit_session(s)
+end
+
+terminate = function(s, reason, by, t)
+  if s.state == 'active' then
+    settle(s, t)
+    -- billing may have run the balance out and begun the notice already
+    if s.state ~= 'active' then return end
+    s.state = 'terminating'
+    s.at = num_str(t)
+    s.reason = reason
+    s.by = by
+    s.deadline = num_str(t + dur('notice'))
+    touch(s)
+    emit_session(s)
+  elseif s.state == 'standby' or s.state == 'paused' then
+    end_session(s, reason, by, t)
+  end
+end
+
+-- activate starts a session's active time: a lease, and PPU billing.
+local function activate(s, t)
+  s.state = 'active'
+  s.at = num_str(t)
+  s.lease_until = num_str(t + dur('lease'))
+  s.activated = s.activated or s.at
+  s.standby_until = nil
+  s.paused_until = nil
+  start_stretch(s, t)
+  touch(s)
+  bill_upto(s, t)
+end
+
+-- own_sessions lists the seat-holding sessions of a user: what it may end
+-- to make room.
+local function own_sessions(uid)
+  local out = {}
+  for key in pairs(useats(uid)) do
+    local st = seat(key)
+    if st then
+      for sid in pairs(st.sids) do
+        local s = sess(sid)
+        if s then out[#out + 1] = s end
+      end
+    end
+  end
+  return out
+end

@@ -1,0 +1,203 @@
+-- timers.lua: when each session's next timer fires, firing it, writing
+-- back what a call changed, and catching up with what fell due (part of
+-- the account code; lib.lua gives the shape).
+
+-- due returns when the next timer of s fires, or nil.
+local function due(s)
+  local st = s.state
+  if st == 'standby' then return str_num(s.standby_until) end
+  if st == 'paused' then return str_num(s.paused_until) end
+  if st == 'active' then
+    local nb, lease = next_bill(s), str_num(s.lease_until)
+    if nb and nb < lease then return nb end
+    return lease
+  end
+  if st == 'terminating' then return math.min(str_num(s.deadline), str_num(s.lease_until)) end
+  if st == 'ended' then return str_num(s.ended_at) + CFG.retention end
+  return nil
+end
+
+-- step fires the timer of s that is due at t.
+local function step(s, t)
+  local st = s.state
+  if st == 'standby' then
+    local until_ = str_num(s.standby_until)
+    if until_ <= t then end_session(s, 'expired', nil, until_) end
+  elseif st == 'paused' then
+    local until_ = str_num(s.paused_until)
+    if until_ <= t then end_session(s, 'expired', nil, until_) end
+  elseif st == 'active' then
+    local lease = str_num(s.lease_until)
+    if lease <= t then
+      end_session(s, 'lease_lost', nil, lease)
+    else
+      bill_upto(s, t)
+    end
+  elseif st == 'terminating' then
+    local lease, deadline = str_num(s.lease_until), str_num(s.deadline)
+    if lease < deadline and lease <= t then
+      end_session(s, 'lease_lost', nil, lease)
+    elseif deadline <= t then
+      end_session(s, s.reason, s.by, deadline)
+    end
+  end
+end
+
+
+local function first_due()
+  local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  if #f == 0 then return nil end
+  return tonumber(f[2])
+end
+
+-- call_list runs cmd on key with the list's items as its arguments, in
+-- chunks (unpack has a limit on how many values it spreads).
+local function call_list(cmd, key, list)
+  local n = #list
+  local i = 1
+  while i <= n do
+    local j = math.min(i + 999, n)
+    redis.call(cmd, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+
+-- flush writes back everything the script changed and re-files the timers
+-- of the sessions it touched: one command per key, whatever the number of
+-- sessions.
+local function flush()
+  local sflat, zadd, zrem = {}, {}, {}
+  FILED_MIN = nil
+  for sid in pairs(SDIRTY) do
+    local s = S[sid]
+    if s then
+      local js = cjson.encode(s)
+      SESSJSON[s] = js
+      sflat[#sflat + 1] = sid
+      sflat[#sflat + 1] = js
+      local d = due(s)
+      if s.state == 'ended' then
+        -- its only timer left is its removal: filed as "~id", so removing
+        -- it needs no decoding
+        zrem[#zrem + 1] = sid
+        zadd[#zadd + 1] = num_str(d)
+        zadd[#zadd + 1] = '~' .. sid
+      elseif d then
+        zadd[#zadd + 1] = num_str(d)
+        zadd[#zadd + 1] = sid
+      else
+        zrem[#zrem + 1] = sid
+      end
+      if d and (FILED_MIN == nil or d < FILED_MIN) then FILED_MIN = d end
+    end
+  end
+  SDIRTY = {}
+  if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
+  call_list('HSET', K_SESS, sflat)
+  call_list('ZREM', K_DUE, zrem)
+  call_list('ZADD', K_DUE, zadd)
+  -- the seats and the users' seat sets share a hash: one HSET, one HDEL
+  local set, del = {}, {}
+  for key in pairs(SEATDIRTY) do
+    local st = SEATS[key]
+    if st then
+      set[#set + 1] = key
+      set[#set + 1] = cjson.encode(st)
+    else
+      del[#del + 1] = key
+    end
+  end
+  SEATDIRTY = {}
+  for uid in pairs(USEATDIRTY) do
+    if next(USEATS[uid]) == nil then
+      del[#del + 1] = '@' .. uid
+    else
+      set[#set + 1] = '@' .. uid
+      set[#set + 1] = cjson.encode(USEATS[uid])
+    end
+  end
+  USEATDIRTY = {}
+  call_list('HSET', K_SEATS, set)
+  call_list('HDEL', K_SEATS, del)
+  if A then
+    local flat = {}
+    for f in pairs(A._dirty) do
+      local v = A[f]
+      if type(v) == 'number' then v = num_str(v) end
+      flat[#flat + 1] = f
+      flat[#flat + 1] = v
+    end
+    call_list('HSET', K_ACCT, flat)
+    A._dirty = {}
+  end
+end
+
+-- catch_up fires, in time order, the timers that fell due by now, so every
+-- operation acts on the account as it is at this instant, whichever node
+-- reaped last. It stops after limit steps; the reaper does the rest. It
+-- looks at the first timer alone (most scripts find nothing due), then
+-- reads what is due a chunk at a time; a step that files a timer before
+-- now makes it read again, so order holds.
+local CHUNK = 32
+
+local function catch_up(now, limit)
+  local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  if not DUE_SEEN then
+    -- the first look serves as DUE_BEFORE too
+    DUE_SEEN = true
+    if #first > 0 then DUE_BEFORE = tonumber(first[2]) end
+  end
+  -- strictly before now: what falls due at this very instant belongs to
+  -- the caller (a close at the instant a PPU minute starts does not start
+  -- that minute)
+  if #first == 0 or tonumber(first[2]) >= now then return 0 end
+  local before = '(' .. num_str(now)
+  local n = 0
+  local gone, zrem = {}, {} -- retention ran out: session ids, due members
+  while n < limit do
+    local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', before, 'WITHSCORES', 'LIMIT', 0, math.min(CHUNK, limit - n))
+    if #items == 0 then break end
+    local again = false
+    for i = 1, #items, 2 do
+      local sid, t = items[i], tonumber(items[i + 1])
+      if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
+        local id = string.sub(sid, 2)
+        gone[#gone + 1] = id
+        zrem[#zrem + 1] = sid
+        S[id] = false
+      else
+        local s = sess(sid)
+        if not s then
+          zrem[#zrem + 1] = sid
+        else
+          step(s, t)
+          flush()
+          -- a timer filed before now must take its turn among the rest
+          again = FILED_MIN ~= nil and FILED_MIN < now
+        end
+      end
+      n = n + 1
+      if again then break end
+    end
+    call_list('HDEL', K_SESS, gone)
+    call_list('ZREM', K_DUE, zrem)
+    gone, zrem = {}, {}
+    if not again and #items < 2 * CHUNK then break end
+  end
+  return n
+end
+
+-- start is the first call of every operation that needs the account: it
+-- loads it and, the first time in a script, catches up. It returns the
+-- current time, or nil when the account does not exist.
+
+local function start()
+  if not acct() then return nil end
+  local now = now_ms()
+  if not CAUGHT_UP then
+    CAUGHT_UP = true
+    catch_up(now, CFG.catchup or 100)
+  end
+  return now
+end
