@@ -20,7 +20,7 @@ OPS['open'] = function(a)
   if not u then return ST_NOT_FOUND, {what = 'user'} end
 
   local s = {id = sid, user = uid, user_name = u.name, device = device, device_name = device_name,
-    created = num_str(now), at = num_str(now), ppu_ms = '0', billed = '0'}
+    created = num_str(now), at = num_str(now)}
   if code ~= '' then
     s.state = 'standby'
     s.code = code
