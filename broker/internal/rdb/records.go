@@ -48,14 +48,6 @@ type UserRec struct {
 	Created  int64  `json:"created,omitempty"`
 }
 
-// SeatRec is a held seat.
-type SeatRec struct {
-	Kind  string          `json:"kind"`
-	User  string          `json:"user"`
-	Since int64           `json:"since,string"`
-	SIDs  map[string]bool `json:"-"`
-}
-
 // LedgerEntry is one PPU ledger entry: a billed minute (delta -1) or a
 // top-up (delta > 0). Balance is the balance after the entry.
 type LedgerEntry struct {

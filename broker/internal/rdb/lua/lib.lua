@@ -12,7 +12,7 @@
 --   KEYS[1]  acct    hash  settings and counters of the account
 --   KEYS[2]  users   hash  user id -> user JSON
 --   KEYS[3]  sess    hash  session id -> session JSON
---   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, since, sids},
+--   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, sids},
 --                          and "@" user id -> JSON set of the seat keys the
 --                          user holds (a seat key never starts with "@": it
 --                          starts with a user or session id). One hash, not

@@ -180,7 +180,7 @@ local function acquire(s, u, t)
   end
   held[key] = true
   USEATDIRTY[u.id] = true
-  attach(s, key, {kind = kind, user = u.id, since = num_str(t), sids = {}})
+  attach(s, key, {kind = kind, user = u.id, sids = {}})
   return ST_OK
 end
 
