@@ -74,7 +74,15 @@ func TestParticipantMayCloseDuringNotice(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, protocol.StateEnded, s.State)
 		assert.Equal(t, protocol.ReasonClosed, s.Reason)
+		require.NotNil(t, s.EndedAt, "an ended session says when it ended")
+		assert.False(t, s.EndedAt.Before(s.Created), "ended %v, created %v", s.EndedAt, s.Created)
 		assert.Equal(t, int64(0), f.overview().InUse)
+		// and the page's list says the same
+		list, _, err := f.b.Sessions(f.ctx, f.owner, broker.SessionFilter{States: []string{protocol.StateEnded}})
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.NotNil(t, list[0].EndedAt)
+		assert.True(t, s.EndedAt.Equal(*list[0].EndedAt))
 	})
 }
 

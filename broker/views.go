@@ -26,7 +26,7 @@ func (b *Broker) view(r rdb.SessionRec) protocol.Session {
 	s := protocol.Session{
 		ID: r.ID, UserID: r.User, UserName: r.UserName, DeviceID: r.Device, DeviceName: r.DeviceName,
 		State: r.State, Created: msTime(r.Created), Started: msPtr(r.Activated),
-		Reason: r.Reason, EndedBy: r.By, EndedAt: msPtr(r.EndedAt), PPUMinutes: r.Billed,
+		Reason: r.Reason, EndedBy: r.By, EndedAt: msPtr(r.EndedAt()), PPUMinutes: r.Billed,
 	}
 	switch r.State {
 	case protocol.StateStandby, protocol.StateActive, protocol.StateTerminating:
@@ -37,8 +37,8 @@ func (b *Broker) view(r rdb.SessionRec) protocol.Session {
 	}
 	if r.Activated > 0 {
 		end := now
-		if r.EndedAt > 0 {
-			end = r.EndedAt
+		if e := r.EndedAt(); e > 0 {
+			end = e
 		}
 		if end > r.Activated {
 			s.DurationSec = (end - r.Activated) / 1000

@@ -27,13 +27,20 @@ type SessionRec struct {
 	PausedUntil  int64  `json:"paused_until,omitempty,string"`
 	Reason       string `json:"reason,omitempty"`
 	By           string `json:"by,omitempty"`
-	EndedAt      int64  `json:"ended_at,omitempty,string"`
 	PPUms        int64  `json:"ppu_ms,omitempty,string"`
 	PPUAt        int64  `json:"ppu_at,omitempty,string"`
 	Billed       int64  `json:"billed,omitempty,string"`
 	Promoted     int64  `json:"promoted,omitempty,string"`
 	// At is when the session last changed state or seat kind.
 	At int64 `json:"at,omitempty,string"`
+}
+
+// EndedAt is when an ended session ended (its last change), else 0.
+func (r SessionRec) EndedAt() int64 {
+	if r.State == "ended" {
+		return r.At
+	}
+	return 0
 }
 
 // UserRec is a user as stored in the account's users hash.

@@ -194,7 +194,6 @@ local function end_session(s, reason, by, t)
   s.at = num_str(t)
   s.reason = reason
   if by then s.by = by end
-  s.ended_at = s.at
   s.deadline = nil
   touch(s)
   emit_session(s)

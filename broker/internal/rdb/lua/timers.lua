@@ -13,7 +13,7 @@ local function due(s)
     return lease
   end
   if st == 'terminating' then return math.min(str_num(s.deadline), str_num(s.lease_until)) end
-  if st == 'ended' then return str_num(s.ended_at) + CFG.retention end
+  if st == 'ended' then return str_num(s.at) + CFG.retention end
   return nil
 end
 
