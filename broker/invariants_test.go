@@ -217,24 +217,28 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	}
 	require.LessOrEqual(t, prepaid, seats, "prepaid seats in use exceed the account's seats")
 	require.Equal(t, used, prepaid, "the in-use counter matches the seats held")
-	holders := map[string]string{} // seat key -> kind seen on its sessions
+	holding := map[string]string{} // session id -> its seat key, for those that hold one
 	for _, raw := range sessCmd.Val() {
 		var s rdb.SessionRec
 		require.NoError(t, json.Unmarshal([]byte(raw), &s))
-		holding := s.State == protocol.StateStandby || s.State == protocol.StateActive || s.State == protocol.StateTerminating
-		if !holding {
-			require.Empty(t, s.Seat, "session %s in %s still points at a seat", s.ID, s.State)
+		if s.State != protocol.StateStandby && s.State != protocol.StateActive && s.State != protocol.StateTerminating {
 			continue
 		}
-		st, ok := seatOf[s.Seat]
-		require.True(t, ok, "session %s holds seat %q that does not exist", s.ID, s.Seat)
+		key := s.User + "|" + s.Device // the counting mode is user_device
+		st, ok := seatOf[key]
+		require.True(t, ok, "session %s holds seat %q that does not exist", s.ID, key)
 		require.Equal(t, st.Kind, s.Kind, "session %s kind differs from its seat", s.ID)
 		require.Contains(t, string(st.SIDs), `"`+s.ID+`"`)
-		require.Equal(t, s.User+"|"+s.Device, s.Seat)
-		if k, ok := holders[s.Seat]; ok {
-			require.Equal(t, k, s.Kind, "one key, two kinds of seat")
+		holding[s.ID] = key
+	}
+	// and a seat lists only sessions that hold it
+	for key, st := range seatOf {
+		var sids map[string]bool
+		require.NoError(t, json.Unmarshal(st.SIDs, &sids))
+		require.NotEmpty(t, sids, "seat %s is held by no session", key)
+		for sid := range sids {
+			require.Equal(t, key, holding[sid], "seat %s lists session %s, which does not hold it", key, sid)
 		}
-		holders[s.Seat] = s.Kind
 	}
 }
 

@@ -14,7 +14,6 @@ type SessionRec struct {
 	DeviceName   string `json:"device_name,omitempty"`
 	State        string `json:"state"`
 	Kind         string `json:"kind,omitempty"`
-	Seat         string `json:"seat,omitempty"`
 	Code         string `json:"code,omitempty"`
 	Fence        string `json:"fence,omitempty"`
 	Created      int64  `json:"created,omitempty,string"`

@@ -93,7 +93,6 @@ local function attach(s, key, st)
   st.sids[s.id] = true
   SEATS[key] = st
   SEATDIRTY[key] = true
-  s.seat = key
   s.kind = st.kind
   if st.kind == 'ppu' then aadd('ppu_sess', 1) end
   touch(s)
@@ -130,11 +129,11 @@ local function promote(t)
   end
 end
 
+-- detach frees the seat of s, which holds one: its key is seat_key(s)
+-- (the counting mode does not change while a seat is held).
 local function detach(s, t)
-  local key = s.seat
-  if not key then return end
+  local key = seat_key(s)
   local st = seat(key)
-  s.seat = nil
   touch(s)
   if not st then return end
   st.sids[s.id] = nil
