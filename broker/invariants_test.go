@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,7 +191,7 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	seatOf := map[string]seat{}
 	userSets := map[string]map[string]bool{} // user id -> its seat keys, as the store keeps them
 	for key, raw := range seatsCmd.Val() {
-		if uid, ok := strings.CutPrefix(key, "@"); ok {
+		if uid, ok := rdb.SeatsFieldUser(key); ok {
 			var set map[string]bool
 			require.NoError(t, json.Unmarshal([]byte(raw), &set))
 			userSets[uid] = set

@@ -35,17 +35,13 @@ func (k Keys) Users(acct string) string { return k.tag(acct) + "users" }
 // Sessions is a hash: session id -> session JSON.
 func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
 
-// Seats is a hash: seat key -> seat JSON, and UserSeatsField(user id) ->
-// JSON set of the seat keys the user holds.
+// Seats is a hash: seat key -> seat JSON, and "@" user id -> JSON set of
+// the seat keys the user holds (see SeatsFieldUser).
 func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
 
-// UserSeatsField is the field of the seats hash that holds a user's seat
-// keys. No seat key starts with "@": it starts with a user or session id.
-func UserSeatsField(uid string) string { return "@" + uid }
-
-// seatsFieldUser says whose seat set a field of the seats hash is, if it is
-// one.
-func seatsFieldUser(field string) (string, bool) { return strings.CutPrefix(field, "@") }
+// SeatsFieldUser says whose seat set a field of the seats hash is, if it
+// is one. No seat key starts with "@": it starts with a user or session id.
+func SeatsFieldUser(field string) (string, bool) { return strings.CutPrefix(field, "@") }
 
 // PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
 func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }

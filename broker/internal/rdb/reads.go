@@ -174,7 +174,7 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	}
 	out := make([]SeatHolder, 0, len(m))
 	for key, raw := range m {
-		if _, ok := seatsFieldUser(key); ok {
+		if _, ok := SeatsFieldUser(key); ok {
 			continue
 		}
 		var p struct {
@@ -209,7 +209,7 @@ func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int
 	}
 	out := map[string]int{}
 	for f, raw := range m {
-		uid, ok := seatsFieldUser(f)
+		uid, ok := SeatsFieldUser(f)
 		if !ok {
 			continue
 		}

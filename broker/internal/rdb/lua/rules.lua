@@ -130,11 +130,11 @@ local function promote(t)
 end
 
 -- detach frees the seat of s, which holds one: its key is seat_key(s)
--- (the counting mode does not change while a seat is held).
+-- (the counting mode does not change while a seat is held). It leaves s
+-- itself as it is; the caller changes its state next.
 local function detach(s, t)
   local key = seat_key(s)
   local st = seat(key)
-  touch(s)
   if not st then return end
   st.sids[s.id] = nil
   SEATDIRTY[key] = true
