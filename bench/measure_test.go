@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,12 +26,21 @@ type sample struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	redis    redisStats // what Redis did during the run
+	procUsec float64    // CPU time of this process (the broker node and the load) during the run, µs
 }
 
 func (s sample) perSec() float64 { return float64(s.cycles) / s.elapsed.Seconds() }
 
 // cpuPerCycle is Redis's CPU time per cycle, µs.
 func (s sample) cpuPerCycle() float64 { return s.redis.cpuUsec / float64(s.cycles) }
+
+// busy is the share of the run Redis spent on the CPU: below 1, Redis
+// waited for its clients.
+func (s sample) busy() float64 { return s.redis.cpuUsec / float64(s.elapsed.Microseconds()) }
+
+// procPerCycle is this process's CPU time per cycle, µs: the Go side,
+// which shares the machine's cores with Redis.
+func (s sample) procPerCycle() float64 { return s.procUsec / float64(s.cycles) }
 
 // evalPerCycle is the time Redis spent in EVALSHA and FCALL per cycle, µs
 // (commandstats: the scripts' own commands included).
@@ -46,6 +56,7 @@ func drive(ctx context.Context, stats *redis.Client, workers int, d time.Duratio
 	if err != nil {
 		return sample{}, err
 	}
+	cpu0 := processCPU()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -85,6 +96,7 @@ func drive(ctx context.Context, stats *redis.Client, workers int, d time.Duratio
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	procUsec := processCPU() - cpu0
 	if first != nil {
 		return sample{}, first
 	}
@@ -95,7 +107,16 @@ func drive(ctx context.Context, stats *redis.Client, workers int, d time.Duratio
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	return sample{cycles: total.Load(), elapsed: elapsed, p50: quantile(all, 0.50), p99: quantile(all, 0.99),
-		redis: after.since(before)}, nil
+		redis: after.since(before), procUsec: procUsec}, nil
+}
+
+// processCPU is this process's user+system CPU time so far, µs.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
 }
 
 func quantile(sorted []time.Duration, q float64) time.Duration {
@@ -134,6 +155,8 @@ func (s *series) med(f func(sample) float64) float64 {
 func (s *series) perSec() float64 { return s.med(sample.perSec) }
 func (s *series) cpu() float64    { return s.med(sample.cpuPerCycle) }
 func (s *series) eval() float64   { return s.med(sample.evalPerCycle) }
+func (s *series) busy() float64   { return s.med(sample.busy) }
+func (s *series) proc() float64   { return s.med(sample.procPerCycle) }
 func (s *series) p50() float64 {
 	return s.med(func(x sample) float64 { return float64(x.p50.Microseconds()) })
 }

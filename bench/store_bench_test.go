@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 var (
 	flagRounds = flag.Int("rounds", 5, "bench: rounds of each measurement (medians are quoted)")
 	flagRound  = flag.Duration("round", 3*time.Second, "bench: length of one measurement in a round")
+	flagOnly   = flag.String("only", "", "bench: run only these measurements (comma-separated: own, shared, spread, plain; the pipelined ceiling always runs), for A/B work")
 )
 
 // Targets of project issue 2.
@@ -217,12 +219,21 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	spread := &series{name: "broker, 64 accounts"}
 	plain := &series{name: "raw EVALSHA x2"}
 	piped := &series{name: "raw EVALSHA x2, pipelined"}
-	ms := []meas{
-		{ours, inFlight, w.cycle(w.own)},
-		{plain, inFlight, w.rawPlain(client, sha)},
-		{shared, inFlight, w.cycle(w.shared)},
-		{spread, inFlight, w.cycle(w.spread)},
-		{piped, pipeConns, w.rawPipe(client, sha)},
+	all := []struct {
+		key string
+		m   meas
+	}{
+		{"own", meas{ours, inFlight, w.cycle(w.own)}},
+		{"plain", meas{plain, inFlight, w.rawPlain(client, sha)}},
+		{"shared", meas{shared, inFlight, w.cycle(w.shared)}},
+		{"spread", meas{spread, inFlight, w.cycle(w.spread)}},
+		{"piped", meas{piped, pipeConns, w.rawPipe(client, sha)}},
+	}
+	var ms []meas
+	for _, x := range all {
+		if *flagOnly == "" || x.key == "piped" || slices.Contains(strings.Split(*flagOnly, ","), x.key) {
+			ms = append(ms, x.m)
+		}
 	}
 	run := func(m meas, d time.Duration) sample {
 		s, err := drive(ctx, client, m.workers, d, m.fn)
@@ -272,18 +283,25 @@ func report(b *testing.B, ours, shared, spread, plain, piped, ceiling *series) {
 	ver := redisVersion()
 	fmt.Fprintf(out, "\nacquire+release cycles, %d in flight; median of %d rounds of %v; redis-server %s, GOMAXPROCS %d\n",
 		inFlight, *flagRounds, *flagRound, ver, runtime.GOMAXPROCS(0))
-	fmt.Fprintf(out, "%-28s %10s %8s %8s %10s %11s %8s\n", "measurement", "cycles/s", "p50 µs", "p99 µs", "redis µs", "script µs", "ratio")
+	fmt.Fprintf(out, "%-28s %10s %8s %8s %10s %11s %6s %8s %8s\n", "measurement", "cycles/s", "p50 µs", "p99 µs", "redis µs", "script µs", "busy", "go µs", "ratio")
 	for _, s := range []*series{ours, shared, spread, plain, piped} {
-		fmt.Fprintf(out, "%-28s %10.0f %8.0f %8.0f %10.2f %11.2f %8.2f\n",
-			s.name, s.perSec(), s.p50(), s.p99(), s.cpu(), s.eval(), s.ratio(ceiling))
+		if len(s.samples) == 0 {
+			continue // left out by -only
+		}
+		fmt.Fprintf(out, "%-28s %10.0f %8.0f %8.0f %10.2f %11.2f %6.2f %8.2f %8.2f\n",
+			s.name, s.perSec(), s.p50(), s.p99(), s.cpu(), s.eval(), s.busy(), s.proc(), s.ratio(ceiling))
 	}
-	fmt.Fprintf(out, "(redis µs: Redis CPU per cycle from INFO cpu; script µs: EVALSHA and FCALL from commandstats; ratio: to the ceiling, per round)\n")
+	fmt.Fprintf(out, "(redis µs: Redis CPU per cycle from INFO cpu; script µs: EVALSHA and FCALL from commandstats; busy: Redis CPU over wall time;\n"+
+		" go µs: this process's CPU per cycle - broker node and load, on the same cores as Redis; ratio: to the ceiling, per round)\n")
 	fmt.Fprintf(out, "ceiling: %s (the better of the two raw runs)\n", ceiling.name)
 	ratio, cpu := ours.ratio(ceiling), ours.cpu()
 	fmt.Fprintf(out, "ours/ceiling %.2f (target >= %.1f): %s\n", ratio, targetRatio, verdict(ratio >= targetRatio))
 	fmt.Fprintf(out, "Redis CPU per cycle %.2f µs (target <= %.0f µs): %s\n", cpu, targetCPU, verdict(cpu <= targetCPU))
 	fmt.Fprintf(out, "what Redis ran per cycle (all rounds; calls and µs, scripts' inner commands included):\n")
 	for _, s := range []*series{ours, shared, spread, ceiling} {
+		if len(s.samples) == 0 {
+			continue
+		}
 		printCommands(out, s)
 	}
 	fmt.Fprintln(out)

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -67,10 +68,18 @@ type Hub struct {
 	mu       sync.Mutex
 	ps       *redis.PubSub                    // guarded by mu
 	watchers map[string]map[*watcher]struct{} // account -> watchers; guarded by mu
+	// ready: account -> closed once Redis confirmed the subscription to its
+	// channel (absent: confirmed); guarded by mu
+	ready map[string]chan struct{}
 }
 
+// subscribeWait bounds how long Watch waits for Redis to confirm a new
+// subscription: events published before it are not delivered.
+const subscribeWait = 5 * time.Second
+
 func newHub(b *Broker) *Hub {
-	return &Hub{b: b, done: make(chan struct{}), watchers: map[string]map[*watcher]struct{}{}}
+	return &Hub{b: b, done: make(chan struct{}), watchers: map[string]map[*watcher]struct{}{},
+		ready: map[string]chan struct{}{}}
 }
 
 func (h *Hub) pubsub(ctx context.Context) *redis.PubSub {
@@ -81,21 +90,47 @@ func (h *Hub) pubsub(ctx context.Context) *redis.PubSub {
 }
 
 // Watch delivers the events of acct until cancel is called. The channel is
-// closed after cancel.
+// closed after cancel. It returns once Redis has confirmed the node's
+// subscription to the account (or after subscribeWait): every event
+// published after Watch returns is delivered.
 func (b *Broker) Watch(ctx context.Context, acct string) (<-chan Event, func(), error) {
+	ch, cancel, ready, err := b.watch(ctx, acct)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ready != nil {
+		t := time.NewTimer(subscribeWait)
+		defer t.Stop()
+		select {
+		case <-ready:
+		case <-t.C:
+		case <-ctx.Done():
+			cancel()
+			return nil, nil, ctx.Err()
+		}
+	}
+	return ch, cancel, nil
+}
+
+// watch adds a watcher of acct, subscribing the node when it is the
+// account's first; ready is non-nil while Redis has not confirmed that
+// subscription.
+func (b *Broker) watch(ctx context.Context, acct string) (<-chan Event, func(), chan struct{}, error) {
 	h := b.hub
 	w := &watcher{ch: make(chan Event, watchBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {
 	case <-h.done:
-		return nil, nil, ErrUnavailable
+		return nil, nil, nil, ErrUnavailable
 	default:
 	}
 	set := h.watchers[acct]
 	if set == nil {
+		h.ready[acct] = make(chan struct{})
 		if err := h.pubsub(ctx).Subscribe(ctx, b.store.Keys().Channel(acct)); err != nil {
-			return nil, nil, storeErr(err)
+			delete(h.ready, acct)
+			return nil, nil, nil, storeErr(err)
 		}
 		set = map[*watcher]struct{}{}
 		h.watchers[acct] = set
@@ -113,6 +148,7 @@ func (b *Broker) Watch(ctx context.Context, acct string) (<-chan Event, func(), 
 				}
 				if len(set) == 0 {
 					delete(h.watchers, acct)
+					delete(h.ready, acct)
 					if h.ps != nil {
 						// best effort: an extra subscription costs only traffic
 						_ = h.ps.Unsubscribe(context.WithoutCancel(ctx), b.store.Keys().Channel(acct))
@@ -121,7 +157,7 @@ func (b *Broker) Watch(ctx context.Context, acct string) (<-chan Event, func(), 
 			}
 		})
 	}
-	return w.ch, cancel, nil
+	return w.ch, cancel, h.ready[acct], nil
 }
 
 // Run reads the node's subscription until ctx is done or Close.
@@ -150,8 +186,10 @@ func (h *Hub) Run(ctx context.Context) {
 			switch msg := m.(type) {
 			case *redis.Subscription:
 				if msg.Kind == "subscribe" {
-					// (re)subscribed: whatever was published meanwhile is lost
-					if acct, ok := h.b.store.Keys().ChannelAccount(msg.Channel); ok {
+					// resubscribed (after the link to Redis broke): whatever
+					// was published meanwhile is lost; a first subscription
+					// releases the Watch calls waiting for it
+					if acct, ok := h.b.store.Keys().ChannelAccount(msg.Channel); ok && !h.confirmed(acct) {
 						h.deliver(Event{Account: acct, Type: EventResync})
 					}
 				}
@@ -160,6 +198,19 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// confirmed releases the watchers waiting for acct's first subscription,
+// and says whether there were any (false: a resubscription).
+func (h *Hub) confirmed(acct string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.ready[acct]
+	if ok {
+		close(ch)
+		delete(h.ready, acct)
+	}
+	return ok
 }
 
 func (h *Hub) dispatch(channel, payload string) {

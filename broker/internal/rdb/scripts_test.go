@@ -22,7 +22,7 @@ func TestEveryEmbeddedScriptLoads(t *testing.T) {
 	// rules, timers, main and every operation; due_set and rate stand alone
 	require.Len(t, accountOps, len(entries)-6)
 	for _, op := range accountOps {
-		require.Contains(t, mustLua(op+".lua"), "OPS['"+op+"'] = function(a)")
+		require.Contains(t, mustLua(op+".lua"), "OPS['"+op+"'] = function(")
 	}
 	for _, s := range allScripts {
 		sha, err := s.Load(context.Background(), c).Result()

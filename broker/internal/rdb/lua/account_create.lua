@@ -1,9 +1,9 @@
 -- account_create.lua: create an account with its settings and its owner.
--- Arguments: a[1] account id, a[2] JSON
--- object of settings (strings), a[3] owner user JSON.
+-- Arguments: a1 account id, a2 JSON
+-- object of settings (strings), a3 owner user JSON.
 -- Reply: OK {}; EXISTS {} when the account exists already.
-OPS['account_create'] = function(a)
-  local id, fields, owner = a[1], cjson.decode(a[2]), a[3]
+OPS['account_create'] = function(a1, a2, a3)
+  local id, fields, owner = a1, cjson.decode(a2), a3
 
   if redis.call('EXISTS', K_ACCT) == 1 then return ST_EXISTS, {} end
   local flat = {'id', id, 'created', tostring(now_ms()), 'used', '0', 'ppu_sess', '0', 'balance', '0', 'fence', '0'}

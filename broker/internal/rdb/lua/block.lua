@@ -1,12 +1,12 @@
 -- block.lua: block or unblock a user. Blocking ends all the user's sessions
 -- the way End Selected Sessions does, with reason user_blocked; a blocked
 -- user gets no seat.
--- Arguments: a[1] user id, a[2] "1" to block
--- or "0" to unblock, a[3] who did it.
+-- Arguments: a1 user id, a2 "1" to block
+-- or "0" to unblock, a3 who did it.
 -- Reply: OK {user, ended = number of sessions given the notice or ended};
 -- NOT_FOUND {}.
-OPS['block'] = function(a)
-  local uid, block, by = a[1], a[2] == '1', a[3]
+OPS['block'] = function(a1, a2, a3)
+  local uid, block, by = a1, a2 == '1', a3
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end

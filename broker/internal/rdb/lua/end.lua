@@ -3,11 +3,11 @@
 -- ones are left as they are (a participant's close is close.lua).
 -- The broker checks permissions before; the script re-checks the one thing
 -- that can change under it: another user's paused session is hidden.
--- Arguments: a[1] actor user id ("" for the system), a[2] actor name,
--- a[3] reason, a[4] JSON list of session ids.
+-- Arguments: a1 actor user id ("" for the system), a2 actor name,
+-- a3 reason, a4 JSON list of session ids.
 -- Reply: OK {results = [{id, status, session}]}.
-OPS['end'] = function(a)
-  local actor, by, reason, ids = a[1], a[2], a[3], cjson.decode(a[4])
+OPS['end'] = function(a1, a2, a3, a4)
+  local actor, by, reason, ids = a1, a2, a3, cjson.decode(a4)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end

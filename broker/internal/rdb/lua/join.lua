@@ -1,11 +1,11 @@
 -- join.lua: the remote side joins a standby session by its code; the
 -- session becomes active. A code works once.
--- Arguments: a[1] session id, a[2] code.
+-- Arguments: a1 session id, a2 code.
 -- Reply: OK, the session itself; NOT_FOUND {} when the session does not exist, the
 -- code does not match, or the session is no longer waiting for its remote
 -- side.
-OPS['join'] = function(a)
-  local sid, code = a[1], a[2]
+OPS['join'] = function(a1, a2)
+  local sid, code = a1, a2
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
@@ -14,5 +14,5 @@ OPS['join'] = function(a)
   s.joined = num_str(now)
   activate(s, now)
   emit_session(s)
-  return ST_OK, s, true
+  return ST_OK, s
 end

@@ -37,10 +37,11 @@
 -- next due is the account's earliest timer when it moved earlier during
 -- this script, else ""; per operation, status is one of the ST_ constants
 -- (mirrored in status.go) and payload a JSON string. Each operation's
--- function returns its status and payload table, or its status, a session
--- and true: then the payload is that session's JSON (the one write-back
--- made, not encoded again). Payloads and events show sessions as they are
--- when the script ends (the batch commits as one).
+-- function takes its arguments as Lua arguments (no table per operation)
+-- and returns its status and payload table; a payload that is a session
+-- goes out as the JSON write-back made of it, not encoded again. Payloads
+-- and events show sessions as they are when the script ends (the batch
+-- commits as one).
 
 -- The same code runs as a Redis function (FCALL; library built once, see
 -- scripts.go) or as a script (EVALSHA; Redis before 7, and miniredis).
@@ -99,7 +100,7 @@ local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
 local ST_USER_LIMIT, ST_ACCOUNT_LIMIT, ST_PPU_EXHAUSTED = 4, 5, 6
 local ST_BAD_STATE, ST_STALE, ST_EXISTS, ST_INVALID = 7, 8, 9, 10
 
-local OPS = {}  -- operation name -> function(args): status, payload
+local OPS = {}  -- operation name -> function(arguments...): status, payload
 
 local function now_us()
   if not NOW_US then

@@ -2,24 +2,41 @@
 -- shape), in order, then writes back, publishes the events and answers. Every
 -- operation's name and argument count is checked before the first runs, so
 -- a malformed batch changes nothing.
+
+-- ARGC memoizes the argument counts of a batch ("5" -> 5): tonumber is a
+-- strtod.
+local ARGC = {}
+
+local function argc_of(x)
+  local n = ARGC[x]
+  if n == nil then
+    n = tonumber(x) or false
+    ARGC[x] = n
+  end
+  return n
+end
+
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
-  local fns, args = {}, {}
   local pos = 3
-  for i = 1, n do
-    local f, argc = OPS[argv[pos]], tonumber(argv[pos + 1])
-    if not f or not argc or pos + 1 + argc > #argv then
+  for _ = 1, n do
+    local argc = argc_of(argv[pos + 1])
+    if not OPS[argv[pos]] or not argc or pos + 1 + argc > #argv then
       return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
     end
-    fns[i], args[i] = f, {unpack(argv, pos + 2, pos + 1 + argc)}
     pos = pos + 2 + argc
   end
   if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
-  local status, payload, bare = {}, {}, {}
+  -- out is the reply: {next due, status 1, payload 1, ...}; a payload is a
+  -- table until write-back has run
+  local out = {''}
+  pos = 3
   for i = 1, n do
-    status[i], payload[i], bare[i] = fns[i](args[i])
+    local argc = ARGC[argv[pos + 1]]
+    out[2 * i], out[2 * i + 1] = OPS[argv[pos]](unpack(argv, pos + 2, pos + 1 + argc))
+    pos = pos + 2 + argc
   end
   flush()
   for _, f in ipairs(LATE) do f() end
@@ -46,11 +63,12 @@ local function main(argv)
   if MIN_ADDED and (DUE_BEFORE == nil or MIN_ADDED < DUE_BEFORE) then
     moved = num_str(MIN_ADDED)
   end
-  local out = {moved}
+  out[1] = moved
   for i = 1, n do
-    out[2 * i] = status[i]
-    local p = payload[i] or {}
-    out[2 * i + 1] = (bare[i] and SESSJSON[p]) or cjson.encode(p)
+    -- a session's JSON is the string write-back made (the same text
+    -- cjson.encode would make now: nothing changes a session after it)
+    local p = out[2 * i + 1] or {}
+    out[2 * i + 1] = SESSJSON[p] or cjson.encode(p)
   end
   return out
 end

@@ -1,12 +1,12 @@
 -- open.lua: open a session for a user on a device, with a code (standby) or
 -- without (active), taking a seat by the seat rules.
--- Arguments: a[1] session id, a[2] user id,
--- a[3] device id, a[4] device name, a[5] code ("" for none).
+-- Arguments: a1 session id, a2 user id,
+-- a3 device id, a4 device name, a5 code ("" for none).
 -- Reply: OK, the session itself; USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED
 -- {own = the user's seat-holding sessions}; NOT_FOUND {} for an unknown
 -- account or user.
-OPS['open'] = function(a)
-  local sid, uid, device, device_name, code = a[1], a[2], a[3], a[4], a[5]
+OPS['open'] = function(a1, a2, a3, a4, a5)
+  local sid, uid, device, device_name, code = a1, a2, a3, a4, a5
 
   local now = start()
   if not now then return ST_NOT_FOUND, {what = 'account'} end
@@ -14,7 +14,7 @@ OPS['open'] = function(a)
   if existing then
     -- a retried open: answer what the first one did
     if existing.user ~= uid then return ST_EXISTS, {} end
-    return ST_OK, existing, true
+    return ST_OK, existing
   end
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {what = 'user'} end
@@ -39,5 +39,5 @@ OPS['open'] = function(a)
   if s.state == 'active' then activate(s, now) end
   touch(s)
   emit_session(s)
-  return ST_OK, s, true
+  return ST_OK, s
 end

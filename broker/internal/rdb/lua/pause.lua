@@ -1,10 +1,10 @@
 -- pause.lua: the session's own user pauses an active session: its seat is
 -- freed if no other session holds it, and PPU billing stops.
--- Arguments: a[1] session id, a[2] user id.
+-- Arguments: a1 session id, a2 user id.
 -- Reply: OK, the session itself; NOT_FOUND {} (unknown, or another user's);
 -- BAD_STATE {session} when it is not active.
-OPS['pause'] = function(a)
-  local sid, uid = a[1], a[2]
+OPS['pause'] = function(a1, a2)
+  local sid, uid = a1, a2
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
@@ -20,5 +20,5 @@ OPS['pause'] = function(a)
   s.paused_until = num_str(now + dur('paused'))
   touch(s)
   emit_session(s)
-  return ST_OK, s, true
+  return ST_OK, s
 end

@@ -1,12 +1,12 @@
 -- reap.lua: fire the timers of an account that fell due (leases, notices,
 -- standby and paused times, PPU minutes, retention of ended sessions), in
 -- time order.
--- Arguments: a[1] most timers to fire.
+-- Arguments: a1 most timers to fire.
 -- Reply: OK {steps, next = the account's next timer in ms or -1, now};
 -- next is read once the whole batch has written back, so an operation
 -- after this one in the batch cannot leave it stale.
-OPS['reap'] = function(a)
-  local limit = tonumber(a[1])
+OPS['reap'] = function(a1)
+  local limit = tonumber(a1)
 
   if not acct() then return ST_NOT_FOUND, {next = '-1'} end
   local now = now_ms()

@@ -1,12 +1,12 @@
 -- renew.lua: a desktop client's heartbeat renews the leases of its sessions.
--- Arguments: a[1] user id, a[2] JSON list of
+-- Arguments: a1 user id, a2 JSON list of
 -- {"id":session id,"fence":token}.
 -- Reply: OK {results = [{id, status, session}]}: per session OK (renewed, or
 -- nothing to renew), NOT_FOUND (unknown, or not this user's), STALE (the
 -- token is not the session's current one). The session carries any pending
 -- ending notice (state terminating, deadline, reason, by).
-OPS['renew'] = function(a)
-  local uid, list = a[1], cjson.decode(a[2])
+OPS['renew'] = function(a1, a2)
+  local uid, list = a1, cjson.decode(a2)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end

@@ -1,11 +1,11 @@
 -- resume.lua: the session's own user resumes a paused session, which takes
 -- a seat by the seat rules again (prepaid, then PPU) and a new fencing
 -- token. Denied, it stays paused.
--- Arguments: a[1] session id, a[2] user id.
+-- Arguments: a1 session id, a2 user id.
 -- Reply: OK, the session itself; NOT_FOUND {}; BAD_STATE {session} when not paused;
 -- USER_BLOCKED/USER_LIMIT/ACCOUNT_LIMIT/PPU_EXHAUSTED {own}.
-OPS['resume'] = function(a)
-  local sid, uid = a[1], a[2]
+OPS['resume'] = function(a1, a2)
+  local sid, uid = a1, a2
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
@@ -24,5 +24,5 @@ OPS['resume'] = function(a)
   s.paused_at = nil
   activate(s, now)
   emit_session(s)
-  return ST_OK, s, true
+  return ST_OK, s
 end

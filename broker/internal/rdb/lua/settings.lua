@@ -2,11 +2,11 @@
 -- and ranges first; the script refuses what depends on the state: the
 -- counting mode changes only while no seat is held. Raising seats or
 -- turning promotion on promotes waiting PPU keys at once.
--- Arguments: a[1] JSON object of the fields to
+-- Arguments: a1 JSON object of the fields to
 -- set (strings).
 -- Reply: OK {account}; NOT_FOUND {}; BAD_STATE {field} when refused.
-OPS['settings'] = function(a)
-  local changes = cjson.decode(a[1])
+OPS['settings'] = function(a1)
+  local changes = cjson.decode(a1)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end

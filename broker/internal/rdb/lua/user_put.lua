@@ -1,12 +1,12 @@
 -- user_put.lua: add a user, or change one's name, role, seat limit or
 -- permission overrides. Status changes go through block.lua, which ends
 -- sessions. Lowering max_seats revokes nothing.
--- Arguments: a[1] user JSON, a[2] "1" to
+-- Arguments: a1 user JSON, a2 "1" to
 -- create (refused if it exists) or "0" to update (refused if it does not).
 -- Names are unique in the account, whatever their case.
 -- Reply: OK {user}; NOT_FOUND {}; EXISTS {field = "id" or "name"}.
-OPS['user_put'] = function(a)
-  local u, create = cjson.decode(a[1]), a[2] == '1'
+OPS['user_put'] = function(a1, a2)
+  local u, create = cjson.decode(a1), a2 == '1'
 
   if not acct() then return ST_NOT_FOUND, {} end
   local old = user(u.id)
