@@ -11,7 +11,7 @@ import (
 // Config is what a broker node needs. Every field has a default; see
 // DefaultConfig and docs/configuration.md.
 type Config struct {
-	// Prefix of every Redis key (default "sb:v2").
+	// Prefix of every Redis key (default "sb:v3").
 	Prefix string
 	// Heartbeat is how often desktop clients send a heartbeat (default 10s).
 	Heartbeat time.Duration
@@ -50,7 +50,7 @@ type Config struct {
 // DefaultConfig returns the defaults of SPEC.md.
 func DefaultConfig() Config {
 	return Config{
-		Prefix:        "sb:v2",
+		Prefix:        "sb:v3",
 		Heartbeat:     10 * time.Second,
 		Lease:         30 * time.Second,
 		Notice:        30 * time.Second,

@@ -182,23 +182,21 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	require.NoError(t, err)
 	var used int64
 	_, _ = fmt.Sscan(acctCmd.Val()["used"], &used)
-	type seat struct {
-		Kind string          `json:"kind"`
-		User string          `json:"user"`
-		SIDs json.RawMessage `json:"sids"`
-	}
 	prepaid := int64(0)
-	seatOf := map[string]seat{}
+	seatOf := map[string]rdb.SeatHolder{}
 	userSets := map[string]map[string]bool{} // user id -> its seat keys, as the store keeps them
 	for key, raw := range seatsCmd.Val() {
 		if uid, ok := rdb.SeatsFieldUser(key); ok {
-			var set map[string]bool
-			require.NoError(t, json.Unmarshal([]byte(raw), &set))
+			set := map[string]bool{}
+			for _, k := range rdb.ParseUserSeats(raw) {
+				require.False(t, set[k], "user %s's set names seat %s twice", uid, k)
+				set[k] = true
+			}
 			userSets[uid] = set
 			continue
 		}
-		var s seat
-		require.NoError(t, json.Unmarshal([]byte(raw), &s))
+		s, err := rdb.ParseSeat(key, raw)
+		require.NoError(t, err)
 		seatOf[key] = s
 		if s.Kind == protocol.KindPrepaid {
 			prepaid++
@@ -227,15 +225,17 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 		st, ok := seatOf[key]
 		require.True(t, ok, "session %s holds seat %q that does not exist", s.ID, key)
 		require.Equal(t, st.Kind, s.Kind, "session %s kind differs from its seat", s.ID)
-		require.Contains(t, string(st.SIDs), `"`+s.ID+`"`)
+		require.Equal(t, st.User, s.User, "session %s is not its seat's user's", s.ID)
+		require.Contains(t, st.SIDs, s.ID)
 		holding[s.ID] = key
 	}
 	// and a seat lists only sessions that hold it
 	for key, st := range seatOf {
-		var sids map[string]bool
-		require.NoError(t, json.Unmarshal(st.SIDs, &sids))
-		require.NotEmpty(t, sids, "seat %s is held by no session", key)
-		for sid := range sids {
+		require.NotEmpty(t, st.SIDs, "seat %s is held by no session", key)
+		seen := map[string]bool{}
+		for _, sid := range st.SIDs {
+			require.False(t, seen[sid], "seat %s lists session %s twice", key, sid)
+			seen[sid] = true
 			require.Equal(t, key, holding[sid], "seat %s lists session %s, which does not hold it", key, sid)
 		}
 	}

@@ -33,6 +33,6 @@ func TestDecodeEventsReadsBothMessagesOfAChannel(t *testing.T) {
 
 	_, err = k.DecodeEvents(ch, `{"account":"other","events":{}}`)
 	require.ErrorIs(t, err, ErrUnexpectedReply, "another account's batch on this channel")
-	_, err = k.DecodeEvents("sb:v2:elsewhere", `{"id":"s1"}`)
+	_, err = k.DecodeEvents("sb:v3:elsewhere", `{"id":"s1"}`)
 	require.ErrorIs(t, err, ErrUnexpectedReply, "not an account channel")
 }

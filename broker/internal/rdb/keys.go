@@ -4,7 +4,7 @@ import "strings"
 
 // DefaultPrefix is the key prefix when none is configured. The version in
 // it lets a later schema live beside this one during a rolling upgrade.
-const DefaultPrefix = "sb:v2"
+const DefaultPrefix = "sb:v3"
 
 // Keys names every Redis key seatbroker uses. Keys of one account share
 // the hash tag {account id}, so every account script touches one slot in

@@ -166,6 +166,29 @@ type SeatHolder struct {
 	SIDs []string
 }
 
+// ParseSeat reads the seat of key from the seats hash: "P" (prepaid) or
+// "U" (PPU), its user and its sessions, separated by spaces.
+func ParseSeat(key, raw string) (SeatHolder, error) {
+	f := strings.Split(raw, " ")
+	if len(f) < 3 || (f[0] != "P" && f[0] != "U") {
+		return SeatHolder{}, fmt.Errorf("%w: seat %q is %q", ErrUnexpectedReply, key, raw)
+	}
+	kind := "prepaid"
+	if f[0] == "U" {
+		kind = "ppu"
+	}
+	return SeatHolder{Key: key, Kind: kind, User: f[1], SIDs: f[2:]}, nil
+}
+
+// ParseUserSeats reads a user's seat set from the seats hash: its seat
+// keys, separated by newlines.
+func ParseUserSeats(raw string) []string {
+	if raw == "" {
+		return nil
+	}
+	return strings.Split(raw, "\n")
+}
+
 // Seats returns the held seats of an account.
 func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	m, err := s.client.HGetAll(ctx, s.keys.Seats(acct)).Result()
@@ -177,23 +200,9 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 		if _, ok := SeatsFieldUser(key); ok {
 			continue
 		}
-		var p struct {
-			Kind string          `json:"kind"`
-			User string          `json:"user"`
-			SIDs json.RawMessage `json:"sids"`
-		}
-		if err := json.Unmarshal([]byte(raw), &p); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-		}
-		var sids map[string]bool
-		if string(p.SIDs) != "[]" {
-			if err := json.Unmarshal(p.SIDs, &sids); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-			}
-		}
-		h := SeatHolder{Key: key, Kind: p.Kind, User: p.User}
-		for sid := range sids {
-			h.SIDs = append(h.SIDs, sid)
+		h, err := ParseSeat(key, raw)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, h)
 	}
@@ -209,15 +218,9 @@ func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int
 	}
 	out := map[string]int{}
 	for f, raw := range m {
-		uid, ok := SeatsFieldUser(f)
-		if !ok {
-			continue
+		if uid, ok := SeatsFieldUser(f); ok {
+			out[uid] = len(ParseUserSeats(raw))
 		}
-		var keys map[string]bool
-		if err := json.Unmarshal([]byte(raw), &keys); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnexpectedReply, err)
-		}
-		out[uid] = len(keys)
 	}
 	return out, nil
 }

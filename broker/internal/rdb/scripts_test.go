@@ -52,6 +52,6 @@ func TestScriptsTouchOnlyTheirKeys(t *testing.T) {
 func TestAccountKeysShareOneHashTag(t *testing.T) {
 	k := NewKeys("")
 	for _, key := range k.account("acme") {
-		require.True(t, strings.HasPrefix(key, "sb:v2:{acme}:"), key)
+		require.True(t, strings.HasPrefix(key, "sb:v3:{acme}:"), key)
 	}
 }

@@ -12,14 +12,15 @@
 --   KEYS[1]  acct    hash  settings and counters of the account
 --   KEYS[2]  users   hash  user id -> user JSON
 --   KEYS[3]  sess    hash  session id -> session JSON
---   KEYS[4]  seats   hash  seat key -> seat JSON {kind, user, sids},
---                          and "@" user id -> JSON set of the seat keys the
---                          user holds (a seat key never starts with "@": it
---                          starts with a user or session id). One hash, not
---                          two: a hash of small values stays a listpack, where
---                          every lookup is a scan, until it has 128 fields;
---                          seat records are too big for that, so this hash
---                          is a real hash table from its first seat on.
+--   KEYS[4]  seats   hash  seat key -> seat string "P|U <user> <sid>...",
+--                          and "@" user id -> the seat keys the user holds,
+--                          separated by newlines (see seat below; a seat key
+--                          never starts with "@": it starts with a user or
+--                          session id). One hash, not two: a hash whose
+--                          values are all under 64 bytes stays a listpack,
+--                          where every lookup is a scan, up to 512 fields;
+--                          a seat string (two UUIDs) is 75 bytes, so this
+--                          hash is a real hash table from its first seat on.
 --   KEYS[5]  ppuq    zset  seat keys running on PPU, scored by when they began waiting
 --   KEYS[6]  due     zset  session id -> when its next timer fires (ms, Redis clock)
 --   KEYS[7]  ledger  list  PPU ledger entries (JSON), oldest first
@@ -60,9 +61,9 @@ local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
-local SEATS       -- seat key -> seat table (false when absent)
+local SEATS       -- seat key -> seat string (false when absent)
 local SEATDIRTY
-local USEATS      -- uid -> set of seat keys
+local USEATS      -- uid -> its seat set string ("" for none)
 local USEATDIRTY
 local EXHAUSTING  -- true while exhaust runs: nothing is billed then
 local DUE_BEFORE  -- the account's first timer before this call
@@ -73,8 +74,11 @@ local CAUGHT_UP   -- catch_up ran
 local NUMSTR      -- number -> its decimal string (see num_str)
 local DUR         -- duration name -> ms, for this call
 local STRNUM      -- decimal string -> its number (see num_str)
+local byte, find, sub, gmatch -- string's functions, set by reset (a Redis
+-- function's library code sees no globals while it loads)
 
 local function reset(keys, argv)
+  byte, find, sub, gmatch = string.byte, string.find, string.sub, string.gmatch
   K_ACCT, K_USERS, K_SESS, K_SEATS = keys[1], keys[2], keys[3], keys[4]
   K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[5], keys[6], keys[7], keys[8], keys[9]
   K_NAMES = keys[10]
@@ -254,31 +258,107 @@ end
 
 -- ---------------------------------------------------------------- seats
 
+-- A seat is stored as one string: its kind ("P" prepaid, "U" PPU), its
+-- user and the ids of the sessions that hold it, separated by spaces:
+-- "P <user id> <session id> <session id>...". User and session ids are
+-- UUIDs, with no spaces. A user's seat set ("@<user id>") is its seat keys
+-- separated by newlines (a seat key has no control characters: device ids
+-- are checked). Strings, not JSON: the common seat change - a session
+-- takes or leaves a seat of its own - is then a concatenation or a string
+-- compare, not a decode, two tables and an encode.
 
+-- seat returns the seat string of key, or nil.
 local function seat(key)
-  local st = SEATS[key]
-  if st == nil then
-    local r = redis.call('HGET', K_SEATS, key)
-    if r then st = cjson.decode(r) else st = false end
-    SEATS[key] = st
+  local v = SEATS[key]
+  if v == nil then
+    v = redis.call('HGET', K_SEATS, key) or false
+    SEATS[key] = v
   end
-  return st or nil
+  return v or nil
 end
 
+-- seat_put sets the seat string of key (nil: the seat is free).
+local function seat_put(key, v)
+  SEATS[key] = v or false
+  SEATDIRTY[key] = true
+end
+
+local function seat_ppu(v)
+  return byte(v, 1) == 85 -- "U"
+end
+
+local function seat_make(ppu, uid, sid)
+  return (ppu and 'U ' or 'P ') .. uid .. ' ' .. sid
+end
+
+-- seat_user returns the user id of a seat string.
+local function seat_user(v)
+  return sub(v, 3, find(v, ' ', 3, true) - 1)
+end
+
+-- seat_sids returns the session ids of a seat string, as a list.
+local function seat_sids(v)
+  local out = {}
+  for sid in gmatch(sub(v, find(v, ' ', 3, true) + 1), '[^ ]+') do out[#out + 1] = sid end
+  return out
+end
+
+-- list_drop returns list (items separated by the byte sep, e.g. 32 for a
+-- space) without item, searching from position from; list itself when
+-- item is not in it, and "" when item was all it held after from.
+local function list_drop(list, item, sep, from)
+  local n, p = #item, from - 1
+  repeat
+    p = find(list, item, p + 1, true)
+    if not p then return list end
+  until (p == from or byte(list, p - 1) == sep) and (p + n - 1 == #list or byte(list, p + n) == sep)
+  if p == from then
+    if p + n - 1 == #list then return '' end
+    return sub(list, 1, p - 1) .. sub(list, p + n + 1) -- "item<sep>" goes
+  end
+  return sub(list, 1, p - 2) .. sub(list, p + n) -- "<sep>item" goes
+end
+
+-- seat_drop returns seat string v without session sid, or nil when sid was
+-- its last session.
+local function seat_drop(v, sid)
+  local from = find(v, ' ', 3, true) + 1
+  local rest = list_drop(v, sid, 32, from)
+  if #rest < from then return nil end -- no session left
+  return rest
+end
+
+-- useats returns the seat set of a user: its seat keys separated by
+-- newlines, "" for none.
 local function useats(uid)
-  local u = USEATS[uid]
-  if u == nil then
-    local r = redis.call('HGET', K_SEATS, '@' .. uid)
-    if r then u = cjson.decode(r) else u = {} end
-    USEATS[uid] = u
+  local v = USEATS[uid]
+  if v == nil then
+    v = redis.call('HGET', K_SEATS, '@' .. uid) or ''
+    USEATS[uid] = v
   end
-  return u
+  return v
 end
 
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
+local function useats_put(uid, v)
+  USEATS[uid] = v
+  USEATDIRTY[uid] = true
+end
+
+local function useats_count(v)
+  if v == '' then return 0 end
+  local n = 1
+  for _ in gmatch(v, '\n') do n = n + 1 end
   return n
+end
+
+local function useats_add(v, key)
+  if v == '' then return key end
+  return v .. '\n' .. key
+end
+
+local function useats_drop(v, key)
+  if v == key then return '' end
+  return list_drop(v, key, 10, 1)
 end
 
 local function seat_key(s)

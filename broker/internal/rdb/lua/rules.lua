@@ -34,9 +34,9 @@ local function exhaust(t)
   EXHAUSTING = true
   local keys = redis.call('ZRANGE', K_PPUQ, 0, -1)
   for _, key in ipairs(keys) do
-    local st = seat(key)
-    if st then
-      for sid in pairs(st.sids) do
+    local v = seat(key)
+    if v then
+      for _, sid in ipairs(seat_sids(v)) do
         local s = sess(sid)
         if s then terminate(s, 'ppu_exhausted', 'system', t) end
       end
@@ -89,12 +89,15 @@ end
 
 -- ---------------------------------------------------------------- seat moves
 
-local function attach(s, key, st)
-  st.sids[s.id] = true
-  SEATS[key] = st
-  SEATDIRTY[key] = true
-  s.kind = st.kind
-  if st.kind == 'ppu' then aadd('ppu_sess', 1) end
+-- attach gives s the seat of key, whose new seat string v lists s.
+local function attach(s, key, v)
+  seat_put(key, v)
+  if seat_ppu(v) then
+    s.kind = 'ppu'
+    aadd('ppu_sess', 1)
+  else
+    s.kind = 'prepaid'
+  end
   touch(s)
 end
 
@@ -107,24 +110,30 @@ local function promote(t)
     if #first == 0 then return end
     local key = first[1]
     redis.call('ZREM', K_PPUQ, key)
-    local st = seat(key)
-    if st then
-      for sid in pairs(st.sids) do
+    local v = seat(key)
+    if v then
+      for _, sid in ipairs(seat_sids(v)) do
         local s = sess(sid)
         if s then
           settle(s, t)
-          s.kind = 'prepaid'
-          s.promoted = num_str(t)
-          s.at = s.promoted
-          aadd('ppu_sess', -1)
-          touch(s)
-          emit_session(s)
+          -- settling bills minutes, which can run the balance out and
+          -- end the session (it has left the seat then)
+          if s.state ~= 'ended' then
+            s.kind = 'prepaid'
+            s.promoted = num_str(t)
+            s.at = s.promoted
+            aadd('ppu_sess', -1)
+            touch(s)
+            emit_session(s)
+          end
         end
       end
-      st.kind = 'prepaid'
-      SEATDIRTY[key] = true
-      aadd('used', 1)
-      emit({type = 'promoted', seat = key, user_id = st.user})
+      v = seat(key)
+      if v then
+        seat_put(key, 'P' .. sub(v, 2))
+        aadd('used', 1)
+        emit({type = 'promoted', seat = key, user_id = seat_user(v)})
+      end
     end
   end
 end
@@ -134,21 +143,20 @@ end
 -- itself as it is; the caller changes its state next.
 local function detach(s, t)
   local key = seat_key(s)
-  local st = seat(key)
-  if not st then return end
-  st.sids[s.id] = nil
-  SEATDIRTY[key] = true
-  if st.kind == 'ppu' then aadd('ppu_sess', -1) end
-  if next(st.sids) == nil then
-    SEATS[key] = false
-    local held = useats(st.user)
-    held[key] = nil
-    USEATDIRTY[st.user] = true
-    if st.kind == 'prepaid' then
+  local v = seat(key)
+  if not v then return end
+  local ppu = seat_ppu(v)
+  if ppu then aadd('ppu_sess', -1) end
+  local rest = seat_drop(v, s.id)
+  seat_put(key, rest)
+  if rest == nil then
+    -- the seat is free: every session of a seat is its user's
+    useats_put(s.user, useats_drop(useats(s.user), key))
+    if ppu then
+      redis.call('ZREM', K_PPUQ, key)
+    else
       aadd('used', -1)
       promote(t)
-    else
-      redis.call('ZREM', K_PPUQ, key)
     end
   end
 end
@@ -157,14 +165,14 @@ end
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
   local key = seat_key(s)
-  local st = seat(key)
-  if st then
-    if st.kind == 'ppu' and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
-    attach(s, key, st)
+  local v = seat(key)
+  if v then
+    if seat_ppu(v) and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
+    attach(s, key, v .. ' ' .. s.id)
     return ST_OK
   end
   local held = useats(u.id)
-  if u.max_seats and count(held) >= u.max_seats then return ST_USER_LIMIT end
+  if u.max_seats and useats_count(held) >= u.max_seats then return ST_USER_LIMIT end
   local kind
   if anum('used') < anum('seats') then
     kind = 'prepaid'
@@ -177,9 +185,8 @@ local function acquire(s, u, t)
   else
     return ST_ACCOUNT_LIMIT
   end
-  held[key] = true
-  USEATDIRTY[u.id] = true
-  attach(s, key, {kind = kind, user = u.id, sids = {}})
+  useats_put(u.id, useats_add(held, key))
+  attach(s, key, seat_make(kind == 'ppu', u.id, s.id))
   return ST_OK
 end
 
@@ -232,10 +239,10 @@ end
 -- to make room.
 local function own_sessions(uid)
   local out = {}
-  for key in pairs(useats(uid)) do
-    local st = seat(key)
-    if st then
-      for sid in pairs(st.sids) do
+  for key in gmatch(useats(uid), '[^\n]+') do
+    local v = seat(key)
+    if v then
+      for _, sid in ipairs(seat_sids(v)) do
         local s = sess(sid)
         if s then out[#out + 1] = s end
       end

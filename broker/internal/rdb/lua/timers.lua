@@ -100,21 +100,22 @@ local function flush()
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
   local set, del = {}, {}
   for key in pairs(SEATDIRTY) do
-    local st = SEATS[key]
-    if st then
+    local v = SEATS[key]
+    if v then
       set[#set + 1] = key
-      set[#set + 1] = cjson.encode(st)
+      set[#set + 1] = v
     else
       del[#del + 1] = key
     end
   end
   SEATDIRTY = {}
   for uid in pairs(USEATDIRTY) do
-    if next(USEATS[uid]) == nil then
+    local v = USEATS[uid]
+    if v == '' then
       del[#del + 1] = '@' .. uid
     else
       set[#set + 1] = '@' .. uid
-      set[#set + 1] = cjson.encode(USEATS[uid])
+      set[#set + 1] = v
     end
   end
   USEATDIRTY = {}
