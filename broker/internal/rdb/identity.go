@@ -2,7 +2,7 @@ package rdb
 
 import (
 	"context"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"strings"
 	"time"
 )

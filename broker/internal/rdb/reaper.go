@@ -2,8 +2,8 @@ package rdb
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"log/slog"
 	"strconv"
 	"sync"

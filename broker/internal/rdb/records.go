@@ -1,6 +1,6 @@
 package rdb
 
-import "encoding/json"
+import json "github.com/goccy/go-json"
 
 // The records as the scripts store them (JSON in hashes). The broker turns
 // them into its own types; the store never imports the broker.
