@@ -10,8 +10,10 @@ OPS['block'] = function(a1, a2, a3)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
-  local u = user(uid)
-  if not u then return ST_NOT_FOUND, {} end
+  local old = user(uid)
+  if not old then return ST_NOT_FOUND, {} end
+  local u = {} -- a copy: user() may share its table with later calls
+  for k, v in pairs(old) do u[k] = v end
   u.status = block and 'blocked' or 'active'
   redis.call('HSET', K_USERS, uid, cjson.encode(u))
   local n = 0

@@ -46,8 +46,9 @@
 
 -- The same code runs as a Redis function (FCALL; library built once, see
 -- scripts.go) or as a script (EVALSHA; Redis before 7, and miniredis).
--- Either way it keeps no state from one call to the next: reset sets all
--- of it at the start of each call.
+-- Either way it keeps no state from one call to the next (reset sets all
+-- of it at the start of each call), but for DECODED, a cache of decoded
+-- records keyed by their stored text.
 
 -- the call's state, set by reset
 local K_ACCT, K_USERS, K_SESS, K_SEATS
@@ -225,12 +226,40 @@ end
 -- costs more (table.concat makes and hashes intermediate strings: Redis's
 -- Lua hashes every string it makes, whole).
 
+-- ---------------------------------------------------------------- decoded records
+
+-- DECODED maps a record's stored JSON to its decoded table, across calls:
+-- as a Redis function the library's locals outlive a call (as a script
+-- they do not, and DECODED starts empty every time). A table is keyed by
+-- the very text it was decoded from, or that write-back encoded it to, so
+-- whatever a call finds there is what cjson.decode of the stored value
+-- would make; the stored value stays the truth, read on every call. A
+-- session is taken out of DECODED when a call uses it and put back under
+-- its new JSON when the call ends (main.lua), so a call that fails half
+-- way leaves nothing stale behind. At most DECODED_MAX entries are added
+-- before it starts again empty (Lua's memory is not under maxmemory).
+local DECODED, DECODED_N = {}, 0
+local DECODED_MAX = 1024
+
+local function decoded_put(js, t)
+  if DECODED_N >= DECODED_MAX then DECODED, DECODED_N = {}, 0 end
+  DECODED[js] = t
+  DECODED_N = DECODED_N + 1
+end
+
 -- ---------------------------------------------------------------- users
 
+-- user returns the user record of uid, or nil. It may be shared with
+-- later calls (see DECODED): a caller that changes a user changes a copy.
 local function user(uid)
   local r = redis.call('HGET', K_USERS, uid)
   if not r then return nil end
-  return cjson.decode(r)
+  local u = DECODED[r]
+  if not u then
+    u = cjson.decode(r)
+    decoded_put(r, u)
+  end
+  return u
 end
 
 
@@ -241,7 +270,16 @@ local function sess(sid)
   local s = S[sid]
   if s == nil then
     local r = redis.call('HGET', K_SESS, sid)
-    if r then s = cjson.decode(r) else s = false end
+    if r then
+      s = DECODED[r]
+      if s then
+        DECODED[r] = nil -- taken out: this call may change it
+      else
+        s = cjson.decode(r)
+      end
+    else
+      s = false
+    end
     S[sid] = s
   end
   return s or nil

@@ -40,6 +40,9 @@ local function main(argv)
   end
   flush()
   for _, f in ipairs(LATE) do f() end
+  -- every session this call wrote is stored as SESSJSON says: keep its
+  -- table for the next calls (lib.lua, DECODED)
+  for s, js in pairs(SESSJSON) do decoded_put(js, s) end
   -- A session event goes out as the session's JSON alone, the string
   -- write-back made (wrapping it would encode it again); then one
   -- {account, events} message with the other events, maybe none, ends
