@@ -45,20 +45,30 @@ local function main(argv)
   for s, js in pairs(SESSJSON) do decoded_put(js, s) end
   -- A session event goes out as the session's JSON alone, the string
   -- write-back made (wrapping it would encode it again); then one
-  -- {account, events} message with the other events, maybe none, ends
-  -- what this call published.
+  -- {account, events} message with the other events ends what this call
+  -- published. When there are no others, the call's last session is that
+  -- message's one event, wrapped by concatenation: one PUBLISH fewer.
   if #EV > 0 then
-    local rest = {}
+    local rest, last = {}, nil
     for _, ev in ipairs(EV) do
       if not EMITTED[ev] then
         rest[#rest + 1] = ev
       elseif SESSJSON[ev] then
-        redis.call('PUBLISH', K_CHANNEL, SESSJSON[ev])
+        if last then redis.call('PUBLISH', K_CHANNEL, last) end
+        last = SESSJSON[ev]
       else
         rest[#rest + 1] = {type = 'session', session = ev}
       end
     end
-    redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = A and A.id or '', events = rest}))
+    local id = A and A.id or ''
+    if last and #rest == 0 and not find(id, '[^%w%-]') then
+      -- (account ids are letters, digits and "-": nothing to escape)
+      redis.call('PUBLISH', K_CHANNEL,
+        '{"account":"' .. id .. '","events":[{"type":"session","session":' .. last .. '}]}')
+    else
+      if last then redis.call('PUBLISH', K_CHANNEL, last) end
+      redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = id, events = rest}))
+    end
   end
   -- the first timer moved earlier only if this script filed one before the
   -- old first; then that one is the new first (removals only move it later)
