@@ -15,25 +15,25 @@ import (
 func TestAccountCodeActsOnWhatIsStoredNotOnWhatItKept(t *testing.T) {
 	s, c := batchStore(t, map[string]int{"ann": 0})
 	ctx := context.Background()
+	// rewrite changes a stored record outside the account code (an
+	// operator, a restore)
+	rewrite := func(key, field, from, to string) {
+		raw, err := c.HGet(ctx, key, field).Result()
+		require.NoError(t, err)
+		changed := strings.Replace(raw, from, to, 1)
+		require.NotEqual(t, raw, changed)
+		require.NoError(t, c.HSet(ctx, key, field, changed).Err())
+	}
+	// the next call must act on the stored session, not on the table it kept
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
-	// the stored session changes outside the account code (an operator, a
-	// restore): the next call must act on it, not on the table it kept
-	raw, err := c.HGet(ctx, s.keys.Sessions("acme"), "s1").Result()
-	require.NoError(t, err)
-	changed := strings.Replace(raw, `"device_name":"host"`, `"device_name":"renamed"`, 1)
-	require.NotEqual(t, raw, changed)
-	require.NoError(t, c.HSet(ctx, s.keys.Sessions("acme"), "s1", changed).Err())
+	rewrite(s.keys.Sessions("acme"), "s1", `"device_name":"host"`, `"device_name":"renamed"`)
 	rec := sessionOf(t, runBatch(t, s, op("acme", opPause, "s1", "ann"))[0])
 	require.Equal(t, "paused", rec.State)
 	require.Equal(t, "renamed", rec.DeviceName)
 
 	// the same for a user: blocked in the store, refused by the next call
 	sessionOf(t, runBatch(t, s, openOp("s2", "ann", "d2"))[0])
-	rawU, err := c.HGet(ctx, s.keys.Users("acme"), "ann").Result()
-	require.NoError(t, err)
-	blocked := strings.Replace(rawU, `"status":"active"`, `"status":"blocked"`, 1)
-	require.NotEqual(t, rawU, blocked)
-	require.NoError(t, c.HSet(ctx, s.keys.Users("acme"), "ann", blocked).Err())
+	rewrite(s.keys.Users("acme"), "ann", `"status":"active"`, `"status":"blocked"`)
 	r := runBatch(t, s, openOp("s3", "ann", "d3"))[0]
 	require.NoError(t, r.err)
 	require.Equal(t, StatusUserBlocked, r.res.Status)
