@@ -248,3 +248,27 @@ func TestAccountCallsSurviveLostFunctionsAndScripts(t *testing.T) {
 	rs = runBatch(t, s, closeOp("s1", "ann"))
 	require.Equal(t, "ended", sessionOf(t, rs[0]).State)
 }
+
+// A resume refused in the same call as the pause before it leaves the pause
+// written: the refusal changes nothing, not even what came before it.
+func TestBatchRefusedResumeKeepsThePauseBeforeIt(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])
+	rs := runBatch(t, s,
+		op("acme", opPause, "s1", "ann"),
+		openOp("s3", "bob", "d2"), // takes the seat the pause freed
+		op("acme", opResume, "s1", "ann"),
+	)
+	require.Equal(t, "paused", sessionOf(t, rs[0]).State)
+	require.Equal(t, "active", sessionOf(t, rs[1]).State)
+	require.NoError(t, rs[2].err)
+	require.Equal(t, StatusAccountLimit, rs[2].res.Status, string(rs[2].res.Payload))
+	s1, err := s.Session(ctx, "acme", "s1")
+	require.NoError(t, err)
+	require.Equal(t, "paused", s1.State, "the pause is stored")
+	acct, err := s.Account(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, "2", acct["used"])
+}

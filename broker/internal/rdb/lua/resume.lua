@@ -14,12 +14,10 @@ OPS['resume'] = function(a1, a2)
   if s.state ~= 'paused' then return ST_BAD_STATE, {session = s} end
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {} end
-  -- acquire writes nothing on denial, so the session is left as it was
+  -- acquire changes nothing on denial, so the session is left as it was
+  -- (and as earlier operations of this call left it: they are written)
   local status = acquire(s, u, now)
-  if status ~= ST_OK then
-    SDIRTY[sid] = nil
-    return status, {own = own_sessions(uid)}
-  end
+  if status ~= ST_OK then return status, {own = own_sessions(uid)} end
   s.fence = next_fence()
   s.paused_at = nil
   activate(s, now)
