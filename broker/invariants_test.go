@@ -66,6 +66,19 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 	go func() { logDone <- replayEventLog(keys, sub.Channel(), seats, &batches) }()
 
 	var grants sync.Map // fence -> session id: every fence must be new
+	// Sessions any worker opened lately: workers also act on others'
+	// sessions (as the session's user, like a second client of it), so one
+	// call of the account code mixes operations of one session from
+	// several callers.
+	type shared struct {
+		id   string
+		user broker.Principal
+		code string
+	}
+	var (
+		sharedMu sync.Mutex
+		recent   []shared
+	)
 	var fenceErr atomic.Value
 	var ops, denials atomic.Int64
 	var wg sync.WaitGroup
@@ -106,6 +119,30 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 					h := held{id: g.Session.ID, fence: g.Fence, user: u, code: g.Session.Code, lapse: rng.IntN(4) == 0}
 					grant(h)
 					mine = append(mine, h)
+					sharedMu.Lock()
+					recent = append(recent, shared{h.id, h.user, h.code})
+					if len(recent) > 32 {
+						recent = recent[1:]
+					}
+					sharedMu.Unlock()
+				case op >= 3 && op <= 5 && rng.IntN(2) == 0:
+					// join, pause or resume a session another worker may be
+					// acting on too
+					sharedMu.Lock()
+					o := recent[rng.IntN(len(recent))]
+					sharedMu.Unlock()
+					switch op {
+					case 3:
+						if o.code != "" {
+							_, _, _ = node.Join(ctx, o.code, fmt.Sprintf("src%d", w))
+						}
+					case 4:
+						_, _ = node.Pause(ctx, f.acct, o.user.UserID, o.id)
+					case 5:
+						if g, err := node.Resume(ctx, f.acct, o.user.UserID, o.id); err == nil {
+							grant(held{id: o.id, fence: g.Fence})
+						}
+					}
 				default:
 					i := rng.IntN(len(mine))
 					h := mine[i]

@@ -115,20 +115,50 @@ func (b *batcher) work() {
 }
 
 // group splits a batch into script calls: the calls of one account, in
-// the order they came, at most maxOps each.
+// the order they came, at most maxOps each, and at most one operation per
+// session (see answerSession). The calls of one account stay in order in the
+// pipeline, so a split changes no outcome.
 func group(batch []*call) [][]*call {
 	var groups [][]*call
 	open := make(map[string]int, len(batch)) // account -> index of its open group
+	var sids map[int]map[string]bool         // group index -> the sessions it names
 	for _, c := range batch {
 		i, ok := open[c.acct]
-		if !ok || len(groups[i]) == maxOps {
+		sid := answerSession(c)
+		if !ok || len(groups[i]) == maxOps || (sid != "" && sids[i][sid]) {
 			i = len(groups)
 			groups = append(groups, nil)
 			open[c.acct] = i
 		}
 		groups[i] = append(groups[i], c)
+		if sid != "" {
+			if sids == nil {
+				sids = map[int]map[string]bool{}
+			}
+			if sids[i] == nil {
+				sids[i] = map[string]bool{}
+			}
+			sids[i][sid] = true
+		}
 	}
 	return groups
+}
+
+// answerSession names the session an operation answers with, for the
+// operations whose first argument is one (open, join, pause, resume,
+// close). An answer shows its session as the call leaves it; two of them
+// on one session in one call would both show the later state, and two
+// resumes would report one fencing token twice. So they go to two calls.
+func answerSession(c *call) string {
+	switch c.op {
+	case opOpen, opJoin, opPause, opResume, opClose:
+		if len(c.args) > 0 {
+			if sid, ok := c.args[0].(string); ok {
+				return sid
+			}
+		}
+	}
+	return ""
 }
 
 func (b *batcher) argv(g []*call) []any {

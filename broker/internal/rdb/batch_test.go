@@ -54,6 +54,22 @@ func runBatch(t *testing.T, s *Store, calls ...*call) []callResult {
 	return out
 }
 
+// runOneCall sends the calls as one call of the account code, as they
+// are, without the batcher's grouping (which would split operations on one
+// session into two calls), and returns each one's result.
+func runOneCall(t *testing.T, s *Store, calls ...*call) []callResult {
+	t.Helper()
+	v, err := s.batch.call(context.Background(), s.client, calls).Result()
+	require.NoError(t, err)
+	res, _, err := decodeBatch(v, len(calls))
+	require.NoError(t, err)
+	out := make([]callResult, len(calls))
+	for i := range calls {
+		out[i] = callResult{res: res[i]}
+	}
+	return out
+}
+
 func sessionOf(t *testing.T, r callResult) SessionRec {
 	t.Helper()
 	require.NoError(t, r.err)
@@ -250,20 +266,21 @@ func TestAccountCallsSurviveLostFunctionsAndScripts(t *testing.T) {
 }
 
 // A resume refused in the same call as the pause before it leaves the pause
-// written: the refusal changes nothing, not even what came before it.
+// written: the refusal changes nothing, not even what came before it. (The
+// batcher no longer puts two operations on one session in one call; the
+// account code must still be right when they are.)
 func TestBatchRefusedResumeKeepsThePauseBeforeIt(t *testing.T) {
 	s, _ := batchStore(t, map[string]int{"ann": 0, "bob": 0})
 	ctx := context.Background()
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
 	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])
-	rs := runBatch(t, s,
+	rs := runOneCall(t, s,
 		op("acme", opPause, "s1", "ann"),
 		openOp("s3", "bob", "d2"), // takes the seat the pause freed
 		op("acme", opResume, "s1", "ann"),
 	)
 	require.Equal(t, "paused", sessionOf(t, rs[0]).State)
 	require.Equal(t, "active", sessionOf(t, rs[1]).State)
-	require.NoError(t, rs[2].err)
 	require.Equal(t, StatusAccountLimit, rs[2].res.Status, string(rs[2].res.Payload))
 	s1, err := s.Session(ctx, "acme", "s1")
 	require.NoError(t, err)
@@ -271,4 +288,34 @@ func TestBatchRefusedResumeKeepsThePauseBeforeIt(t *testing.T) {
 	acct, err := s.Account(ctx, "acme")
 	require.NoError(t, err)
 	require.Equal(t, "2", acct["used"])
+}
+
+// Two operations on one session go to two calls: each answer shows the
+// session as its own operation left it, and two resumes report two
+// fencing tokens.
+func TestBatchPutsOneOperationPerSessionInACall(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	groups := group([]*call{
+		op("acme", opPause, "s1", "ann"),
+		op("acme", opResume, "s1", "ann"),
+		op("acme", opPause, "s1", "ann"),
+		op("acme", opResume, "s1", "ann"),
+		openOp("s2", "ann", "d2"), // another session: joins the last call
+	})
+	require.Len(t, groups, 4)
+	require.Len(t, groups[3], 2)
+	rs := runBatch(t, s,
+		op("acme", opPause, "s1", "ann"),
+		op("acme", opResume, "s1", "ann"),
+		op("acme", opPause, "s1", "ann"),
+		op("acme", opResume, "s1", "ann"),
+	)
+	require.Equal(t, "paused", sessionOf(t, rs[0]).State)
+	first := sessionOf(t, rs[1])
+	require.Equal(t, "active", first.State)
+	require.Equal(t, "paused", sessionOf(t, rs[2]).State)
+	second := sessionOf(t, rs[3])
+	require.Equal(t, "active", second.State)
+	require.NotEqual(t, first.Fence, second.Fence, "each resume is a grant of its own")
 }
