@@ -319,3 +319,24 @@ func TestBatchPutsOneOperationPerSessionInACall(t *testing.T) {
 	require.Equal(t, "active", second.State)
 	require.NotEqual(t, first.Fence, second.Fence, "each resume is a grant of its own")
 }
+
+// Catching up fires a session's timer at the time the session says, not
+// at a stale entry's: a session whose entry in the timers says "due" while
+// its lease runs on is not ended, and its entry is put right.
+func TestCatchUpActsOnTheSessionNotOnAStaleTimer(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	rec := sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	require.Equal(t, "active", rec.State)
+	due := s.keys.Due("acme")
+	require.NoError(t, c.ZAdd(ctx, due, redis.Z{Score: float64(rec.Created - 5000), Member: "s1"}).Err())
+	r := runBatch(t, s, op("acme", opReap, "100"))[0]
+	require.NoError(t, r.err)
+	require.Equal(t, StatusOK, r.res.Status)
+	s1, err := s.Session(ctx, "acme", "s1")
+	require.NoError(t, err)
+	require.Equal(t, "active", s1.State, "the lease runs on")
+	score, err := c.ZScore(ctx, due, "s1").Result()
+	require.NoError(t, err)
+	require.Equal(t, float64(s1.LeaseUntil), score, "the entry is filed at the lease's end again")
+}

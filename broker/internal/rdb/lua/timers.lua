@@ -144,38 +144,50 @@ local CHUNK = 32
 
 local function catch_up(now, limit)
   local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  local first_t = first[2] and tonumber(first[2])
   if not DUE_SEEN then
     -- the first look serves as DUE_BEFORE too
     DUE_SEEN = true
-    if #first > 0 then DUE_BEFORE = tonumber(first[2]) end
+    DUE_BEFORE = first_t
   end
   -- strictly before now: what falls due at this very instant belongs to
   -- the caller (a close at the instant a PPU minute starts does not start
   -- that minute)
-  if #first == 0 or tonumber(first[2]) >= now then return 0 end
+  if not first_t or first_t >= now then return 0 end
   local before = '(' .. num_str(now)
   local n = 0
   local gone, zrem = {}, {} -- retention ran out: session ids, due members
   while n < limit do
-    local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', before, 'WITHSCORES', 'LIMIT', 0, math.min(CHUNK, limit - n))
+    -- members only: an ended session's needs no time, and a live one's is
+    -- due(s), the very score write-back filed (no score to format in
+    -- Redis and parse here)
+    local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', before, 'LIMIT', 0, math.min(CHUNK, limit - n))
     if #items == 0 then break end
     local again = false
-    for i = 1, #items, 2 do
-      local sid, t = items[i], tonumber(items[i + 1])
-      if string.byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
-        local id = string.sub(sid, 2)
+    for i = 1, #items do
+      local sid = items[i]
+      if byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
+        local id = sub(sid, 2)
         gone[#gone + 1] = id
         zrem[#zrem + 1] = sid
         S[id] = false
       else
         local s = sess(sid)
-        if not s then
+        local t = s and s.state ~= 'ended' and due(s)
+        if not t then
+          -- no session, an ended one (its retention is "~id"), or no
+          -- timer: a stale entry
           zrem[#zrem + 1] = sid
-        else
+        elseif t < now then
           step(s, t)
           flush()
           -- a timer filed before now must take its turn among the rest
           again = FILED_MIN ~= nil and FILED_MIN < now
+        else
+          -- its timer is not due: an earlier operation of this call moved
+          -- it and has not written it back yet (or the entry is stale);
+          -- write-back files it where it belongs
+          touch(s)
         end
       end
       n = n + 1
@@ -184,7 +196,7 @@ local function catch_up(now, limit)
     call_list('HDEL', K_SESS, gone)
     call_list('ZREM', K_DUE, zrem)
     gone, zrem = {}, {}
-    if not again and #items < 2 * CHUNK then break end
+    if not again and #items < CHUNK then break end
   end
   return n
 end
