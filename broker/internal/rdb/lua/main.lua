@@ -41,8 +41,11 @@ local function main(argv)
   flush()
   for _, f in ipairs(LATE) do f() end
   -- every session this call wrote is stored as SESSJSON says: keep its
-  -- table for the next calls (lib.lua, DECODED)
-  for s, js in pairs(SESSJSON) do decoded_put(js, s) end
+  -- table for the next calls (lib.lua, DECODED), unless it ended (no
+  -- operation reads an ended session but to find it ended)
+  for s, js in pairs(SESSJSON) do
+    if s.state ~= 'ended' then decoded_put(js, s) end
+  end
   -- A session event goes out as the session's JSON alone, the string
   -- write-back made (wrapping it would encode it again); then one
   -- {account, events} message with the other events ends what this call
