@@ -94,3 +94,22 @@ func TestParseSeatRejectsWhatTheStoreNeverWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, SeatHolder{Key: "ann|d1", Kind: "ppu", User: "ann", SIDs: []string{"s1", "s2"}}, h)
 }
+
+// Session ids that start alike are told apart: closing s1 leaves s10 and
+// s11 on the seat they share.
+func TestSeatTellsApartIDsThatStartAlike(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	sids := func() []string {
+		seats, err := s.Seats(ctx, "acme")
+		require.NoError(t, err)
+		require.Len(t, seats, 1)
+		return seats[0].SIDs
+	}
+	for _, sid := range []string{"s10", "s1", "s11"} {
+		sessionOf(t, runBatch(t, s, openOp(sid, "ann", "d1"))[0])
+	}
+	require.Equal(t, []string{"s10", "s1", "s11"}, sids())
+	sessionOf(t, runBatch(t, s, closeOp("s1", "ann"))[0])
+	require.Equal(t, []string{"s10", "s11"}, sids())
+}

@@ -344,17 +344,30 @@ end
 -- list_drop returns list (items separated by the byte sep, e.g. 32 for a
 -- space) without item, searching from position from; list itself when
 -- item is not in it, and "" when item was all it held after from.
-local function list_drop(list, item, sep, from)
+-- list_find returns where item starts in list (items separated by the
+-- byte sep), searching from position from, or nil.
+local function list_find(list, item, sep, from)
   local n, p = #item, from - 1
   repeat
     p = find(list, item, p + 1, true)
-    if not p then return list end
+    if not p then return nil end
   until (p == from or byte(list, p - 1) == sep) and (p + n - 1 == #list or byte(list, p + n) == sep)
+  return p
+end
+
+local function list_drop(list, item, sep, from)
+  local n, p = #item, list_find(list, item, sep, from)
+  if not p then return list end
   if p == from then
     if p + n - 1 == #list then return '' end
     return sub(list, 1, p - 1) .. sub(list, p + n + 1) -- "item<sep>" goes
   end
   return sub(list, 1, p - 2) .. sub(list, p + n) -- "<sep>item" goes
+end
+
+-- seat_has says whether seat string v lists session sid.
+local function seat_has(v, sid)
+  return list_find(v, sid, 32, find(v, ' ', 3, true) + 1) ~= nil
 end
 
 -- seat_drop returns seat string v without session sid, or nil when sid was

@@ -168,7 +168,10 @@ local function acquire(s, u, t)
   local v = seat(key)
   if v then
     if seat_ppu(v) and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
-    attach(s, key, v .. ' ' .. s.id)
+    -- a session that takes a seat holds none, so it is not listed yet
+    -- (seat_drop would leave a second listing behind: never add one)
+    if not seat_has(v, s.id) then v = v .. ' ' .. s.id end
+    attach(s, key, v)
     return ST_OK
   end
   local held = useats(u.id)
