@@ -70,14 +70,15 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 	// sessions (as the session's user, like a second client of it), so one
 	// call of the account code mixes operations of one session from
 	// several callers.
-	type shared struct {
-		id   string
-		user broker.Principal
-		code string
+	type held struct {
+		id, fence string
+		user      broker.Principal
+		code      string
+		lapse     bool
 	}
 	var (
 		sharedMu sync.Mutex
-		recent   []shared
+		recent   []held
 	)
 	var fenceErr atomic.Value
 	var ops, denials atomic.Int64
@@ -88,12 +89,6 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			node := nodes[w%2]
-			type held struct {
-				id, fence string
-				user      broker.Principal
-				code      string
-				lapse     bool
-			}
 			var mine []held
 			lastFence := map[string]string{}
 			grant := func(h held) {
@@ -120,32 +115,21 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 					grant(h)
 					mine = append(mine, h)
 					sharedMu.Lock()
-					recent = append(recent, shared{h.id, h.user, h.code})
-					if len(recent) > 32 {
+					recent = append(recent, h)
+					if len(recent) > 6 {
 						recent = recent[1:]
 					}
 					sharedMu.Unlock()
-				case op >= 3 && op <= 5 && rng.IntN(2) == 0:
-					// join, pause or resume a session another worker may be
-					// acting on too
-					sharedMu.Lock()
-					o := recent[rng.IntN(len(recent))]
-					sharedMu.Unlock()
-					switch op {
-					case 3:
-						if o.code != "" {
-							_, _, _ = node.Join(ctx, o.code, fmt.Sprintf("src%d", w))
-						}
-					case 4:
-						_, _ = node.Pause(ctx, f.acct, o.user.UserID, o.id)
-					case 5:
-						if g, err := node.Resume(ctx, f.acct, o.user.UserID, o.id); err == nil {
-							grant(held{id: o.id, fence: g.Fence})
-						}
-					}
 				default:
 					i := rng.IntN(len(mine))
 					h := mine[i]
+					if op >= 3 && op <= 5 && rng.IntN(4) != 0 {
+						// join, pause or resume a session another worker
+						// may be acting on too
+						sharedMu.Lock()
+						i, h = -1, recent[rng.IntN(len(recent))]
+						sharedMu.Unlock()
+					}
 					switch op {
 					case 3:
 						if h.code != "" {
@@ -155,8 +139,11 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 						_, _ = node.Pause(ctx, f.acct, h.user.UserID, h.id)
 					case 5:
 						if g, err := node.Resume(ctx, f.acct, h.user.UserID, h.id); err == nil {
-							mine[i].fence = g.Fence
-							grant(mine[i])
+							h.fence = g.Fence
+							grant(h)
+							if i >= 0 {
+								mine[i].fence = g.Fence
+							}
 						}
 					case 6:
 						_, _ = node.EndSessions(ctx, f.owner, []string{h.id})
