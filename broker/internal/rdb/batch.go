@@ -119,26 +119,23 @@ func (b *batcher) work() {
 // session (see answerSession). The calls of one account stay in order in the
 // pipeline, so a split changes no outcome.
 func group(batch []*call) [][]*call {
+	type openGroup struct {
+		i    int             // index in groups
+		sids map[string]bool // the sessions its operations name
+	}
 	var groups [][]*call
-	open := make(map[string]int, len(batch)) // account -> index of its open group
-	var sids map[int]map[string]bool         // group index -> the sessions it names
+	open := make(map[string]*openGroup, len(batch)) // account -> its open group
 	for _, c := range batch {
-		i, ok := open[c.acct]
+		g := open[c.acct]
 		sid := answerSession(c)
-		if !ok || len(groups[i]) == maxOps || (sid != "" && sids[i][sid]) {
-			i = len(groups)
+		if g == nil || len(groups[g.i]) == maxOps || (sid != "" && g.sids[sid]) {
+			g = &openGroup{i: len(groups), sids: map[string]bool{}}
 			groups = append(groups, nil)
-			open[c.acct] = i
+			open[c.acct] = g
 		}
-		groups[i] = append(groups[i], c)
+		groups[g.i] = append(groups[g.i], c)
 		if sid != "" {
-			if sids == nil {
-				sids = map[int]map[string]bool{}
-			}
-			if sids[i] == nil {
-				sids[i] = map[string]bool{}
-			}
-			sids[i][sid] = true
+			g.sids[sid] = true
 		}
 	}
 	return groups

@@ -329,23 +329,26 @@ local function seat_make(ppu, uid, sid)
   return (ppu and 'U ' or 'P ') .. uid .. ' ' .. sid
 end
 
+-- seat_first returns where the session ids of a seat string start (after
+-- "P <user id> ").
+local function seat_first(v)
+  return find(v, ' ', 3, true) + 1
+end
+
 -- seat_user returns the user id of a seat string.
 local function seat_user(v)
-  return sub(v, 3, find(v, ' ', 3, true) - 1)
+  return sub(v, 3, seat_first(v) - 2)
 end
 
 -- seat_sids returns the session ids of a seat string, as a list.
 local function seat_sids(v)
   local out = {}
-  for sid in gmatch(sub(v, find(v, ' ', 3, true) + 1), '[^ ]+') do out[#out + 1] = sid end
+  for sid in gmatch(sub(v, seat_first(v)), '[^ ]+') do out[#out + 1] = sid end
   return out
 end
 
--- list_drop returns list (items separated by the byte sep, e.g. 32 for a
--- space) without item, searching from position from; list itself when
--- item is not in it, and "" when item was all it held after from.
 -- list_find returns where item starts in list (items separated by the
--- byte sep), searching from position from, or nil.
+-- byte sep, e.g. 32 for a space), searching from position from, or nil.
 local function list_find(list, item, sep, from)
   local n, p = #item, from - 1
   repeat
@@ -355,6 +358,9 @@ local function list_find(list, item, sep, from)
   return p
 end
 
+-- list_drop returns list without item, searching from position from;
+-- list itself when item is not in it, and "" when item was all it held
+-- after from.
 local function list_drop(list, item, sep, from)
   local n, p = #item, list_find(list, item, sep, from)
   if not p then return list end
@@ -367,13 +373,13 @@ end
 
 -- seat_has says whether seat string v lists session sid.
 local function seat_has(v, sid)
-  return list_find(v, sid, 32, find(v, ' ', 3, true) + 1) ~= nil
+  return list_find(v, sid, 32, seat_first(v)) ~= nil
 end
 
 -- seat_drop returns seat string v without session sid, or nil when sid was
 -- its last session.
 local function seat_drop(v, sid)
-  local from = find(v, ' ', 3, true) + 1
+  local from = seat_first(v)
   local rest = list_drop(v, sid, 32, from)
   if #rest < from then return nil end -- no session left
   return rest

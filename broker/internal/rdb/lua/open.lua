@@ -31,8 +31,6 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   local status = acquire(s, u, now)
   if status ~= ST_OK then
     -- nothing was written: acquire checks before it changes anything
-    S[sid] = false
-    SDIRTY[sid] = nil
     return status, {own = own_sessions(uid)}
   end
   s.fence = next_fence()
