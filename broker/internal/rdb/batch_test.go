@@ -340,3 +340,49 @@ func TestCatchUpActsOnTheSessionNotOnAStaleTimer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, float64(s1.LeaseUntil), score, "the entry is filed at the lease's end again")
 }
+
+// A minute that would start at the very instant a PPU stretch ends is not
+// billed, whichever order Redis keeps the two timers of that instant in:
+// here a prepaid seat frees (its holder's lease lapses) at the instant a
+// PPU session's second minute would start, and the PPU session's id sorts
+// first. The minute is billed 1 ms after its start (timers.lua, due), so
+// the promotion comes first.
+func TestMinuteAtTheInstantOfAPromotionIsNotBilled(t *testing.T) {
+	c := testredis.Client(t)
+	const d = 400 * time.Millisecond // lease and PPU minute
+	s := New(c, testredis.Prefix(t), Defaults{Lease: d, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: d, Retention: time.Minute})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	for _, id := range []string{"ann", "bob"} {
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		require.NoError(t, err)
+	}
+	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")
+	require.NoError(t, err)
+	// one call: both sessions start at one instant, so ann's lease and
+	// bob's first minute end together
+	rs := runBatch(t, s, openOp("b-ann", "ann", "d1"), openOp("a-bob", "bob", "d1"))
+	require.Equal(t, "prepaid", sessionOf(t, rs[0]).Kind)
+	bob := sessionOf(t, rs[1])
+	require.Equal(t, "ppu", bob.Kind)
+	require.Equal(t, int64(1), bob.Billed)
+	time.Sleep(d / 2)
+	_, _, err = s.Renew(ctx, "acme", "bob", []FenceRef{{ID: bob.ID, Fence: bob.Fence}}) // bob's lease runs on
+	require.NoError(t, err)
+	time.Sleep(d/2 + d/4) // past ann's lease, before bob's
+	r := runBatch(t, s, op("acme", opReap, "100"))[0]
+	require.NoError(t, r.err)
+	ann, err := s.Session(ctx, "acme", "b-ann")
+	require.NoError(t, err)
+	require.Equal(t, "ended", ann.State, "ann's lease lapsed")
+	got, err := s.Session(ctx, "acme", "a-bob")
+	require.NoError(t, err)
+	require.Equal(t, "active", got.State)
+	require.Equal(t, "prepaid", got.Kind, "bob took the seat ann's lapse freed")
+	require.Equal(t, ann.At, got.Promoted)
+	require.Equal(t, int64(1), got.Billed, "the second minute would have started as the stretch ended")
+}

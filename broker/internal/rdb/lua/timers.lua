@@ -9,7 +9,11 @@ local function due(s)
   if st == 'paused' then return str_num(s.paused_until) end
   if st == 'active' then
     local nb, lease = next_bill(s), str_num(s.lease_until)
-    if nb and nb < lease then return nb end
+    -- a minute is billed 1 ms after it starts: whatever else happens at
+    -- that very instant fires first (timers of one instant fire in no set
+    -- order), so a promotion or an end at the instant a minute would start
+    -- ends the stretch before it, as settle has it
+    if nb and nb < lease then return nb + 1 end
     return lease
   end
   if st == 'terminating' then return math.min(str_num(s.deadline), str_num(s.lease_until)) end
@@ -31,7 +35,7 @@ local function step(s, t)
     if lease <= t then
       end_session(s, 'lease_lost', nil, lease)
     else
-      bill_upto(s, t)
+      bill_upto(s, t - 1) -- the minutes that started before t (see due)
     end
   elseif st == 'terminating' then
     local lease, deadline = str_num(s.lease_until), str_num(s.deadline)
