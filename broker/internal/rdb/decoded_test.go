@@ -5,24 +5,30 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
-// As a Redis function the account code keeps decoded records from one call
-// to the next, keyed by their stored text (lib.lua, DECODED). What is
-// stored must stay the truth.
+// As a Redis function the account code keeps what it read and wrote from
+// one call to the next: decoded records keyed by their stored text
+// (lib.lua, DECODED) and, per account, the stored values of the sessions,
+// seats and users hashes (MIRRORS), valid while the account's stamp is the
+// one it wrote. What is stored must stay the truth for whoever follows the
+// rule of docs/design.md: a writer outside the account code removes the
+// account's stamp.
 
 func TestAccountCodeActsOnWhatIsStoredNotOnWhatItKept(t *testing.T) {
 	s, c := batchStore(t, map[string]int{"ann": 0})
 	ctx := context.Background()
 	// rewrite changes a stored record outside the account code (an
-	// operator, a restore)
+	// operator, a repair script), as docs/design.md says one must
 	rewrite := func(key, field, from, to string) {
 		raw, err := c.HGet(ctx, key, field).Result()
 		require.NoError(t, err)
 		changed := strings.Replace(raw, from, to, 1)
 		require.NotEqual(t, raw, changed)
 		require.NoError(t, c.HSet(ctx, key, field, changed).Err())
+		require.NoError(t, c.HDel(ctx, s.keys.AccountHash("acme"), "stamp").Err())
 	}
 	// the next call must act on the stored session, not on the table it kept
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
@@ -37,6 +43,41 @@ func TestAccountCodeActsOnWhatIsStoredNotOnWhatItKept(t *testing.T) {
 	r := runBatch(t, s, openOp("s3", "ann", "d3"))[0]
 	require.NoError(t, r.err)
 	require.Equal(t, StatusUserBlocked, r.res.Status)
+}
+
+// After a failover, or a cluster slot that moved away and back, the account
+// may have been changed by another Redis's account code, which stores a
+// stamp of its own: what this one kept is then dropped.
+func TestAccountCodeDropsWhatItKeptWhenAnotherStampIsStored(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	acct := s.keys.AccountHash("acme")
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	stamp, err := c.HGet(ctx, acct, "stamp").Result()
+	require.NoError(t, err, "a call that wrote stores a stamp")
+
+	// another primary ended s1 and freed its seat (its writes, as they
+	// would arrive here), under a stamp of its own
+	ended := strings.Replace(c.HGet(ctx, s.keys.Sessions("acme"), "s1").Val(), `"state":"active"`, `"state":"ended"`, 1)
+	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.keys.Sessions("acme"), "s1", ended)
+		p.HDel(ctx, s.keys.Seats("acme"), "ann|d1", "@ann")
+		p.HSet(ctx, acct, "used", "0", "stamp", "other-redis:1")
+		return nil
+	})
+	require.NoError(t, err)
+
+	// s1 is ended: a pause finds it so, and both seats are free for others
+	r := runBatch(t, s, op("acme", opPause, "s1", "ann"))[0]
+	require.NoError(t, r.err)
+	require.Equal(t, StatusBadState, r.res.Status)
+	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])
+	sessionOf(t, runBatch(t, s, openOp("s3", "ann", "d2"))[0])
+	seats, err := c.HGetAll(ctx, s.keys.Seats("acme")).Result()
+	require.NoError(t, err)
+	require.NotContains(t, seats, "ann|d1", "the seat the other primary freed stays free")
+	require.Equal(t, "2", c.HGet(ctx, acct, "used").Val())
+	require.NotEqual(t, stamp, c.HGet(ctx, acct, "stamp").Val())
 }
 
 func TestBlockAndUnblockLeaveTheKeptUserAlone(t *testing.T) {

@@ -14,6 +14,7 @@ OPS['account_create'] = function(a1, a2, a3)
   redis.call('HSET', K_ACCT, unpack(flat))
   local u = cjson.decode(owner)
   redis.call('HSET', K_USERS, u.id, owner)
+  MU[u.id], MWROTE = nil, true -- (lib.lua, MIRRORS)
   redis.call('HSET', K_NAMES, string.lower(u.name), u.id)
   return ST_OK, {}
 end

@@ -15,7 +15,9 @@ OPS['block'] = function(a1, a2, a3)
   local u = {} -- a copy: user() may share its table with later calls
   for k, v in pairs(old) do u[k] = v end
   u.status = block and 'blocked' or 'active'
-  redis.call('HSET', K_USERS, uid, cjson.encode(u))
+  local js = cjson.encode(u)
+  redis.call('HSET', K_USERS, uid, js)
+  MU[uid], MWROTE = js, true -- (lib.lua, MIRRORS)
   local n = 0
   if block then
     -- write back first: sessions earlier operations of this batch opened

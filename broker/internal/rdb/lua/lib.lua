@@ -77,6 +77,89 @@ local DUR         -- duration name -> ms, for this call
 local STRNUM      -- decimal string -> its number (see num_str)
 local byte, find, sub, gmatch -- string's functions, set by reset (a Redis
 -- function's library code sees no globals while it loads)
+local M           -- the account's mirror, once acct() found it valid (see MIRRORS)
+local M_OLD       -- the account's mirror as reset took it out, until acct()
+local MWROTE      -- this call wrote to a hash the mirror covers
+local STAMP       -- the stamp this call writes, once it has one
+local MS, MT, MU  -- the call's mirror of the sessions, seats and users hashes:
+-- field -> stored value, false when absent, nil when unknown; a read that
+-- misses adds a field and counts it in MIRROR_N (see MIRRORS)
+
+-- ---------------------------------------------------------------- mirror
+
+-- MIRRORS keeps, per account (by its acct key), what this Lua VM last read
+-- or wrote of the account's sessions, seats and users hashes, so a call
+-- reads them from Redis only when it does not know them yet. As a Redis
+-- function the library's locals outlive a call (as a script they do not,
+-- and every call starts with none). A mirror holds field -> the stored
+-- value, or false for a field known to be absent; a field it does not hold
+-- is read with HGET. It is only ever what Redis stores, because:
+--
+-- - every write of the account code to those hashes goes through it
+--   (flush, catch-up's removals, the user writes);
+-- - reset takes the account's mirror out for the call, and main puts it
+--   back only when the call ends without an error: a call that fails half
+--   way (a Lua error keeps the writes before it) leaves none behind;
+-- - a call that writes to those hashes stores a new `stamp` in the account
+--   hash, unique to this VM and call, and the mirror remembers the stamp it
+--   matches; the next call uses it only if the account hash (read by every
+--   call) still holds that stamp. Another Redis's account code (after a
+--   failover, a cluster slot that moved and came back) writes stamps of its
+--   own, and so does this one on every change: a mirror whose stamp is not
+--   the stored one is dropped. A writer outside the account code must HDEL
+--   the account's `stamp` (docs/design.md); a restore or a restart starts
+--   with no mirror.
+--
+-- Lua's memory is not under maxmemory: at most MIRROR_MAX fields are added
+-- before every mirror starts again empty. Ended sessions are not kept.
+local MIRRORS, MIRROR_N = {}, 0
+local MIRROR_MAX = 8192
+local VM_ID        -- this VM's part of a stamp: made on its first call
+local STAMP_N = 0  -- stamps this VM has made
+
+local function mirror_take()
+  M_OLD = MIRRORS[K_ACCT]
+  if M_OLD then MIRRORS[K_ACCT] = nil end
+  M, MWROTE, STAMP = nil, false, nil
+  MS, MT, MU = {}, {}, {}
+end
+
+-- mirror_use picks the call's mirror once the account hash is read: the
+-- one taken out if the stored stamp is the one it matches (and this call
+-- has written nothing yet), else the call's new one.
+local function mirror_use(stamp)
+  if M_OLD and stamp and M_OLD.stamp == stamp and not MWROTE then
+    M = M_OLD
+    MS, MT, MU = M.sess, M.seats, M.users
+  else
+    M = {sess = MS, seats = MT, users = MU}
+  end
+  M_OLD = nil
+end
+
+-- new_stamp returns the stamp this call writes (see MIRRORS).
+local function new_stamp()
+  if not STAMP then
+    if not VM_ID then
+      local t = redis.call('TIME')
+      VM_ID = t[1] .. '.' .. t[2] .. '.' .. sub(tostring(MIRRORS), 8)
+    end
+    STAMP_N = STAMP_N + 1
+    STAMP = VM_ID .. ':' .. STAMP_N
+  end
+  return STAMP
+end
+
+-- mirror_keep puts the call's mirror back when the call ends well (every
+-- mirror starts again empty once MIRROR_MAX fields were added).
+local function mirror_keep()
+  if MIRROR_N > MIRROR_MAX then
+    MIRRORS, MIRROR_N = {}, 0
+  elseif M and A and A.stamp then
+    M.stamp = A.stamp
+    MIRRORS[K_ACCT] = M
+  end
+end
 
 local function reset(keys, argv)
   byte, find, sub, gmatch = string.byte, string.find, string.sub, string.gmatch
@@ -99,6 +182,7 @@ local function reset(keys, argv)
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   NUMSTR, STRNUM, DUR = {}, {}, {}
+  mirror_take()
 end
 
 local ST_OK, ST_NOT_FOUND, ST_FORBIDDEN, ST_USER_BLOCKED = 0, 1, 2, 3
@@ -158,6 +242,7 @@ local function acct()
     A = {}
     for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
     A._dirty = {}
+    mirror_use(A.stamp)
   end
   return A
 end
@@ -252,7 +337,12 @@ end
 -- user returns the user record of uid, or nil. It may be shared with
 -- later calls (see DECODED): a caller that changes a user changes a copy.
 local function user(uid)
-  local r = redis.call('HGET', K_USERS, uid)
+  local r = MU[uid]
+  if r == nil then
+    r = redis.call('HGET', K_USERS, uid) or false
+    MU[uid] = r
+    MIRROR_N = MIRROR_N + 1
+  end
   if not r then return nil end
   local u = DECODED[r]
   if not u then
@@ -269,7 +359,12 @@ end
 local function sess(sid)
   local s = S[sid]
   if s == nil then
-    local r = redis.call('HGET', K_SESS, sid)
+    local r = MS[sid]
+    if r == nil then
+      r = redis.call('HGET', K_SESS, sid) or false
+      MS[sid] = r
+      MIRROR_N = MIRROR_N + 1
+    end
     if r then
       s = DECODED[r]
       if s then
@@ -309,7 +404,12 @@ end
 local function seat(key)
   local v = SEATS[key]
   if v == nil then
-    v = redis.call('HGET', K_SEATS, key) or false
+    v = MT[key]
+    if v == nil then
+      v = redis.call('HGET', K_SEATS, key) or false
+      MT[key] = v
+      MIRROR_N = MIRROR_N + 1
+    end
     SEATS[key] = v
   end
   return v or nil
@@ -390,7 +490,14 @@ end
 local function useats(uid)
   local v = USEATS[uid]
   if v == nil then
-    v = redis.call('HGET', K_SEATS, '@' .. uid) or ''
+    local f = '@' .. uid
+    v = MT[f]
+    if v == nil then
+      v = redis.call('HGET', K_SEATS, f) or false
+      MT[f] = v
+      MIRROR_N = MIRROR_N + 1
+    end
+    v = v or ''
     USEATS[uid] = v
   end
   return v

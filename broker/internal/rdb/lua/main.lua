@@ -86,5 +86,6 @@ local function main(argv)
     local p = out[2 * i + 1] or {}
     out[2 * i + 1] = SESSJSON[p] or cjson.encode(p)
   end
+  mirror_keep()
   return out
 end

@@ -21,7 +21,7 @@ OPS['settings'] = function(a1)
   emit({type = 'account'})
   local out = {}
   for f, v in pairs(A) do
-    if f ~= '_dirty' then
+    if f ~= '_dirty' and f ~= 'stamp' then
       if type(v) == 'number' then v = num_str(v) end
       out[f] = v
     end

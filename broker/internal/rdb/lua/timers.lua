@@ -81,22 +81,30 @@ local function flush()
       sflat[#sflat + 1] = sid
       sflat[#sflat + 1] = js
       local d = due(s)
+      -- the mirror follows what is written (lib.lua, MIRRORS); it does not
+      -- keep ended sessions
       if s.state == 'ended' then
+        MS[sid] = nil
         -- its only timer left is its removal: filed as "~id", so removing
         -- it needs no decoding
         zrem[#zrem + 1] = sid
         zadd[#zadd + 1] = num_str(d)
         zadd[#zadd + 1] = '~' .. sid
-      elseif d then
-        zadd[#zadd + 1] = num_str(d)
-        zadd[#zadd + 1] = sid
       else
-        zrem[#zrem + 1] = sid
+        if MS[sid] == nil then MIRROR_N = MIRROR_N + 1 end
+        MS[sid] = js
+        if d then
+          zadd[#zadd + 1] = num_str(d)
+          zadd[#zadd + 1] = sid
+        else
+          zrem[#zrem + 1] = sid
+        end
       end
       if d and (FILED_MIN == nil or d < FILED_MIN) then FILED_MIN = d end
     end
   end
   SDIRTY = {}
+  if #sflat > 0 then MWROTE = true end
   if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
   call_list('HSET', K_SESS, sflat)
   call_list('ZREM', K_DUE, zrem)
@@ -105,6 +113,8 @@ local function flush()
   local set, del = {}, {}
   for key in pairs(SEATDIRTY) do
     local v = SEATS[key]
+    if MT[key] == nil then MIRROR_N = MIRROR_N + 1 end
+    MT[key] = v
     if v then
       set[#set + 1] = key
       set[#set + 1] = v
@@ -114,18 +124,25 @@ local function flush()
   end
   SEATDIRTY = {}
   for uid in pairs(USEATDIRTY) do
-    local v = USEATS[uid]
+    local v, f = USEATS[uid], '@' .. uid
+    if MT[f] == nil then MIRROR_N = MIRROR_N + 1 end
     if v == '' then
-      del[#del + 1] = '@' .. uid
+      MT[f] = false
+      del[#del + 1] = f
     else
-      set[#set + 1] = '@' .. uid
+      MT[f] = v
+      set[#set + 1] = f
       set[#set + 1] = v
     end
   end
   USEATDIRTY = {}
+  if #set > 0 or #del > 0 then MWROTE = true end
   call_list('HSET', K_SEATS, set)
   call_list('HDEL', K_SEATS, del)
   if A then
+    -- what this call changed in the hashes the mirror covers carries a new
+    -- stamp (lib.lua, MIRRORS)
+    if MWROTE and not (STAMP and A.stamp == STAMP) then aset('stamp', new_stamp()) end
     local flat = {}
     for f in pairs(A._dirty) do
       local v = A[f]
@@ -175,6 +192,8 @@ local function catch_up(now, limit)
         gone[#gone + 1] = id
         zrem[#zrem + 1] = sid
         S[id] = false
+        MS[id] = nil
+        MWROTE = true
       else
         local s = sess(sid)
         local t = s and s.state ~= 'ended' and due(s)

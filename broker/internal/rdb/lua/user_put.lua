@@ -20,7 +20,9 @@ OPS['user_put'] = function(a1, a2)
   if holder and holder ~= u.id then return ST_EXISTS, {field = 'name'} end
   if old and string.lower(old.name) ~= name then redis.call('HDEL', K_NAMES, string.lower(old.name)) end
   redis.call('HSET', K_NAMES, name, u.id)
-  redis.call('HSET', K_USERS, u.id, cjson.encode(u))
+  local js = cjson.encode(u)
+  redis.call('HSET', K_USERS, u.id, js)
+  MU[u.id], MWROTE = js, true -- (lib.lua, MIRRORS)
   emit({type = 'user', user = u})
   return ST_OK, {user = u}
 end
