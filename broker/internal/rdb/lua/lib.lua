@@ -56,6 +56,7 @@ local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES
 local CFG, CFG_SRC -- the broker's defaults, and the string they came from
 local LATE        -- functions run after the last write-back (see reap.lua)
 local NOW_US      -- the call's instant: one TIME call serves it all
+local NOW_MS      -- the same in ms, once now_ms has made it
 local A           -- the account hash, loaded once per call
 local EV          -- events to publish
 local EMITTED     -- session table -> true once a session event carries it
@@ -177,7 +178,7 @@ local function reset(keys, argv)
     for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
     CFG_SRC = argv[1]
   end
-  LATE, NOW_US, A = {}, nil, nil
+  LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
   EV, EMITTED, SESSJSON = {}, {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
@@ -200,7 +201,8 @@ local function now_us()
 end
 
 local function now_ms()
-  return math.floor(now_us() / 1000)
+  if not NOW_MS then NOW_MS = math.floor(now_us() / 1000) end
+  return NOW_MS
 end
 
 -- Numbers and strings. Formatting a number the way Lua and cjson do
@@ -242,6 +244,10 @@ local function acct()
     A = {}
     for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
     A._dirty = {}
+    -- the counters are numbers in A until flush writes them back (hot
+    -- code reads A.used, A.seats, ... directly; settings.lua keeps them so)
+    A.used, A.seats = tonumber(A.used) or 0, tonumber(A.seats) or 0
+    A.ppu_sess, A.balance, A.fence = tonumber(A.ppu_sess) or 0, tonumber(A.balance) or 0, tonumber(A.fence) or 0
     mirror_use(A.stamp)
   end
   return A
@@ -283,8 +289,11 @@ end
 -- because it never falls below Redis's clock in microseconds it keeps
 -- growing after a restart or failover that lost the last stored value.
 local function next_fence()
-  local f = math.max(anum('fence') + 1, now_us())
-  aset('fence', f)
+  local f = A.fence + 1
+  local t = NOW_US or now_us()
+  if t > f then f = t end
+  A.fence = f
+  A._dirty.fence = true
   return num_str(f)
 end
 
@@ -480,6 +489,8 @@ end
 -- its last session.
 local function seat_drop(v, sid)
   local from = seat_first(v)
+  -- (commonest: sid is the seat's only session)
+  if #v - from + 1 == #sid and sub(v, from) == sid then return nil end
   local rest = list_drop(v, sid, 32, from)
   if #rest < from then return nil end -- no session left
   return rest

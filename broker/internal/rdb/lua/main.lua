@@ -21,7 +21,7 @@ local function main(argv)
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
   local pos = 3
   for _ = 1, n do
-    local argc = argc_of(argv[pos + 1])
+    local argc = ARGC[argv[pos + 1]] or argc_of(argv[pos + 1])
     if not OPS[argv[pos]] or not argc or pos + 1 + argc > #argv then
       return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
     end
@@ -44,7 +44,12 @@ local function main(argv)
   -- table for the next calls (lib.lua, DECODED), unless it ended (no
   -- operation reads an ended session but to find it ended)
   for s, js in pairs(SESSJSON) do
-    if s.state ~= 'ended' then decoded_put(js, s) end
+    if s.state ~= 'ended' then
+      -- (decoded_put, inline)
+      if DECODED_N >= DECODED_MAX then DECODED, DECODED_N = {}, 0 end
+      DECODED[js] = s
+      DECODED_N = DECODED_N + 1
+    end
   end
   -- A session event goes out as the session's JSON alone, the string
   -- write-back made (wrapping it would encode it again); then one

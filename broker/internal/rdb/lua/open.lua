@@ -19,8 +19,9 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {what = 'user'} end
 
+  local at = NUMSTR[now] or num_str(now)
   local s = {id = sid, user = uid, user_name = u.name, device = device, device_name = device_name,
-    created = num_str(now), at = num_str(now)}
+    created = at, at = at}
   if code ~= '' then
     s.state = 'standby'
     s.code = code
@@ -35,7 +36,9 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   end
   s.fence = next_fence()
   if s.state == 'active' then activate(s, now) end
-  touch(s)
-  emit_session(s)
+  S[sid] = s
+  SDIRTY[sid] = true
+  EMITTED[s] = true -- (emit_session: a new table is in no event yet)
+  EV[#EV + 1] = s
   return ST_OK, s
 end

@@ -91,21 +91,23 @@ end
 
 -- attach gives s the seat of key, whose new seat string v lists s.
 local function attach(s, key, v)
-  seat_put(key, v)
-  if seat_ppu(v) then
+  SEATS[key] = v
+  SEATDIRTY[key] = true
+  if byte(v, 1) == 85 then -- "U": PPU
     s.kind = 'ppu'
     aadd('ppu_sess', 1)
   else
     s.kind = 'prepaid'
   end
-  touch(s)
+  S[s.id] = s
+  SDIRTY[s.id] = true
 end
 
 -- promote moves the longest-waiting PPU keys onto free prepaid seats.
 local function promote(t)
   -- no PPU session means no PPU key waits (ppu_sess counts them)
-  if A.promote == '0' or anum('ppu_sess') <= 0 then return end
-  while anum('used') < anum('seats') do
+  if A.promote == '0' or A.ppu_sess <= 0 then return end
+  while A.used < A.seats do
     local first = redis.call('ZRANGE', K_PPUQ, 0, 0)
     if #first == 0 then return end
     local key = first[1]
@@ -145,18 +147,22 @@ local function detach(s, t)
   local key = seat_key(s)
   local v = seat(key)
   if not v then return end
-  local ppu = seat_ppu(v)
+  local ppu = byte(v, 1) == 85 -- "U"
   if ppu then aadd('ppu_sess', -1) end
   local rest = seat_drop(v, s.id)
-  seat_put(key, rest)
+  SEATS[key] = rest or false
+  SEATDIRTY[key] = true
   if rest == nil then
     -- the seat is free: every session of a seat is its user's
-    useats_put(s.user, useats_drop(useats(s.user), key))
+    local uid = s.user
+    USEATS[uid] = useats_drop(useats(uid), key)
+    USEATDIRTY[uid] = true
     if ppu then
       redis.call('ZREM', K_PPUQ, key)
     else
-      aadd('used', -1)
-      promote(t)
+      A.used = A.used - 1
+      A._dirty.used = true
+      if A.ppu_sess > 0 then promote(t) end
     end
   end
 end
@@ -167,7 +173,7 @@ local function acquire(s, u, t)
   local key = seat_key(s)
   local v = seat(key)
   if v then
-    if seat_ppu(v) and anum('balance') <= 0 then return ST_PPU_EXHAUSTED end
+    if byte(v, 1) == 85 and A.balance <= 0 then return ST_PPU_EXHAUSTED end
     -- a session that takes a seat holds none, so it is not listed yet
     -- (seat_drop would leave a second listing behind: never add one)
     if not seat_has(v, s.id) then v = v .. ' ' .. s.id end
@@ -177,10 +183,11 @@ local function acquire(s, u, t)
   local held = useats(u.id)
   if u.max_seats and useats_count(held) >= u.max_seats then return ST_USER_LIMIT end
   local kind
-  if anum('used') < anum('seats') then
+  if A.used < A.seats then
     kind = 'prepaid'
-    aadd('used', 1)
-  elseif A.ppu == '1' and anum('balance') > 0 then
+    A.used = A.used + 1
+    A._dirty.used = true
+  elseif A.ppu == '1' and A.balance > 0 then
     kind = 'ppu'
     redis.call('ZADD', K_PPUQ, t, key)
   elseif A.ppu == '1' then
@@ -188,7 +195,8 @@ local function acquire(s, u, t)
   else
     return ST_ACCOUNT_LIMIT
   end
-  useats_put(u.id, useats_add(held, key))
+  USEATS[u.id] = useats_add(held, key)
+  USEATDIRTY[u.id] = true
   attach(s, key, seat_make(kind == 'ppu', u.id, s.id))
   return ST_OK
 end
@@ -196,16 +204,25 @@ end
 -- ---------------------------------------------------------------- transitions
 
 local function end_session(s, reason, by, t)
-  if s.state == 'ended' then return end
-  if s.state == 'active' then settle(s, t) end
-  if holds_seat(s) then detach(s, t) end
+  local st = s.state
+  if st == 'ended' then return end
+  if st == 'active' and s.ppu_at then -- (settle has nothing to do without a PPU stretch)
+    settle(s, t)
+    st = s.state -- (billing may have begun the notice)
+  end
+  if st == 'standby' or st == 'active' or st == 'terminating' then detach(s, t) end
   s.state = 'ended'
-  s.at = num_str(t)
+  s.at = NUMSTR[t] or num_str(t)
   s.reason = reason
   if by then s.by = by end
   s.deadline = nil
-  touch(s)
-  emit_session(s)
+  local id = s.id
+  S[id] = s
+  SDIRTY[id] = true
+  if not EMITTED[s] then
+    EMITTED[s] = true
+    EV[#EV + 1] = s
+  end
 end
 
 terminate = function(s, reason, by, t)
@@ -228,14 +245,19 @@ end
 -- activate starts a session's active time: a lease, and PPU billing.
 local function activate(s, t)
   s.state = 'active'
-  s.at = num_str(t)
-  s.lease_until = num_str(t + dur('lease'))
-  s.activated = s.activated or s.at
+  local at = NUMSTR[t] or num_str(t)
+  s.at = at
+  local lease = t + (DUR.lease or dur('lease'))
+  s.lease_until = NUMSTR[lease] or num_str(lease)
+  s.activated = s.activated or at
   s.standby_until = nil
   s.paused_until = nil
-  start_stretch(s, t)
-  touch(s)
-  bill_upto(s, t)
+  S[s.id] = s
+  SDIRTY[s.id] = true
+  if s.kind == 'ppu' then
+    start_stretch(s, t)
+    bill_upto(s, t)
+  end
 end
 
 -- own_sessions lists the seat-holding sessions of a user: what it may end

@@ -80,21 +80,29 @@ local function flush()
       SESSJSON[s] = js
       sflat[#sflat + 1] = sid
       sflat[#sflat + 1] = js
-      local d = due(s)
+      local st, d = s.state, nil
+      -- due(s), for the two commonest states written out
+      if st == 'ended' then
+        d = (STRNUM[s.at] or str_num(s.at)) + CFG.retention
+      elseif st == 'active' and not s.ppu_at then
+        d = STRNUM[s.lease_until] or str_num(s.lease_until)
+      else
+        d = due(s)
+      end
       -- the mirror follows what is written (lib.lua, MIRRORS); it does not
       -- keep ended sessions
-      if s.state == 'ended' then
+      if st == 'ended' then
         MS[sid] = nil
         -- its only timer left is its removal: filed as "~id", so removing
         -- it needs no decoding
         zrem[#zrem + 1] = sid
-        zadd[#zadd + 1] = num_str(d)
+        zadd[#zadd + 1] = NUMSTR[d] or num_str(d)
         zadd[#zadd + 1] = '~' .. sid
       else
         if MS[sid] == nil then MIRROR_N = MIRROR_N + 1 end
         MS[sid] = js
         if d then
-          zadd[#zadd + 1] = num_str(d)
+          zadd[#zadd + 1] = NUMSTR[d] or num_str(d)
           zadd[#zadd + 1] = sid
         else
           zrem[#zrem + 1] = sid
@@ -229,8 +237,8 @@ end
 -- current time, or nil when the account does not exist.
 
 local function start()
-  if not acct() then return nil end
-  local now = now_ms()
+  if not (A or acct()) then return nil end
+  local now = NOW_MS or now_ms()
   if not CAUGHT_UP then
     CAUGHT_UP = true
     catch_up(now, CFG.catchup or 100)
