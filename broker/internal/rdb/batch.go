@@ -75,6 +75,11 @@ var ErrClosed = errors.New("rdb: store closed")
 // run sends one account operation through the batcher and waits for its
 // result.
 func (b *batcher) run(ctx context.Context, acct, op string, args []any) (Result, error) {
+	if n, ok := opArity[op]; !ok || n != len(args) {
+		// a batch with it would be refused whole, with the other callers'
+		// operations in it
+		return Result{}, fmt.Errorf("rdb: operation %q with %d arguments", op, len(args))
+	}
 	c := &call{ctx: ctx, acct: acct, op: op, args: args, done: make(chan callResult, 1)}
 	select {
 	case b.in <- c:
@@ -161,12 +166,12 @@ func answerSession(c *call) string {
 func (b *batcher) argv(g []*call) []any {
 	n := 2
 	for _, c := range g {
-		n += 2 + len(c.args)
+		n += 1 + len(c.args)
 	}
 	argv := make([]any, 0, n)
 	argv = append(argv, b.defaults, len(g))
 	for _, c := range g {
-		argv = append(argv, c.op, len(c.args))
+		argv = append(argv, c.op)
 		argv = append(argv, c.args...)
 	}
 	return argv

@@ -386,3 +386,18 @@ func TestMinuteAtTheInstantOfAPromotionIsNotBilled(t *testing.T) {
 	require.Equal(t, ann.At, got.Promoted)
 	require.Equal(t, int64(1), got.Billed, "the second minute would have started as the stretch ended")
 }
+
+// An operation with the wrong number of arguments (a bug in the store) is
+// refused before it joins a batch: in one, it would have the whole batch
+// refused, other callers' operations with it.
+func TestOperationWithWrongArgumentCountIsRefusedAlone(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	_, err := s.batch.run(ctx, "acme", opClose, []any{"s1", "ann"})
+	require.ErrorContains(t, err, `operation "close" with 2 arguments`)
+	_, err = s.batch.run(ctx, "acme", "drop_everything", nil)
+	require.Error(t, err)
+	r, err := s.batch.run(ctx, "acme", opOpen, []any{"s1", "ann", "d1", "host", ""})
+	require.NoError(t, err)
+	require.Equal(t, StatusOK, r.Status)
+}

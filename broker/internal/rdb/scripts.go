@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -20,22 +21,39 @@ func mustLua(name string) string {
 	return string(b)
 }
 
-// accountOps are the account operations, one file each; each defines
-// OPS['<name>'] in the account script.
-var accountOps = []string{
-	"open", "join", "renew", "pause", "resume", "close", "end", "block", "settings",
-	"account_create", "user_put", "topup", "reap",
+// accountOps are the account operations, one file each (<name>.lua defines
+// OPS['<name>'] in the account script), with the number of arguments each
+// takes: a batch gives an operation's name and then exactly that many
+// (main.lua's ARITY is made from this list, and batcher.run checks it).
+var accountOps = []struct {
+	name  string
+	arity int
+}{
+	{opOpen, 5}, {opJoin, 2}, {opRenew, 2}, {opPause, 2}, {opResume, 2}, {opClose, 4}, {opEnd, 4},
+	{opBlock, 3}, {opSettings, 1}, {opAccountCreate, 3}, {opUserPut, 2}, {opTopUp, 4}, {opReap, 1},
 }
+
+// opArity is accountOps by name.
+var opArity = func() map[string]int {
+	m := make(map[string]int, len(accountOps))
+	for _, o := range accountOps {
+		m[o.name] = o.arity
+	}
+	return m
+}()
 
 // accountCode is lib.lua, rules.lua, timers.lua, every operation and
 // main.lua (the batch runner): the account code, which defines reset and
 // main.
 func accountCode() string {
 	parts := []string{mustLua("lib.lua"), mustLua("rules.lua"), mustLua("timers.lua")}
-	for _, op := range accountOps {
-		parts = append(parts, mustLua(op+".lua"))
+	arity := make([]string, len(accountOps))
+	for i, op := range accountOps {
+		parts = append(parts, mustLua(op.name+".lua"))
+		arity[i] = fmt.Sprintf("['%s'] = %d", op.name, op.arity)
 	}
-	parts = append(parts, mustLua("main.lua"))
+	parts = append(parts, "-- ARITY: how many arguments each operation takes (scripts.go, accountOps)\n"+
+		"local ARITY = {"+strings.Join(arity, ", ")+"}\n", mustLua("main.lua"))
 	return strings.Join(parts, "\n")
 }
 

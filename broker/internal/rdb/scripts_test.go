@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,7 +23,12 @@ func TestEveryEmbeddedScriptLoads(t *testing.T) {
 	// rules, timers, main and every operation; due_set and rate stand alone
 	require.Len(t, accountOps, len(entries)-6)
 	for _, op := range accountOps {
-		require.Contains(t, mustLua(op+".lua"), "OPS['"+op+"'] = function(")
+		params := make([]string, op.arity)
+		for i := range params {
+			params[i] = fmt.Sprintf("a%d", i+1)
+		}
+		require.Contains(t, mustLua(op.name+".lua"),
+			"OPS['"+op.name+"'] = function("+strings.Join(params, ", ")+")\n", "its arity is the one accountOps gives")
 	}
 	for _, s := range allScripts {
 		sha, err := s.Load(context.Background(), c).Result()

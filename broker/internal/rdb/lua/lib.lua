@@ -31,8 +31,9 @@
 -- match is cheaper than JSON, and it is read on every call):
 --   "lease standby paused notice minute retention catchup warn,warn,..."
 --   (durations in ms; the low-balance warnings in minutes, maybe none)
--- ARGV[2] is the number of operations, then each operation as its name,
--- its number of arguments and the arguments: "open" "5" sid uid ...
+-- ARGV[2] is the number of operations, then each operation as its name
+-- and its arguments, as many as it takes (ARITY, made from scripts.go's
+-- accountOps): "open" sid uid ...
 --
 -- The reply is {next due, status 1, payload 1, status 2, payload 2, ...}:
 -- next due is the account's earliest timer when it moved earlier during

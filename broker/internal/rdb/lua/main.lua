@@ -1,31 +1,18 @@
 -- main.lua: main runs the batch of operations in argv (lib.lua gives the
 -- shape), in order, then writes back, publishes the events and answers. Every
--- operation's name and argument count is checked before the first runs, so
--- a malformed batch changes nothing.
-
--- ARGC memoizes the argument counts of a batch ("5" -> 5): tonumber is a
--- strtod.
-local ARGC = {}
-
-local function argc_of(x)
-  local n = ARGC[x]
-  if n == nil then
-    n = tonumber(x) or false
-    ARGC[x] = n
-  end
-  return n
-end
+-- operation's name is checked, and that its arguments (ARITY says how many)
+-- are there, before the first runs, so a malformed batch changes nothing.
 
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
   local pos = 3
   for _ = 1, n do
-    local argc = ARGC[argv[pos + 1]] or argc_of(argv[pos + 1])
-    if not OPS[argv[pos]] or not argc or pos + 1 + argc > #argv then
+    local argc = ARITY[argv[pos]]
+    if not argc or not OPS[argv[pos]] or pos + argc > #argv then
       return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
     end
-    pos = pos + 2 + argc
+    pos = pos + 1 + argc
   end
   if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
@@ -34,9 +21,10 @@ local function main(argv)
   local out = {''}
   pos = 3
   for i = 1, n do
-    local argc = ARGC[argv[pos + 1]]
-    out[2 * i], out[2 * i + 1] = OPS[argv[pos]](unpack(argv, pos + 2, pos + 1 + argc))
-    pos = pos + 2 + argc
+    local name = argv[pos]
+    local argc = ARITY[name]
+    out[2 * i], out[2 * i + 1] = OPS[name](unpack(argv, pos + 1, pos + argc))
+    pos = pos + 1 + argc
   end
   flush()
   for _, f in ipairs(LATE) do f() end
