@@ -74,9 +74,7 @@ local MIN_ADDED   -- the earliest timer this call filed
 local FILED_MIN   -- the earliest timer the last flush filed
 local DUE_SEEN    -- catch_up has looked at the first timer
 local CAUGHT_UP   -- catch_up ran
-local NUMSTR      -- number -> its decimal string (see num_str)
 local DUR         -- duration name -> ms, for this call
-local STRNUM      -- decimal string -> its number (see num_str)
 local byte, find, sub, gmatch -- string's functions, set by reset (a Redis
 -- function's library code sees no globals while it loads)
 local M           -- the account's mirror, once acct() found it valid (see MIRRORS)
@@ -183,7 +181,7 @@ local function reset(keys, argv)
   EV, EMITTED, SESSJSON = {}, {}, {}
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
-  NUMSTR, STRNUM, DUR = {}, {}, {}
+  DUR = {}
   mirror_take()
 end
 
@@ -213,14 +211,21 @@ end
 -- the table and in its JSON ("created":"1764...": SessionRec reads them
 -- with ",string"): a session is decoded and encoded with no number in
 -- it. Code that computes with a field reads it with str_num and writes it
--- with num_str; both remember what they converted for the rest of the
--- call, and most values of a call are the same few (now, now + lease).
+-- with num_str; both remember what they converted (most values of a call
+-- are the same few: now, now + lease), in NUMSTR and STRNUM, which outlive
+-- the call (a number's string never changes) until NUMS_MAX conversions
+-- fill them.
+local NUMSTR, STRNUM, NUMS_N = {}, {}, 0 -- number -> string, string -> number
+local NUMS_MAX = 4096
+
 local function num_str(n)
   local s = NUMSTR[n]
   if not s then
     s = string.format('%d', n)
+    if NUMS_N >= NUMS_MAX then NUMSTR, STRNUM, NUMS_N = {}, {}, 0 end
     NUMSTR[n] = s
     STRNUM[s] = n
+    NUMS_N = NUMS_N + 1
   end
   return s
 end
@@ -231,7 +236,9 @@ local function str_num(s)
   local n = STRNUM[s]
   if not n then
     n = tonumber(s)
+    if NUMS_N >= NUMS_MAX then NUMSTR, STRNUM, NUMS_N = {}, {}, 0 end
     STRNUM[s] = n
+    NUMS_N = NUMS_N + 1
   end
   return n
 end

@@ -56,8 +56,8 @@ end
 
 -- call_list runs cmd on key with the list's items as its arguments, in
 -- chunks (unpack has a limit on how many values it spreads).
-local function call_list(cmd, key, list)
-  local n = #list
+local function call_list(cmd, key, list, n)
+  n = n or #list
   local i = 1
   while i <= n do
     local j = math.min(i + 999, n)
@@ -70,16 +70,24 @@ end
 -- flush writes back everything the script changed and re-files the timers
 -- of the sessions it touched: one command per key, whatever the number of
 -- sessions.
+-- The lists flush builds its commands in: kept from call to call, with
+-- their lengths counted (a table made anew for every call rehashes as it
+-- grows, ~800 instructions at each power of two); what lies past a count
+-- is stale and never read.
+local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT = {}, {}, {}, {}, {}, {}
+
 local function flush()
-  local sflat, zadd, zrem = {}, {}, {}
+  local sflat, zadd, zrem = SFLAT, ZADDL, ZREML
+  local ns, na, nr = 0, 0, 0
   FILED_MIN = nil
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
       local js = cjson.encode(s)
       SESSJSON[s] = js
-      sflat[#sflat + 1] = sid
-      sflat[#sflat + 1] = js
+      sflat[ns + 1] = sid
+      sflat[ns + 2] = js
+      ns = ns + 2
       local st, d = s.state, nil
       -- due(s), for the two commonest states written out
       if st == 'ended' then
@@ -95,39 +103,45 @@ local function flush()
         MS[sid] = nil
         -- its only timer left is its removal: filed as "~id", so removing
         -- it needs no decoding
-        zrem[#zrem + 1] = sid
-        zadd[#zadd + 1] = NUMSTR[d] or num_str(d)
-        zadd[#zadd + 1] = '~' .. sid
+        zrem[nr + 1] = sid
+        nr = nr + 1
+        zadd[na + 1] = NUMSTR[d] or num_str(d)
+        zadd[na + 2] = '~' .. sid
+        na = na + 2
       else
         if MS[sid] == nil then MIRROR_N = MIRROR_N + 1 end
         MS[sid] = js
         if d then
-          zadd[#zadd + 1] = NUMSTR[d] or num_str(d)
-          zadd[#zadd + 1] = sid
+          zadd[na + 1] = NUMSTR[d] or num_str(d)
+          zadd[na + 2] = sid
+          na = na + 2
         else
-          zrem[#zrem + 1] = sid
+          zrem[nr + 1] = sid
+          nr = nr + 1
         end
       end
       if d and (FILED_MIN == nil or d < FILED_MIN) then FILED_MIN = d end
     end
   end
   SDIRTY = {}
-  if #sflat > 0 then MWROTE = true end
+  if ns > 0 then MWROTE = true end
   if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
-  call_list('HSET', K_SESS, sflat)
-  call_list('ZREM', K_DUE, zrem)
-  call_list('ZADD', K_DUE, zadd)
+  call_list('HSET', K_SESS, sflat, ns)
+  call_list('ZREM', K_DUE, zrem, nr)
+  call_list('ZADD', K_DUE, zadd, na)
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
-  local set, del = {}, {}
+  local set, del, nset, ndel = SETL, DELL, 0, 0
   for key in pairs(SEATDIRTY) do
     local v = SEATS[key]
     if MT[key] == nil then MIRROR_N = MIRROR_N + 1 end
     MT[key] = v
     if v then
-      set[#set + 1] = key
-      set[#set + 1] = v
+      set[nset + 1] = key
+      set[nset + 2] = v
+      nset = nset + 2
     else
-      del[#del + 1] = key
+      del[ndel + 1] = key
+      ndel = ndel + 1
     end
   end
   SEATDIRTY = {}
@@ -136,29 +150,32 @@ local function flush()
     if MT[f] == nil then MIRROR_N = MIRROR_N + 1 end
     if v == '' then
       MT[f] = false
-      del[#del + 1] = f
+      del[ndel + 1] = f
+      ndel = ndel + 1
     else
       MT[f] = v
-      set[#set + 1] = f
-      set[#set + 1] = v
+      set[nset + 1] = f
+      set[nset + 2] = v
+      nset = nset + 2
     end
   end
   USEATDIRTY = {}
-  if #set > 0 or #del > 0 then MWROTE = true end
-  call_list('HSET', K_SEATS, set)
-  call_list('HDEL', K_SEATS, del)
+  if nset > 0 or ndel > 0 then MWROTE = true end
+  call_list('HSET', K_SEATS, set, nset)
+  call_list('HDEL', K_SEATS, del, ndel)
   if A then
     -- what this call changed in the hashes the mirror covers carries a new
     -- stamp (lib.lua, MIRRORS)
     if MWROTE and not (STAMP and A.stamp == STAMP) then aset('stamp', new_stamp()) end
-    local flat = {}
+    local flat, nf = AFLAT, 0
     for f in pairs(A._dirty) do
       local v = A[f]
       if type(v) == 'number' then v = num_str(v) end
-      flat[#flat + 1] = f
-      flat[#flat + 1] = v
+      flat[nf + 1] = f
+      flat[nf + 2] = v
+      nf = nf + 2
     end
-    call_list('HSET', K_ACCT, flat)
+    call_list('HSET', K_ACCT, flat, nf)
     A._dirty = {}
   end
 end
