@@ -17,9 +17,15 @@ import (
 // seats and the users given (id -> max_seats, 0 for none).
 func batchStore(t *testing.T, users map[string]int) (*Store, redis.UniversalClient) {
 	t.Helper()
+	return batchStoreWith(t, users, time.Minute)
+}
+
+// batchStoreWith is batchStore with ended sessions kept for retention.
+func batchStoreWith(t *testing.T, users map[string]int, retention time.Duration) (*Store, redis.UniversalClient) {
+	t.Helper()
 	c := testredis.Client(t)
 	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute})
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: retention})
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	require.NoError(t, s.LoadScripts(ctx))

@@ -46,8 +46,14 @@ func SeatsFieldUser(field string) (string, bool) { return strings.CutPrefix(fiel
 // PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
 func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }
 
-// Due is a sorted set: session id -> when its next timer fires (ms).
+// Due is a sorted set: session id -> when its next timer fires (ms); and
+// a member of 65 "~..." bytes (timers.lua, RET_MARK), due when the head
+// of the Retained list is.
 func (k Keys) Due(acct string) string { return k.tag(acct) + "due" }
+
+// Retained is a list: "<ms> <session id>" for each ended session, to be
+// removed at that time (its retention), in the order they ended.
+func (k Keys) Retained(acct string) string { return k.tag(acct) + "ret" }
 
 // Ledger is a list: the PPU ledger entries (JSON), oldest first.
 func (k Keys) Ledger(acct string) string { return k.tag(acct) + "ledger" }
@@ -82,7 +88,7 @@ func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 func (k Keys) account(acct string) []string {
 	t := k.tag(acct)
 	return []string{t + "acct", t + "users", t + "sess", t + "seats",
-		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events", t + "names"}
+		t + "ppuq", t + "due", t + "ledger", t + "billed", t + "events", t + "names", t + "ret"}
 }
 
 // DueIndex is a sorted set outside any account: account id -> its next

@@ -22,11 +22,15 @@
 --                          a seat string (two UUIDs) is 75 bytes, so this
 --                          hash is a real hash table from its first seat on.
 --   KEYS[5]  ppuq    zset  seat keys running on PPU, scored by when they began waiting
---   KEYS[6]  due     zset  session id -> when its next timer fires (ms, Redis clock)
+--   KEYS[6]  due     zset  session id -> when its next timer fires (ms, Redis clock);
+--                          and RET_MARK (timers.lua), due when the head of ret is
 --   KEYS[7]  ledger  list  PPU ledger entries (JSON), oldest first
 --   KEYS[8]  billed  hash  idempotency key ("sid:minute" or a top-up key) -> ledger index
 --   KEYS[9]  channel       the account's pub/sub channel (in KEYS for its hash tag)
 --   KEYS[10] names   hash  lower-cased user name -> user id (names are unique)
+--   KEYS[11] ret     list  "<ms> <session id>": an ended session and when its
+--                          retention runs out, in the order they ended (see
+--                          catch_up)
 -- ARGV[1] is the broker's defaults, numbers separated by spaces (a string
 -- match is cheaper than JSON, and it is read on every call):
 --   "lease standby paused notice minute retention catchup warn,warn,..."
@@ -53,7 +57,7 @@
 
 -- the call's state, set by reset
 local K_ACCT, K_USERS, K_SESS, K_SEATS
-local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES
+local K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL, K_NAMES, K_RET
 local CFG, CFG_SRC -- the broker's defaults, and the string they came from
 local LATE        -- functions run after the last write-back (see reap.lua)
 local NOW_US      -- the call's instant: one TIME call serves it all
@@ -165,7 +169,7 @@ local function reset(keys, argv)
   byte, find, sub, gmatch = string.byte, string.find, string.sub, string.gmatch
   K_ACCT, K_USERS, K_SESS, K_SEATS = keys[1], keys[2], keys[3], keys[4]
   K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[5], keys[6], keys[7], keys[8], keys[9]
-  K_NAMES = keys[10]
+  K_NAMES, K_RET = keys[10], keys[11]
   if argv[1] ~= CFG_SRC then
     -- parsed again only when the defaults change: as a function, the
     -- last call's CFG is still here (it depends on argv[1] alone)

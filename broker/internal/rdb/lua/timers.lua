@@ -74,11 +74,20 @@ end
 -- their lengths counted (a table made anew for every call rehashes as it
 -- grows, ~800 instructions at each power of two); what lies past a count
 -- is stale and never read.
-local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT = {}, {}, {}, {}, {}, {}
+local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT, RETL = {}, {}, {}, {}, {}, {}, {}
+
+-- RET_MARK is the member of due that stands for the head of the retention
+-- list. It is 65 bytes long on purpose: Redis keeps a sorted set with a
+-- member over 64 bytes (zset-max-listpack-value) as a skiplist, where a
+-- ZADD or ZREM is a lookup, not a scan of every member, as it is in the
+-- listpack Redis keeps a set of up to 128 short members in (the due set of
+-- an account with ~100 live sessions and ended ones in retention would
+-- be one).
+local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
 
 local function flush()
-  local sflat, zadd, zrem = SFLAT, ZADDL, ZREML
-  local ns, na, nr = 0, 0, 0
+  local sflat, zadd, zrem, ret = SFLAT, ZADDL, ZREML, RETL
+  local ns, na, nr, nt, ret_min = 0, 0, 0, 0, nil
   FILED_MIN = nil
   for sid in pairs(SDIRTY) do
     local s = S[sid]
@@ -101,13 +110,14 @@ local function flush()
       -- keep ended sessions
       if st == 'ended' then
         MS[sid] = nil
-        -- its only timer left is its removal: filed as "~id", so removing
-        -- it needs no decoding
+        -- its live timer goes; its removal is an entry of the retention
+        -- list, which a single timer (RET_MARK) stands for in due (catch_up)
         zrem[nr + 1] = sid
         nr = nr + 1
-        zadd[na + 1] = NUMSTR[d] or num_str(d)
-        zadd[na + 2] = '~' .. sid
-        na = na + 2
+        ret[nt + 1] = (NUMSTR[d] or num_str(d)) .. ' ' .. sid
+        nt = nt + 1
+        if ret_min == nil or d < ret_min then ret_min = d end
+        d = nil
       else
         if MS[sid] == nil then MIRROR_N = MIRROR_N + 1 end
         MS[sid] = js
@@ -124,6 +134,13 @@ local function flush()
     end
   end
   SDIRTY = {}
+  if nt > 0 then
+    call_list('RPUSH', K_RET, ret, nt)
+    -- RET_MARK is due when the list's head is: filed here when the list was
+    -- empty (or the marker was lost), never moved later (LT)
+    redis.call('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
+    if FILED_MIN == nil or ret_min < FILED_MIN then FILED_MIN = ret_min end
+  end
   if ns > 0 then MWROTE = true end
   if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
   call_list('HSET', K_SESS, sflat, ns)
@@ -212,7 +229,44 @@ local function catch_up(now, limit)
     local again = false
     for i = 1, #items do
       local sid = items[i]
-      if byte(sid, 1) == 126 then -- "~id": an ended session's retention ran out
+      if sid == RET_MARK then
+        -- the head of the retention list is due: remove the ended sessions
+        -- whose retention ran out, from the head on (the list is in the
+        -- order they ended, and every entry has the same retention, so it
+        -- is in time order but for sessions a catch-up ended at an earlier
+        -- instant than one already listed, which go a little late), then
+        -- file RET_MARK at the next entry's time, or drop it with the list
+        local entries = redis.call('LRANGE', K_RET, 0, CHUNK - 1)
+        local k, nd = 0, nil
+        for j = 1, #entries do
+          local e = entries[j]
+          local sp = find(e, ' ', 1, true)
+          local d = sp and tonumber(sub(e, 1, sp - 1))
+          if d and d >= now then
+            nd = d
+            break
+          end
+          if sp then
+            local id = sub(e, sp + 1)
+            gone[#gone + 1] = id
+            S[id] = false
+            MS[id] = nil
+          end
+          k = k + 1
+        end
+        if k > 0 then
+          redis.call('LTRIM', K_RET, k, -1)
+          MWROTE = true
+        end
+        if nd then
+          redis.call('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
+        elseif #entries < CHUNK then
+          zrem[#zrem + 1] = RET_MARK -- the list is empty
+        else
+          again = true -- a whole chunk went: RET_MARK is still due, read again
+        end
+        n = n + k
+      elseif byte(sid, 1) == 126 then -- "~id" (before the retention list): its retention ran out
         local id = sub(sid, 2)
         gone[#gone + 1] = id
         zrem[#zrem + 1] = sid
