@@ -204,6 +204,7 @@ end
 -- reads what is due a chunk at a time; a step that files a timer before
 -- now makes it read again, so order holds.
 local CHUNK = 32
+local RET_READ = 4 -- retention entries catch_up reads at once (2 to CHUNK)
 
 local function catch_up(now, limit)
   local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
@@ -236,23 +237,35 @@ local function catch_up(now, limit)
         -- is in time order but for sessions a catch-up ended at an earlier
         -- instant than one already listed, which go a little late), then
         -- file RET_MARK at the next entry's time, or drop it with the list
-        local entries = redis.call('LRANGE', K_RET, 0, CHUNK - 1)
-        local k, nd = 0, nil
-        for j = 1, #entries do
-          local e = entries[j]
-          local sp = find(e, ' ', 1, true)
-          local d = sp and tonumber(sub(e, 1, sp - 1))
-          if d and d >= now then
-            nd = d
+        -- (read a few entries at a time, about as many as fell due last
+        -- time: an entry read is a string made, used or not)
+        local k, nd, want, off, empty = 0, nil, RET_READ, 0, false
+        while true do
+          local entries = redis.call('LRANGE', K_RET, off, off + want - 1)
+          for j = 1, #entries do
+            local e = entries[j]
+            local sp = find(e, ' ', 1, true)
+            local d = sp and tonumber(sub(e, 1, sp - 1))
+            if d and d >= now then
+              nd = d
+              break
+            end
+            if sp then
+              local id = sub(e, sp + 1)
+              gone[#gone + 1] = id
+              S[id] = false
+              MS[id] = nil
+            end
+            k = k + 1
+          end
+          if nd then break end
+          if #entries < want then
+            empty = true
             break
           end
-          if sp then
-            local id = sub(e, sp + 1)
-            gone[#gone + 1] = id
-            S[id] = false
-            MS[id] = nil
-          end
-          k = k + 1
+          if n + k >= limit then break end -- the reaper does the rest
+          off = off + want
+          want = math.min(want * 2, CHUNK)
         end
         if k > 0 then
           redis.call('LTRIM', K_RET, k, -1)
@@ -260,11 +273,10 @@ local function catch_up(now, limit)
         end
         if nd then
           redis.call('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
-        elseif #entries < CHUNK then
-          zrem[#zrem + 1] = RET_MARK -- the list is empty
-        else
-          again = true -- a whole chunk went: RET_MARK is still due, read again
-        end
+        elseif empty then
+          zrem[#zrem + 1] = RET_MARK
+        end -- else the limit stopped it: RET_MARK stays due
+        RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
         n = n + k
       elseif byte(sid, 1) == 126 then -- "~id" (before the retention list): its retention ran out
         local id = sub(sid, 2)
