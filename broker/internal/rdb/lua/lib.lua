@@ -51,9 +51,14 @@
 
 -- The same code runs as a Redis function (FCALL; library built once, see
 -- scripts.go) or as a script (EVALSHA; Redis before 7, and miniredis).
--- Either way it keeps no state from one call to the next (reset sets all
--- of it at the start of each call), but for DECODED, a cache of decoded
--- records keyed by their stored text.
+-- Either way the state of a call is set anew by reset. As a function, a
+-- few things outlive a call, none of them a truth of its own: MIRRORS
+-- (what the account's hashes store, valid while the account's stamp says
+-- so), DECODED (decoded records keyed by their stored text), the
+-- number<->string conversions (NUMSTR/STRNUM) and the lists write-back
+-- builds its commands in. Hot paths (open, close, write-back) set fields
+-- and tables inline rather than through the small helpers below: a Lua
+-- function call costs Redis ~250 instructions, a bytecode ~50.
 
 -- the call's state, set by reset
 local K_ACCT, K_USERS, K_SESS, K_SEATS
@@ -339,7 +344,8 @@ end
 -- they do not, and DECODED starts empty every time). A table is keyed by
 -- the very text it was decoded from, or that write-back encoded it to, so
 -- whatever a call finds there is what cjson.decode of the stored value
--- would make; the stored value stays the truth, read on every call. A
+-- would make; the stored value (read, or known from the mirror: MIRRORS)
+-- stays the truth. A
 -- session is taken out of DECODED when a call uses it and put back under
 -- its new JSON when the call ends (main.lua), so a call that fails half
 -- way leaves nothing stale behind. At most DECODED_MAX entries are added
