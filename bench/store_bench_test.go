@@ -38,7 +38,7 @@ const (
 )
 
 // ceilingLua is the raw ceiling: a script with the account scripts' KEYS
-// (all 10 of broker/internal/rdb/keys.go account()) and ARGV shape that
+// (all 11 of broker/internal/rdb/keys.go account()) and ARGV shape that
 // touches each key once and answers in the same shape, doing nothing else.
 const ceilingLua = `
 local n = 0
@@ -49,7 +49,7 @@ return {0, '{}', ''}
 // accountKeys mirrors the store's account() key list.
 func accountKeys(prefix, acct string) []string {
 	t := prefix + ":{" + acct + "}:"
-	names := []string{"acct", "users", "sess", "seats", "ppuq", "due", "ledger", "billed", "events", "names"}
+	names := []string{"acct", "users", "sess", "seats", "ppuq", "due", "ledger", "billed", "events", "names", "ret"}
 	keys := make([]string, len(names))
 	for i, n := range names {
 		keys[i] = t + n

@@ -28,7 +28,8 @@ import (
 //	go test -run '^$' -bench ScriptCycle -benchtime 3600x ./broker/internal/rdb/
 //
 // The ceiling sub-benchmark runs the make bench ceiling the same way (two
-// calls of a trivial 10-key script per cycle, 12 cycles per pipeline):
+// calls of a trivial script with the account code's keys per cycle, 12
+// cycles per pipeline):
 // its instructions per cycle over ours is the ratio make bench measures
 // when both are bound by Redis's CPU, without the machine's noise.
 func BenchmarkScriptCycle(b *testing.B) {

@@ -3,6 +3,9 @@ package rdb
 import (
 	"context"
 	"fmt"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,4 +63,19 @@ func TestAccountKeysShareOneHashTag(t *testing.T) {
 	for _, key := range k.account("acme") {
 		require.True(t, strings.HasPrefix(key, "sb:v3:{acme}:"), key)
 	}
+}
+
+// TestBenchCeilingTakesTheAccountKeys: make bench's raw ceiling is a script
+// that touches as many keys as the account code takes (project issue 2);
+// bench/ cannot import this package, so it keeps its own copy of the list.
+func TestBenchCeilingTakesTheAccountKeys(t *testing.T) {
+	src, err := os.ReadFile("../../../bench/store_bench_test.go")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`names := \[\]string\{([^}]*)\}`).FindSubmatch(src)
+	require.NotNil(t, m, "bench/store_bench_test.go lists the account's key names")
+	var want []string
+	for _, k := range (Keys{}).account("a") {
+		want = append(want, strconv.Quote(strings.TrimPrefix(k, ":{a}:")))
+	}
+	require.Equal(t, strings.Join(want, ", "), string(m[1]))
 }
