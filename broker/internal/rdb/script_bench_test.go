@@ -64,6 +64,7 @@ func ceilingCycle(b *testing.B) {
 	callgrind(b, "-z", pid)
 	const per = 12
 	rounds := (b.N + per - 1) / per
+	_, usec0 := scriptStats(b, c)
 	b.ResetTimer()
 	for range rounds {
 		for range 2 { // acquire, then release
@@ -77,6 +78,8 @@ func ceilingCycle(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	_, usec1 := scriptStats(b, c)
+	b.ReportMetric((usec1-usec0)/float64(rounds*per), "redis-us/cycle")
 	if ir := callgrind(b, "-d", pid); ir > 0 {
 		b.ReportMetric(ir/float64(rounds*per), "instr/cycle")
 	}

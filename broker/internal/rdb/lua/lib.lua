@@ -71,6 +71,8 @@ local A           -- the account hash, loaded once per call
 local EV          -- events to publish
 local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
+local WRITTEN, WRITTEN_N -- the sessions flush wrote (a list kept from call
+-- to call: past WRITTEN_N it is stale), and how many
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
 local SEATS       -- seat key -> seat string (false when absent)
@@ -188,6 +190,7 @@ local function reset(keys, argv)
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
   EV, EMITTED, SESSJSON = {}, {}, {}
+  WRITTEN, WRITTEN_N = WRITTEN or {}, 0
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   DUR = {}

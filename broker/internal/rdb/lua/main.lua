@@ -6,15 +6,16 @@
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
-  local pos = 3
+  local pos, nargv = 3, #argv
   for _ = 1, n do
+    -- (ARITY names exactly the operations OPS has: scripts_test.go)
     local argc = ARITY[argv[pos]]
-    if not argc or not OPS[argv[pos]] or pos + argc > #argv then
+    if not argc or pos + argc > nargv then
       return redis.error_reply('ERR seatbroker: bad operation ' .. tostring(argv[pos]))
     end
     pos = pos + 1 + argc
   end
-  if pos ~= #argv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
+  if pos ~= nargv + 1 then return redis.error_reply('ERR seatbroker: bad batch') end
 
   -- out is the reply: {next due, status 1, payload 1, ...}; a payload is a
   -- table until write-back has run
@@ -27,15 +28,17 @@ local function main(argv)
     pos = pos + 1 + argc
   end
   flush()
-  for _, f in ipairs(LATE) do f() end
+  for i = 1, #LATE do LATE[i]() end
   -- every session this call wrote is stored as SESSJSON says: keep its
   -- table for the next calls (lib.lua, DECODED), unless it ended (no
-  -- operation reads an ended session but to find it ended)
-  for s, js in pairs(SESSJSON) do
+  -- operation reads an ended session but to find it ended). WRITTEN lists
+  -- them (a session written twice is there twice: put twice, harmless).
+  for i = 1, WRITTEN_N do
+    local s = WRITTEN[i]
     if s.state ~= 'ended' then
       -- (decoded_put, inline)
       if DECODED_N >= DECODED_MAX then DECODED, DECODED_N = {}, 0 end
-      DECODED[js] = s
+      DECODED[SESSJSON[s]] = s
       DECODED_N = DECODED_N + 1
     end
   end
@@ -44,9 +47,11 @@ local function main(argv)
   -- {account, events} message with the other events ends what this call
   -- published. When there are no others, the call's last session is that
   -- message's one event, wrapped by concatenation: one PUBLISH fewer.
-  if #EV > 0 then
+  local nev = #EV
+  if nev > 0 then
     local rest, last = {}, nil
-    for _, ev in ipairs(EV) do
+    for i = 1, nev do
+      local ev = EV[i]
       if not EMITTED[ev] then
         rest[#rest + 1] = ev
       elseif SESSJSON[ev] then

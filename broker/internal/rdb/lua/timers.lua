@@ -94,6 +94,8 @@ local function flush()
     if s then
       local js = cjson.encode(s)
       SESSJSON[s] = js
+      WRITTEN_N = WRITTEN_N + 1
+      WRITTEN[WRITTEN_N] = s
       sflat[ns + 1] = sid
       sflat[ns + 2] = js
       ns = ns + 2
