@@ -5,16 +5,16 @@
 OPS['account_create'] = function(a1, a2, a3)
   local id, fields, owner = a1, cjson.decode(a2), a3
 
-  if redis.call('EXISTS', K_ACCT) == 1 then return ST_EXISTS, {} end
+  if rcall('EXISTS', K_ACCT) == 1 then return ST_EXISTS, {} end
   local flat = {'id', id, 'created', tostring(now_ms()), 'used', '0', 'ppu_sess', '0', 'balance', '0', 'fence', '0'}
   for f, v in pairs(fields) do
     flat[#flat + 1] = f
     flat[#flat + 1] = v
   end
-  redis.call('HSET', K_ACCT, unpack(flat))
+  rcall('HSET', K_ACCT, unpack_(flat))
   local u = cjson.decode(owner)
-  redis.call('HSET', K_USERS, u.id, owner)
+  rcall('HSET', K_USERS, u.id, owner)
   MU[u.id], MWROTE = nil, true -- (lib.lua, MIRRORS)
-  redis.call('HSET', K_NAMES, string.lower(u.name), u.id)
+  rcall('HSET', K_NAMES, string.lower(u.name), u.id)
   return ST_OK, {}
 end

@@ -15,15 +15,15 @@ OPS['block'] = function(a1, a2, a3)
   local u = {} -- a copy: user() may share its table with later calls
   for k, v in pairs(old) do u[k] = v end
   u.status = block and 'blocked' or 'active'
-  local js = cjson.encode(u)
-  redis.call('HSET', K_USERS, uid, js)
+  local js = jencode(u)
+  rcall('HSET', K_USERS, uid, js)
   MU[uid], MWROTE = js, true -- (lib.lua, MIRRORS)
   local n = 0
   if block then
     -- write back first: sessions earlier operations of this batch opened
     -- or changed must be in what is read
     flush()
-    local all = redis.call('HVALS', K_SESS)
+    local all = rcall('HVALS', K_SESS)
     for _, raw in ipairs(all) do
       local s = cjson.decode(raw)
       if s.user == uid and s.state ~= 'ended' and s.state ~= 'terminating' then

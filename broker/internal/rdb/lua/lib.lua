@@ -68,7 +68,8 @@ local LATE        -- functions run after the last write-back (see reap.lua)
 local NOW_US      -- the call's instant: one TIME call serves it all
 local NOW_MS      -- the same in ms, once now_ms has made it
 local A           -- the account hash, loaded once per call
-local EV          -- events to publish
+local EV          -- sessions to publish, each once (see emit_session)
+local EVO         -- the other events to publish (see emit)
 local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
 local WRITTEN, WRITTEN_N -- the sessions flush wrote (a list kept from call
@@ -87,7 +88,9 @@ local DUE_SEEN    -- catch_up has looked at the first timer
 local CAUGHT_UP   -- catch_up ran
 local DUR         -- duration name -> ms, for this call
 local byte, find, sub, gmatch -- string's functions, set by reset (a Redis
--- function's library code sees no globals while it loads)
+-- function's library code sees no globals while it loads); and the
+-- globals hot code calls, as locals (a global is two lookups a use)
+local rcall, jencode, unpack_
 local M           -- the account's mirror, once acct() found it valid (see MIRRORS)
 local M_OLD       -- the account's mirror as reset took it out, until acct()
 local MWROTE      -- this call wrote to a hash the mirror covers
@@ -152,7 +155,7 @@ end
 local function new_stamp()
   if not STAMP then
     if not VM_ID then
-      local t = redis.call('TIME')
+      local t = rcall('TIME')
       VM_ID = t[1] .. '.' .. t[2] .. '.' .. sub(tostring(MIRRORS), 8)
     end
     STAMP_N = STAMP_N + 1
@@ -173,7 +176,10 @@ local function mirror_keep()
 end
 
 local function reset(keys, argv)
-  byte, find, sub, gmatch = string.byte, string.find, string.sub, string.gmatch
+  if not rcall then
+    byte, find, sub, gmatch = string.byte, string.find, string.sub, string.gmatch
+    rcall, jencode, unpack_ = redis.call, cjson.encode, unpack
+  end
   K_ACCT, K_USERS, K_SESS, K_SEATS = keys[1], keys[2], keys[3], keys[4]
   K_PPUQ, K_DUE, K_LEDGER, K_BILLED, K_CHANNEL = keys[5], keys[6], keys[7], keys[8], keys[9]
   K_NAMES, K_RET = keys[10], keys[11]
@@ -189,7 +195,7 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
-  EV, EMITTED, SESSJSON = {}, {}, {}
+  EV, EVO, EMITTED, SESSJSON = {}, {}, {}, {}
   WRITTEN, WRITTEN_N = WRITTEN or {}, 0
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
@@ -205,7 +211,7 @@ local OPS = {}  -- operation name -> function(arguments...): status, payload
 
 local function now_us()
   if not NOW_US then
-    local t = redis.call('TIME')
+    local t = rcall('TIME')
     NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
   end
   return NOW_US
@@ -259,7 +265,7 @@ end
 
 local function acct()
   if A == nil then
-    local flat = redis.call('HGETALL', K_ACCT)
+    local flat = rcall('HGETALL', K_ACCT)
     if #flat == 0 then return nil end
     A = {}
     for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
@@ -320,9 +326,9 @@ end
 -- ---------------------------------------------------------------- events
 
 
--- emit queues an event for the account's channel.
+-- emit queues an event (not a session's) for the account's channel.
 local function emit(ev)
-  EV[#EV + 1] = ev
+  EVO[#EVO + 1] = ev
 end
 
 -- emit_session queues the event that session s changed: the session
@@ -369,7 +375,7 @@ end
 local function user(uid)
   local r = MU[uid]
   if r == nil then
-    r = redis.call('HGET', K_USERS, uid) or false
+    r = rcall('HGET', K_USERS, uid) or false
     MU[uid] = r
     MIRROR_N = MIRROR_N + 1
   end
@@ -391,7 +397,7 @@ local function sess(sid)
   if s == nil then
     local r = MS[sid]
     if r == nil then
-      r = redis.call('HGET', K_SESS, sid) or false
+      r = rcall('HGET', K_SESS, sid) or false
       MS[sid] = r
       MIRROR_N = MIRROR_N + 1
     end
@@ -436,7 +442,7 @@ local function seat(key)
   if v == nil then
     v = MT[key]
     if v == nil then
-      v = redis.call('HGET', K_SEATS, key) or false
+      v = rcall('HGET', K_SEATS, key) or false
       MT[key] = v
       MIRROR_N = MIRROR_N + 1
     end
@@ -525,7 +531,7 @@ local function useats(uid)
     local f = '@' .. uid
     v = MT[f]
     if v == nil then
-      v = redis.call('HGET', K_SEATS, f) or false
+      v = rcall('HGET', K_SEATS, f) or false
       MT[f] = v
       MIRROR_N = MIRROR_N + 1
     end

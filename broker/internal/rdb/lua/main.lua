@@ -24,7 +24,7 @@ local function main(argv)
   for i = 1, n do
     local name = argv[pos]
     local argc = ARITY[name]
-    out[2 * i], out[2 * i + 1] = OPS[name](unpack(argv, pos + 1, pos + argc))
+    out[2 * i], out[2 * i + 1] = OPS[name](unpack_(argv, pos + 1, pos + argc))
     pos = pos + 1 + argc
   end
   flush()
@@ -48,15 +48,14 @@ local function main(argv)
   -- published. When there are no others, the call's last session is that
   -- message's one event, wrapped by concatenation: one PUBLISH fewer.
   local nev = #EV
-  if nev > 0 then
-    local rest, last = {}, nil
+  if nev > 0 or #EVO > 0 then
+    local rest, last = EVO, nil
     for i = 1, nev do
       local ev = EV[i]
-      if not EMITTED[ev] then
-        rest[#rest + 1] = ev
-      elseif SESSJSON[ev] then
-        if last then redis.call('PUBLISH', K_CHANNEL, last) end
-        last = SESSJSON[ev]
+      local js = SESSJSON[ev]
+      if js then
+        if last then rcall('PUBLISH', K_CHANNEL, last) end
+        last = js
       else
         rest[#rest + 1] = {type = 'session', session = ev}
       end
@@ -64,11 +63,11 @@ local function main(argv)
     local id = A and A.id or ''
     if last and #rest == 0 and not find(id, '[^%w%-]') then
       -- (account ids are letters, digits and "-": nothing to escape)
-      redis.call('PUBLISH', K_CHANNEL,
+      rcall('PUBLISH', K_CHANNEL,
         '{"account":"' .. id .. '","events":[{"type":"session","session":' .. last .. '}]}')
     else
-      if last then redis.call('PUBLISH', K_CHANNEL, last) end
-      redis.call('PUBLISH', K_CHANNEL, cjson.encode({account = id, events = rest}))
+      if last then rcall('PUBLISH', K_CHANNEL, last) end
+      rcall('PUBLISH', K_CHANNEL, jencode({account = id, events = rest}))
     end
   end
   -- the first timer moved earlier only if this script filed one before the
@@ -82,7 +81,7 @@ local function main(argv)
     -- a session's JSON is the string write-back made (the same text
     -- cjson.encode would make now: nothing changes a session after it)
     local p = out[2 * i + 1] or {}
-    out[2 * i + 1] = SESSJSON[p] or cjson.encode(p)
+    out[2 * i + 1] = SESSJSON[p] or jencode(p)
   end
   mirror_keep()
   return out

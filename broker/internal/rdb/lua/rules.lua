@@ -21,8 +21,8 @@ local function stop_stretch(s, t)
 end
 
 local function ledger_add(entry, idem)
-  local n = redis.call('RPUSH', K_LEDGER, cjson.encode(entry))
-  redis.call('HSET', K_BILLED, idem, n - 1)
+  local n = rcall('RPUSH', K_LEDGER, jencode(entry))
+  rcall('HSET', K_BILLED, idem, n - 1)
 end
 
 
@@ -32,7 +32,7 @@ local terminate -- defined below; exhaustion ends sessions
 local function exhaust(t)
   if EXHAUSTING then return end
   EXHAUSTING = true
-  local keys = redis.call('ZRANGE', K_PPUQ, 0, -1)
+  local keys = rcall('ZRANGE', K_PPUQ, 0, -1)
   for _, key in ipairs(keys) do
     local v = seat(key)
     if v then
@@ -67,7 +67,7 @@ local function bill_upto(s, t)
     end
     local minute = (str_num(s.billed) or 0) + 1
     local idem = s.id .. ':' .. num_str(minute)
-    if redis.call('HEXISTS', K_BILLED, idem) == 0 then
+    if rcall('HEXISTS', K_BILLED, idem) == 0 then
       aset('balance', bal - 1)
       ledger_add({kind = 'minute', session = s.id, user = s.user, minute = minute,
         delta = -1, balance = bal - 1, at = nb}, idem)
@@ -108,10 +108,10 @@ local function promote(t)
   -- no PPU session means no PPU key waits (ppu_sess counts them)
   if A.promote == '0' or A.ppu_sess <= 0 then return end
   while A.used < A.seats do
-    local first = redis.call('ZRANGE', K_PPUQ, 0, 0)
+    local first = rcall('ZRANGE', K_PPUQ, 0, 0)
     if #first == 0 then return end
     local key = first[1]
-    redis.call('ZREM', K_PPUQ, key)
+    rcall('ZREM', K_PPUQ, key)
     local v = seat(key)
     if v then
       for _, sid in ipairs(seat_sids(v)) do
@@ -158,7 +158,7 @@ local function detach(s, t)
     USEATS[uid] = useats_drop(useats(uid), key)
     USEATDIRTY[uid] = true
     if ppu then
-      redis.call('ZREM', K_PPUQ, key)
+      rcall('ZREM', K_PPUQ, key)
     else
       A.used = A.used - 1
       A._dirty.used = true
@@ -189,7 +189,7 @@ local function acquire(s, u, t)
     A._dirty.used = true
   elseif A.ppu == '1' and A.balance > 0 then
     kind = 'ppu'
-    redis.call('ZADD', K_PPUQ, t, key)
+    rcall('ZADD', K_PPUQ, t, key)
   elseif A.ppu == '1' then
     return ST_PPU_EXHAUSTED
   else

@@ -12,7 +12,7 @@ OPS['settings'] = function(a1)
   if not now then return ST_NOT_FOUND, {} end
   -- write back first: seats earlier operations of this batch took count
   if changes.mode then flush() end
-  if changes.mode and changes.mode ~= (A.mode or 'user_device') and redis.call('HLEN', K_SEATS) > 0 then
+  if changes.mode and changes.mode ~= (A.mode or 'user_device') and rcall('HLEN', K_SEATS) > 0 then
     return ST_BAD_STATE, {field = 'mode'}
   end
   for f, v in pairs(changes) do aset(f, v) end

@@ -49,7 +49,7 @@ end
 
 
 local function first_due()
-  local f = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  local f = rcall('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
   if #f == 0 then return nil end
   return tonumber(f[2])
 end
@@ -61,7 +61,7 @@ local function call_list(cmd, key, list, n)
   local i = 1
   while i <= n do
     local j = math.min(i + 999, n)
-    redis.call(cmd, key, unpack(list, i, j))
+    rcall(cmd, key, unpack_(list, i, j))
     i = j + 1
   end
 end
@@ -92,7 +92,7 @@ local function flush()
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
-      local js = cjson.encode(s)
+      local js = jencode(s)
       SESSJSON[s] = js
       WRITTEN_N = WRITTEN_N + 1
       WRITTEN[WRITTEN_N] = s
@@ -140,7 +140,7 @@ local function flush()
     call_list('RPUSH', K_RET, ret, nt)
     -- RET_MARK is due when the list's head is: filed here when the list was
     -- empty (or the marker was lost), never moved later (LT)
-    redis.call('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
+    rcall('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
     if FILED_MIN == nil or ret_min < FILED_MIN then FILED_MIN = ret_min end
   end
   if ns > 0 then MWROTE = true end
@@ -209,7 +209,7 @@ local CHUNK = 32
 local RET_READ = 4 -- retention entries catch_up reads at once (2 to CHUNK)
 
 local function catch_up(now, limit)
-  local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  local first = rcall('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
   local first_t = first[2] and tonumber(first[2])
   if not DUE_SEEN then
     -- the first look serves as DUE_BEFORE too
@@ -227,7 +227,7 @@ local function catch_up(now, limit)
     -- members only: an ended session's needs no time, and a live one's is
     -- due(s), the very score write-back filed (no score to format in
     -- Redis and parse here)
-    local items = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', before, 'LIMIT', 0, math.min(CHUNK, limit - n))
+    local items = rcall('ZRANGEBYSCORE', K_DUE, '-inf', before, 'LIMIT', 0, math.min(CHUNK, limit - n))
     if #items == 0 then break end
     local again = false
     for i = 1, #items do
@@ -243,7 +243,7 @@ local function catch_up(now, limit)
         -- time: an entry read is a string made, used or not)
         local k, nd, want, off, empty = 0, nil, RET_READ, 0, false
         while true do
-          local entries = redis.call('LRANGE', K_RET, off, off + want - 1)
+          local entries = rcall('LRANGE', K_RET, off, off + want - 1)
           for j = 1, #entries do
             local e = entries[j]
             local sp = find(e, ' ', 1, true)
@@ -270,11 +270,11 @@ local function catch_up(now, limit)
           want = math.min(want * 2, CHUNK)
         end
         if k > 0 then
-          redis.call('LTRIM', K_RET, k, -1)
+          rcall('LTRIM', K_RET, k, -1)
           MWROTE = true
         end
         if nd then
-          redis.call('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
+          rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
         elseif empty then
           zrem[#zrem + 1] = RET_MARK
         end -- else the limit stopped it: RET_MARK stays due

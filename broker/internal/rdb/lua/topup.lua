@@ -8,7 +8,7 @@ OPS['topup'] = function(a1, a2, a3, a4)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
-  if redis.call('HEXISTS', K_BILLED, idem) == 1 then
+  if rcall('HEXISTS', K_BILLED, idem) == 1 then
     return ST_OK, {balance = anum('balance'), duplicate = true}
   end
   local bal = anum('balance') + minutes

@@ -16,12 +16,12 @@ OPS['user_put'] = function(a1, a2)
     u.status = old.status
   end
   local name = string.lower(u.name)
-  local holder = redis.call('HGET', K_NAMES, name)
+  local holder = rcall('HGET', K_NAMES, name)
   if holder and holder ~= u.id then return ST_EXISTS, {field = 'name'} end
-  if old and string.lower(old.name) ~= name then redis.call('HDEL', K_NAMES, string.lower(old.name)) end
-  redis.call('HSET', K_NAMES, name, u.id)
-  local js = cjson.encode(u)
-  redis.call('HSET', K_USERS, u.id, js)
+  if old and string.lower(old.name) ~= name then rcall('HDEL', K_NAMES, string.lower(old.name)) end
+  rcall('HSET', K_NAMES, name, u.id)
+  local js = jencode(u)
+  rcall('HSET', K_USERS, u.id, js)
   MU[u.id], MWROTE = js, true -- (lib.lua, MIRRORS)
   emit({type = 'user', user = u})
   return ST_OK, {user = u}
