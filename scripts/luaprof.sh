@@ -163,7 +163,7 @@ if PROFILE then
   table.sort(arr, function(a, b) return a[2] > b[2] end)
   print(string.format('bytecodes per cycle: %.0f', total / cycles))
   for c, n in pairs(ncalls) do io.write(string.format('%s %.2f  ', c, n / cycles)) end print()
-  for i = 1, math.min(70, #arr) do
+  for i = 1, math.min(tonumber(os.getenv("LUAPROF_TOP") or 70), #arr) do
     print(string.format('%7.1f  %5s  %s', arr[i][2] / cycles, tostring(arr[i][1]), lines[tonumber((tostring(arr[i][1]):gsub('^L','')))] or '?'))
   end
 end

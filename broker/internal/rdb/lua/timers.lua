@@ -88,14 +88,14 @@ local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 local function flush()
   local sflat, zadd, zrem, ret = SFLAT, ZADDL, ZREML, RETL
   local ns, na, nr, nt, ret_min = 0, 0, 0, 0, nil
-  FILED_MIN = nil
+  local written, nw, fmin = WRITTEN, WRITTEN_N, nil -- (locals: an upvalue costs more a use)
   for sid in pairs(SDIRTY) do
     local s = S[sid]
     if s then
       local js = jencode(s)
       SESSJSON[s] = js
-      WRITTEN_N = WRITTEN_N + 1
-      WRITTEN[WRITTEN_N] = s
+      nw = nw + 1
+      written[nw] = s
       sflat[ns + 1] = sid
       sflat[ns + 2] = js
       ns = ns + 2
@@ -132,9 +132,10 @@ local function flush()
           nr = nr + 1
         end
       end
-      if d and (FILED_MIN == nil or d < FILED_MIN) then FILED_MIN = d end
+      if d and (fmin == nil or d < fmin) then fmin = d end
     end
   end
+  WRITTEN_N, FILED_MIN = nw, fmin
   SDIRTY = {}
   if nt > 0 then
     call_list('RPUSH', K_RET, ret, nt)
