@@ -1,0 +1,113 @@
+package rdb
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack: two real Redis
+// servers. A serves the account and its account code keeps a mirror of it
+// (lib.lua, MIRRORS); B takes over and ends the session; A follows B with a
+// partial resync (which keeps A's Lua VM, and the mirror in it, as it was)
+// and then takes over again. A must act on what is stored now: its stamp
+// is B's, not the one A's mirror matches.
+func TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack(t *testing.T) {
+	ctx := context.Background()
+	a, ca := startServer(t)
+	b, cb := startServer(t)
+	prefix := testredis.Prefix(t)
+	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	sa := New(ca, prefix, d)
+	t.Cleanup(sa.Close)
+	require.NoError(t, sa.LoadScripts(ctx))
+	require.True(t, sa.UsesFunctions())
+	require.NoError(t, sa.CreateAccount(ctx, "acme", map[string]string{"seats": "2"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	_, err := sa.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true)
+	require.NoError(t, err)
+	require.Equal(t, "active", sessionOf(t, runBatch(t, sa, openOp("s1", "ann", "d1"))[0]).State)
+	// A's account code now mirrors s1 (active) and its seat
+
+	follow(t, cb, a.Addr, ca) // B replicates A
+	require.NoError(t, cb.SlaveOf(ctx, "NO", "ONE").Err())
+	follow(t, ca, b.Addr, cb) // A follows B: a partial resync
+	require.GreaterOrEqual(t, infoInt(t, cb, "stats", "sync_partial_ok"), 1,
+		"A resynced in part, so its Lua VM (and the mirror) stayed as it was")
+
+	// nodes already running go on with FCALL on the new primary, which has
+	// the library through replication (loading it again, as a starting
+	// node does, would make the library anew and empty every mirror)
+	sb := New(cb, prefix, d)
+	t.Cleanup(sb.Close)
+	sb.batch.fcall.Store(true)
+	require.Equal(t, "ended", sessionOf(t, runBatch(t, sb, closeOp("s1", "ann"))[0]).State)
+	require.NoError(t, cb.Do(ctx, "WAIT", 1, 5000).Err())
+	require.NoError(t, ca.SlaveOf(ctx, "NO", "ONE").Err())
+
+	// back on A: s1 is ended and its seat is free
+	r := runBatch(t, sa, op("acme", opPause, "s1", "ann"))[0]
+	require.NoError(t, r.err)
+	require.Equal(t, StatusBadState, r.res.Status, string(r.res.Payload))
+	require.Equal(t, "active", sessionOf(t, runBatch(t, sa, openOp("s2", "ann", "d1"))[0]).State)
+	seat, err := ca.HGet(ctx, sa.keys.Seats("acme"), "ann|d1").Result()
+	require.NoError(t, err)
+	require.Equal(t, "P ann s2", seat)
+	used, err := ca.HGet(ctx, sa.keys.AccountHash("acme"), "used").Result()
+	require.NoError(t, err)
+	require.Equal(t, "1", used)
+}
+
+func startServer(t *testing.T) (*testredis.Server, *redis.Client) {
+	t.Helper()
+	s, err := testredis.Start()
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	// a full sync starts at once, not after the default 5 s wait for
+	// more replicas
+	require.NoError(t, c.ConfigSet(context.Background(), "repl-diskless-sync-delay", "0").Err())
+	return s, c
+}
+
+// follow makes the server of c a replica of primary (whose client is pc)
+// and waits until it has caught up.
+func follow(t *testing.T, c *redis.Client, primary string, pc *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	host, port, err := net.SplitHostPort(primary)
+	require.NoError(t, err)
+	require.NoError(t, c.SlaveOf(ctx, host, port).Err())
+	require.Eventually(t, func() bool {
+		info, err := c.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	}, 10*time.Second, 20*time.Millisecond)
+	n, err := pc.Do(ctx, "WAIT", 1, 5000).Int()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func infoInt(t *testing.T, c *redis.Client, section, field string) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), section).Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no %s in INFO %s", field, section)
+	return 0
+}
