@@ -39,7 +39,7 @@ func TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack(t *testing.T) {
 	// A's account code now mirrors s1 (active) and its seat
 
 	follow(t, cb, a.Addr, ca) // B replicates A
-	require.NoError(t, cb.SlaveOf(ctx, "NO", "ONE").Err())
+	require.NoError(t, cb.ReplicaOf(ctx, "NO", "ONE").Err())
 	follow(t, ca, b.Addr, cb) // A follows B: a partial resync
 	require.GreaterOrEqual(t, infoInt(t, cb, "stats", "sync_partial_ok"), 1,
 		"A resynced in part, so its Lua VM (and the mirror) stayed as it was")
@@ -52,7 +52,7 @@ func TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack(t *testing.T) {
 	sb.batch.fcall.Store(true)
 	require.Equal(t, "ended", sessionOf(t, runBatch(t, sb, closeOp("s1", "ann"))[0]).State)
 	require.NoError(t, cb.Do(ctx, "WAIT", 1, 5000).Err())
-	require.NoError(t, ca.SlaveOf(ctx, "NO", "ONE").Err())
+	require.NoError(t, ca.ReplicaOf(ctx, "NO", "ONE").Err())
 
 	// back on A: s1 is ended and its seat is free
 	r := runBatch(t, sa, op("acme", opPause, "s1", "ann"))[0]
@@ -87,7 +87,7 @@ func follow(t *testing.T, c *redis.Client, primary string, pc *redis.Client) {
 	ctx := context.Background()
 	host, port, err := net.SplitHostPort(primary)
 	require.NoError(t, err)
-	require.NoError(t, c.SlaveOf(ctx, host, port).Err())
+	require.NoError(t, c.ReplicaOf(ctx, host, port).Err())
 	require.Eventually(t, func() bool {
 		info, err := c.Info(ctx, "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
