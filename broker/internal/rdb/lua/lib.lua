@@ -72,8 +72,8 @@ local EV          -- sessions to publish, each once (see emit_session)
 local EVO         -- the other events to publish (see emit)
 local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
-local WRITTEN, WRITTEN_N -- the sessions flush wrote (a list kept from call
--- to call: past WRITTEN_N it is stale), and how many
+local WRITTEN, WRITTEN_N = {}, 0 -- the sessions flush wrote (a list kept
+-- from call to call: past WRITTEN_N it is stale), and how many
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
 local SEATS       -- seat key -> seat string (false when absent)
@@ -196,7 +196,7 @@ local function reset(keys, argv)
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
   EV, EVO, EMITTED, SESSJSON = {}, {}, {}, {}
-  WRITTEN, WRITTEN_N = WRITTEN or {}, 0
+  WRITTEN_N = 0
   S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   DUR = {}
@@ -263,6 +263,14 @@ end
 
 -- ---------------------------------------------------------------- account
 
+-- acct_counters makes the account's counters numbers in A (absent: 0);
+-- they stay numbers until flush writes them back, and code reads A.used,
+-- A.seats, A.ppu_sess, A.balance and A.fence directly.
+local function acct_counters()
+  A.used, A.seats = tonumber(A.used) or 0, tonumber(A.seats) or 0
+  A.ppu_sess, A.balance, A.fence = tonumber(A.ppu_sess) or 0, tonumber(A.balance) or 0, tonumber(A.fence) or 0
+end
+
 local function acct()
   if A == nil then
     local flat = rcall('HGETALL', K_ACCT)
@@ -270,23 +278,10 @@ local function acct()
     A = {}
     for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
     A._dirty = {}
-    -- the counters are numbers in A until flush writes them back (hot
-    -- code reads A.used, A.seats, ... directly; settings.lua keeps them so)
-    A.used, A.seats = tonumber(A.used) or 0, tonumber(A.seats) or 0
-    A.ppu_sess, A.balance, A.fence = tonumber(A.ppu_sess) or 0, tonumber(A.balance) or 0, tonumber(A.fence) or 0
+    acct_counters()
     mirror_use(A.stamp)
   end
   return A
-end
-
--- anum reads a number field of the account; it stays a number in A until
--- flush writes it back.
-local function anum(field)
-  local v = A[field]
-  if type(v) == 'number' then return v end
-  v = (v and str_num(v)) or 0
-  A[field] = v
-  return v
 end
 
 -- aset sets a field of the account to a string or a number.
@@ -295,8 +290,9 @@ local function aset(field, value)
   A._dirty[field] = true
 end
 
+-- aadd adds delta to a counter of the account.
 local function aadd(field, delta)
-  aset(field, anum(field) + delta)
+  aset(field, A[field] + delta)
 end
 
 -- dur returns an account's override of a duration, or the broker default.
@@ -421,10 +417,6 @@ local function touch(s)
   SDIRTY[s.id] = true
 end
 
-local function holds_seat(s)
-  return s.state == 'standby' or s.state == 'active' or s.state == 'terminating'
-end
-
 -- ---------------------------------------------------------------- seats
 
 -- A seat is stored as one string: its kind ("P" prepaid, "U" PPU), its
@@ -455,10 +447,6 @@ end
 local function seat_put(key, v)
   SEATS[key] = v or false
   SEATDIRTY[key] = true
-end
-
-local function seat_ppu(v)
-  return byte(v, 1) == 85 -- "U"
 end
 
 local function seat_make(ppu, uid, sid)
@@ -539,11 +527,6 @@ local function useats(uid)
     USEATS[uid] = v
   end
   return v
-end
-
-local function useats_put(uid, v)
-  USEATS[uid] = v
-  USEATDIRTY[uid] = true
 end
 
 local function useats_count(v)

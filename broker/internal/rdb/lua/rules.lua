@@ -60,7 +60,7 @@ local function bill_upto(s, t)
   while s.ppu_at and s.state == 'active' and s.kind == 'ppu' do
     local nb = next_bill(s)
     if nb > t then return end
-    local bal = anum('balance')
+    local bal = A.balance
     if bal <= 0 then
       exhaust(nb)
       return

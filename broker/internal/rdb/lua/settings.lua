@@ -16,9 +16,7 @@ OPS['settings'] = function(a1)
     return ST_BAD_STATE, {field = 'mode'}
   end
   for f, v in pairs(changes) do aset(f, v) end
-  -- the counters stay numbers in A (lib.lua, acct)
-  A.used, A.seats = tonumber(A.used) or 0, tonumber(A.seats) or 0
-  A.ppu_sess, A.balance, A.fence = tonumber(A.ppu_sess) or 0, tonumber(A.balance) or 0, tonumber(A.fence) or 0
+  acct_counters() -- (a change sets strings)
   DUR = {} -- the durations may have changed
   promote(now)
   emit({type = 'account'})

@@ -209,6 +209,59 @@ end
 local CHUNK = 32
 local RET_READ = 4 -- retention entries catch_up reads at once (2 to CHUNK)
 
+-- retained_due removes the ended sessions whose retention ran out, when
+-- RET_MARK fell due: from the head of the retention list on (the list is
+-- in the order they ended, and every entry has the same retention, so it
+-- is in time order but for sessions a catch-up ended at an earlier instant
+-- than one already listed, which go a little late). It adds their ids to
+-- gone (catch_up deletes them), files RET_MARK at the next entry's time or
+-- adds it to zrem with the list empty, and returns how many it removed, at
+-- most about budget (past that RET_MARK stays due and the reaper does the
+-- rest). It reads a few entries at a time, about as many as fell due last
+-- time: an entry read is a string made, used or not.
+local function retained_due(now, budget, gone, zrem)
+  local k, nd, want, off = 0, nil, RET_READ, 0
+  local empty = false
+  while true do
+    local entries = rcall('LRANGE', K_RET, off, off + want - 1)
+    for j = 1, #entries do
+      local e = entries[j]
+      local sp = find(e, ' ', 1, true)
+      local d = sp and tonumber(sub(e, 1, sp - 1))
+      if d and d >= now then
+        nd = d
+        break
+      end
+      if sp then
+        local id = sub(e, sp + 1)
+        gone[#gone + 1] = id
+        S[id] = false
+        MS[id] = nil
+      end
+      k = k + 1
+    end
+    if nd then break end
+    if #entries < want then
+      empty = true
+      break
+    end
+    if k >= budget then break end
+    off = off + want
+    want = math.min(want * 2, CHUNK)
+  end
+  if k > 0 then
+    rcall('LTRIM', K_RET, k, -1)
+    MWROTE = true
+  end
+  if nd then
+    rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
+  elseif empty then
+    zrem[#zrem + 1] = RET_MARK
+  end
+  RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
+  return k
+end
+
 local function catch_up(now, limit)
   local first = rcall('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
   local first_t = first[2] and tonumber(first[2])
@@ -234,53 +287,7 @@ local function catch_up(now, limit)
     for i = 1, #items do
       local sid = items[i]
       if sid == RET_MARK then
-        -- the head of the retention list is due: remove the ended sessions
-        -- whose retention ran out, from the head on (the list is in the
-        -- order they ended, and every entry has the same retention, so it
-        -- is in time order but for sessions a catch-up ended at an earlier
-        -- instant than one already listed, which go a little late), then
-        -- file RET_MARK at the next entry's time, or drop it with the list
-        -- (read a few entries at a time, about as many as fell due last
-        -- time: an entry read is a string made, used or not)
-        local k, nd, want, off, empty = 0, nil, RET_READ, 0, false
-        while true do
-          local entries = rcall('LRANGE', K_RET, off, off + want - 1)
-          for j = 1, #entries do
-            local e = entries[j]
-            local sp = find(e, ' ', 1, true)
-            local d = sp and tonumber(sub(e, 1, sp - 1))
-            if d and d >= now then
-              nd = d
-              break
-            end
-            if sp then
-              local id = sub(e, sp + 1)
-              gone[#gone + 1] = id
-              S[id] = false
-              MS[id] = nil
-            end
-            k = k + 1
-          end
-          if nd then break end
-          if #entries < want then
-            empty = true
-            break
-          end
-          if n + k >= limit then break end -- the reaper does the rest
-          off = off + want
-          want = math.min(want * 2, CHUNK)
-        end
-        if k > 0 then
-          rcall('LTRIM', K_RET, k, -1)
-          MWROTE = true
-        end
-        if nd then
-          rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
-        elseif empty then
-          zrem[#zrem + 1] = RET_MARK
-        end -- else the limit stopped it: RET_MARK stays due
-        RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
-        n = n + k
+        n = n + retained_due(now, limit - n, gone, zrem)
       elseif byte(sid, 1) == 126 then -- "~id" (before the retention list): its retention ran out
         local id = sub(sid, 2)
         gone[#gone + 1] = id

@@ -9,9 +9,9 @@ OPS['topup'] = function(a1, a2, a3, a4)
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
   if rcall('HEXISTS', K_BILLED, idem) == 1 then
-    return ST_OK, {balance = anum('balance'), duplicate = true}
+    return ST_OK, {balance = A.balance, duplicate = true}
   end
-  local bal = anum('balance') + minutes
+  local bal = A.balance + minutes
   aset('balance', bal)
   ledger_add({kind = 'topup', delta = minutes, balance = bal, at = now, by = by, note = note, key = a2}, idem)
   emit({type = 'account'})
