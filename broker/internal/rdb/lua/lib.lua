@@ -511,12 +511,27 @@ local function seat_drop(v, sid)
   return rest
 end
 
+-- ATKEY remembers each user's seat-set field ("@" .. user id) across
+-- calls, as NUMSTR does numbers: a concatenation makes a new string and
+-- hashes it whole every time. It starts again empty once ATKEY_MAX users
+-- filled it.
+local ATKEY, ATKEY_N = {}, 0
+local ATKEY_MAX = 4096
+
+local function at_key(uid)
+  local f = '@' .. uid
+  if ATKEY_N >= ATKEY_MAX then ATKEY, ATKEY_N = {}, 0 end
+  ATKEY[uid] = f
+  ATKEY_N = ATKEY_N + 1
+  return f
+end
+
 -- useats returns the seat set of a user: its seat keys separated by
 -- newlines, "" for none.
 local function useats(uid)
   local v = USEATS[uid]
   if v == nil then
-    local f = '@' .. uid
+    local f = ATKEY[uid] or at_key(uid)
     v = MT[f]
     if v == nil then
       v = rcall('HGET', K_SEATS, f) or false

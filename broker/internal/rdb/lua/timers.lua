@@ -166,7 +166,7 @@ local function flush()
   end
   SEATDIRTY = {}
   for uid in pairs(USEATDIRTY) do
-    local v, f = USEATS[uid], '@' .. uid
+    local v, f = USEATS[uid], ATKEY[uid] or at_key(uid)
     if MT[f] == nil then MIRROR_N = MIRROR_N + 1 end
     if v == '' then
       MT[f] = false
