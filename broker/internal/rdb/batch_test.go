@@ -43,6 +43,15 @@ func batchStoreWith(t *testing.T, users map[string]int, retention time.Duration)
 	return s, c
 }
 
+// setSeats sets the account's prepaid seats, as the broker does: through
+// the account code (a change by hand would have to drop the mirror's stamp).
+func setSeats(t *testing.T, s *Store, n int) {
+	t.Helper()
+	r := runBatch(t, s, op("acme", opSettings, fmt.Sprintf(`{"seats":"%d"}`, n)))[0]
+	require.NoError(t, r.err)
+	require.Equal(t, StatusOK, r.res.Status, string(r.res.Payload))
+}
+
 // op is one operation for a hand-made batch.
 func op(acct, name string, args ...any) *call {
 	return &call{ctx: context.Background(), acct: acct, op: name, args: args, done: make(chan callResult, 1)}

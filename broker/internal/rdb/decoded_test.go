@@ -80,6 +80,45 @@ func TestAccountCodeDropsWhatItKeptWhenAnotherStampIsStored(t *testing.T) {
 	require.NotEqual(t, stamp, c.HGet(ctx, acct, "stamp").Val())
 }
 
+// The account hash itself is kept too (lib.lua, acct): the next call reads
+// only its stamp. A change by hand that drops the stamp, or a stamp that
+// another Redis's account code stored, makes it read the hash again.
+func TestAccountCodeActsOnTheStoredAccountHash(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	acct := s.keys.AccountHash("acme")
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0]) // seats 2, used 1
+
+	// an operator lowers the seats by hand, and drops the stamp
+	require.NoError(t, c.HSet(ctx, acct, "seats", "1").Err())
+	require.NoError(t, c.HDel(ctx, acct, "stamp").Err())
+	r := runBatch(t, s, openOp("s2", "bob", "d1"))[0]
+	require.NoError(t, r.err)
+	require.Equal(t, StatusAccountLimit, r.res.Status, "the next call counts the stored seats")
+
+	// another primary raised them again, under a stamp of its own
+	require.NoError(t, c.HSet(ctx, acct, "seats", "2", "stamp", "other-redis:1").Err())
+	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])
+	require.Equal(t, "2", c.HGet(ctx, acct, "used").Val())
+}
+
+// A call that changes the account hash and nothing else (a top-up, new
+// settings) stores a new stamp as well: the account code of another Redis
+// that kept the hash under the old stamp (before a failover and back) must
+// not take its copy for the stored one.
+func TestAChangeToTheAccountHashAloneStoresANewStamp(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0})
+	ctx := context.Background()
+	acct := s.keys.AccountHash("acme")
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	before := c.HGet(ctx, acct, "stamp").Val()
+	require.NotEmpty(t, before)
+	setSeats(t, s, 5)
+	after := c.HGet(ctx, acct, "stamp").Val()
+	require.NotEmpty(t, after)
+	require.NotEqual(t, before, after)
+}
+
 func TestBlockAndUnblockLeaveTheKeptUserAlone(t *testing.T) {
 	s, _ := batchStore(t, map[string]int{"ann": 0})
 	ctx := context.Background()

@@ -19,7 +19,7 @@ func TestEndedSessionsAreRemovedAfterRetentionManyAtATime(t *testing.T) {
 	const n = 75 // more than two chunks of the catch-up's reading
 	s, c := batchStoreWith(t, map[string]int{"ann": 0}, 200*time.Millisecond)
 	ctx := context.Background()
-	require.NoError(t, c.HSet(ctx, s.keys.AccountHash("acme"), "seats", "100").Err())
+	setSeats(t, s, 100)
 	var opens, closes []*call
 	for i := range n {
 		opens = append(opens, openOp(fmt.Sprintf("s%d", i), "ann", fmt.Sprintf("d%d", i)))

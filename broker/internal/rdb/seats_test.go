@@ -54,7 +54,7 @@ func TestSeatLosesSessionsFromAnyPlace(t *testing.T) {
 func TestUserSeatSetLosesSeatsFromAnyPlace(t *testing.T) {
 	s, c := batchStore(t, map[string]int{"ann": 3})
 	ctx := context.Background()
-	require.NoError(t, c.HSet(ctx, s.keys.AccountHash("acme"), "seats", "10").Err())
+	setSeats(t, s, 10)
 	for i, dev := range []string{"d1", "d2", "d3"} {
 		sessionOf(t, runBatch(t, s, openOp("s"+dev, "ann", dev))[0])
 		counts, err := s.UserSeatCounts(ctx, "acme")

@@ -171,6 +171,7 @@ local function mirror_keep()
     MIRRORS, MIRROR_N = {}, 0
   elseif M and A and A.stamp then
     M.stamp = A.stamp
+    M.acct = A
     MIRRORS[K_ACCT] = M
   end
 end
@@ -271,13 +272,27 @@ local function acct_counters()
   A.ppu_sess, A.balance, A.fence = tonumber(A.ppu_sess) or 0, tonumber(A.balance) or 0, tonumber(A.fence) or 0
 end
 
+-- acct loads the account hash into A, once per call: from the mirror
+-- when the stored stamp is the mirror's (one HGET of the stamp; the mirror
+-- keeps A as the last call left it, written back whole: see MIRRORS), else
+-- with HGETALL.
 local function acct()
   if A == nil then
+    local m = M_OLD
+    if m and m.acct then
+      local stamp = rcall('HGET', K_ACCT, 'stamp')
+      if stamp and stamp == m.stamp then
+        A = m.acct
+        mirror_use(stamp)
+        return A
+      end
+    end
     local flat = rcall('HGETALL', K_ACCT)
     if #flat == 0 then return nil end
     A = {}
     for i = 1, #flat, 2 do A[flat[i]] = flat[i + 1] end
     A._dirty = {}
+    MIRROR_N = MIRROR_N + #flat / 2
     acct_counters()
     mirror_use(A.stamp)
   end

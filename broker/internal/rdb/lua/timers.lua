@@ -186,7 +186,8 @@ local function flush()
   if A then
     -- what this call changed in the hashes the mirror covers carries a new
     -- stamp (lib.lua, MIRRORS)
-    if MWROTE and not (STAMP and A.stamp == STAMP) then aset('stamp', new_stamp()) end
+    -- (the mirror keeps A too: a change to the account hash carries one)
+    if (MWROTE or next(A._dirty)) and not (STAMP and A.stamp == STAMP) then aset('stamp', new_stamp()) end
     local flat, nf = AFLAT, 0
     for f in pairs(A._dirty) do
       local v = A[f]
