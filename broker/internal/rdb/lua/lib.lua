@@ -159,7 +159,8 @@ local function new_stamp()
       VM_ID = t[1] .. '.' .. t[2] .. '.' .. sub(tostring(MIRRORS), 8)
     end
     STAMP_N = STAMP_N + 1
-    STAMP = VM_ID .. ':' .. STAMP_N
+    STAMP = string.format('%s:%d', VM_ID, STAMP_N) -- (%d: a number in a
+    -- concatenation is formatted with %.14g, several times the cost)
   end
   return STAMP
 end

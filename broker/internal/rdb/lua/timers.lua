@@ -49,9 +49,9 @@ end
 
 
 local function first_due()
-  local f = rcall('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+  local f = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
   if #f == 0 then return nil end
-  return tonumber(f[2])
+  return str_num(f[2])
 end
 
 -- call_list runs cmd on key with the list's items as its arguments, in
@@ -224,11 +224,11 @@ local function retained_due(now, budget, gone, zrem)
   local k, nd, want, off = 0, nil, RET_READ, 0
   local empty = false
   while true do
-    local entries = rcall('LRANGE', K_RET, off, off + want - 1)
+    local entries = rcall('LRANGE', K_RET, num_str(off), num_str(off + want - 1))
     for j = 1, #entries do
       local e = entries[j]
       local sp = find(e, ' ', 1, true)
-      local d = sp and tonumber(sub(e, 1, sp - 1))
+      local d = sp and str_num(sub(e, 1, sp - 1))
       if d and d >= now then
         nd = d
         break
@@ -251,7 +251,7 @@ local function retained_due(now, budget, gone, zrem)
     want = math.min(want * 2, CHUNK)
   end
   if k > 0 then
-    rcall('LTRIM', K_RET, k, -1)
+    rcall('LTRIM', K_RET, num_str(k), '-1')
     MWROTE = true
   end
   if nd then
@@ -264,8 +264,11 @@ local function retained_due(now, budget, gone, zrem)
 end
 
 local function catch_up(now, limit)
-  local first = rcall('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
-  local first_t = first[2] and tonumber(first[2])
+  -- (numbers as strings: Redis formats a Lua number argument with
+  -- printf's %.17g; the score, as the same text from call to call, is
+  -- parsed once: str_num)
+  local first = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
+  local first_t = first[2] and str_num(first[2])
   if not DUE_SEEN then
     -- the first look serves as DUE_BEFORE too
     DUE_SEEN = true
@@ -282,7 +285,7 @@ local function catch_up(now, limit)
     -- members only: an ended session's needs no time, and a live one's is
     -- due(s), the very score write-back filed (no score to format in
     -- Redis and parse here)
-    local items = rcall('ZRANGEBYSCORE', K_DUE, '-inf', before, 'LIMIT', 0, math.min(CHUNK, limit - n))
+    local items = rcall('ZRANGEBYSCORE', K_DUE, '-inf', before, 'LIMIT', '0', num_str(math.min(CHUNK, limit - n)))
     if #items == 0 then break end
     local again = false
     for i = 1, #items do
