@@ -19,7 +19,7 @@ OPS['resume'] = function(a1, a2)
   local status = acquire(s, u, now)
   if status ~= ST_OK then return status, {own = own_sessions(uid)} end
   s.fence = next_fence()
-  s.paused_at = nil
+  if s.paused_at then s.paused_at = nil end
   activate(s, now)
   emit_session(s)
   return ST_OK, s

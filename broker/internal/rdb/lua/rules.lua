@@ -215,7 +215,9 @@ local function end_session(s, reason, by, t)
   s.at = NUMSTR[t] or num_str(t)
   s.reason = reason
   if by then s.by = by end
-  s.deadline = nil
+  -- (a field is set to nil only when present: setting an absent one adds
+  -- the key to the table, which then grows; see activate)
+  if s.deadline then s.deadline = nil end
   local id = s.id
   S[id] = s
   SDIRTY[id] = true
@@ -250,8 +252,10 @@ local function activate(s, t)
   local lease = t + (DUR.lease or dur('lease'))
   s.lease_until = NUMSTR[lease] or num_str(lease)
   s.activated = s.activated or at
-  s.standby_until = nil
-  s.paused_until = nil
+  -- Lua 5.1 adds a key even to set it to nil: a new session would carry
+  -- two dead keys, and its table outgrow its 16 slots at the close
+  if s.standby_until then s.standby_until = nil end
+  if s.paused_until then s.paused_until = nil end
   S[s.id] = s
   SDIRTY[s.id] = true
   if s.kind == 'ppu' then
