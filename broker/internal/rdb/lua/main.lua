@@ -3,6 +3,10 @@
 -- operation's name is checked, and that its arguments (ARITY says how many)
 -- are there, before the first runs, so a malformed batch changes nothing.
 
+-- OUT is the reply list, kept from call to call: a list made anew grows
+-- (and is copied) at every power of two on the way to its 2n + 1 items.
+local OUT = {}
+
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
@@ -19,7 +23,7 @@ local function main(argv)
 
   -- out is the reply: {next due, status 1, payload 1, ...}; a payload is a
   -- table until write-back has run
-  local out = {''}
+  local out = OUT
   pos = 3
   for i = 1, n do
     local name = argv[pos]
@@ -83,6 +87,9 @@ local function main(argv)
     local p = out[2 * i + 1] or {}
     out[2 * i + 1] = SESSJSON[p] or jencode(p)
   end
+  -- (Redis reads a reply list up to its first nil: what lies past it is
+  -- the stale end of an earlier call's)
+  out[2 * n + 2] = nil
   mirror_keep()
   return out
 end
