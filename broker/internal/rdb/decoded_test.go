@@ -119,6 +119,32 @@ func TestAChangeToTheAccountHashAloneStoresANewStamp(t *testing.T) {
 	require.NotEqual(t, before, after)
 }
 
+// A call changes the seats and the account in its mirror as it goes, and
+// writes back at its end. A call that fails half way (a Lua error: Redis
+// answers the whole call with it) wrote nothing back, and must leave no
+// mirror behind, or the next call would act on seats and counters that
+// Redis never stored.
+func TestACallThatFailsLeavesNoMirrorBehind(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	sessionOf(t, runBatch(t, s, openOp("s0", "bob", "d1"))[0]) // seats 2, used 1
+
+	// ann's open takes the second seat, in the mirror; then the call fails
+	rs := runBatch(t, s, openOp("s1", "ann", "d1"), op("acme", opSettings, "{not json"))
+	for _, r := range rs {
+		require.Error(t, r.err)
+	}
+	require.Equal(t, "1", c.HGet(ctx, s.keys.AccountHash("acme"), "used").Val())
+	require.False(t, c.HExists(ctx, s.keys.Seats("acme"), "ann|d1").Val())
+	require.False(t, c.HExists(ctx, s.keys.Sessions("acme"), "s1").Val())
+
+	// the next call finds the second seat free, and ann's seat empty
+	rec := sessionOf(t, runBatch(t, s, openOp("s2", "ann", "d1"))[0])
+	require.Equal(t, "active", rec.State)
+	require.Equal(t, "P ann s2", c.HGet(ctx, s.keys.Seats("acme"), "ann|d1").Val())
+	require.Equal(t, "2", c.HGet(ctx, s.keys.AccountHash("acme"), "used").Val())
+}
+
 func TestBlockAndUnblockLeaveTheKeptUserAlone(t *testing.T) {
 	s, _ := batchStore(t, map[string]int{"ann": 0})
 	ctx := context.Background()

@@ -76,10 +76,7 @@ local WRITTEN, WRITTEN_N = {}, 0 -- the sessions flush wrote (a list kept
 -- from call to call: past WRITTEN_N it is stale), and how many
 local S           -- session cache: sid -> session table (false when absent)
 local SDIRTY      -- sid -> true when the session must be written back
-local SEATS       -- seat key -> seat string (false when absent)
-local SEATDIRTY
-local USEATS      -- uid -> its seat set string ("" for none)
-local USEATDIRTY
+local SEATDIRTY   -- the seats hash's fields this call changed (in MT: see seat)
 local EXHAUSTING  -- true while exhaust runs: nothing is billed then
 local DUE_BEFORE  -- the account's first timer before this call
 local MIN_ADDED   -- the earliest timer this call filed
@@ -199,7 +196,7 @@ local function reset(keys, argv)
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
   EV, EVO, EMITTED, SESSJSON = {}, {}, {}, {}
   WRITTEN_N = 0
-  S, SDIRTY, SEATS, SEATDIRTY, USEATS, USEATDIRTY = {}, {}, {}, {}, {}, {}
+  S, SDIRTY, SEATDIRTY = {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   DUR = {}
   mirror_take()
@@ -444,24 +441,26 @@ end
 -- takes or leaves a seat of its own - is then a concatenation or a string
 -- compare, not a decode, two tables and an encode.
 
+-- The call reads and changes the seats hash in its mirror, MT, itself: a
+-- changed field is listed in SEATDIRTY, and write-back stores it. A call
+-- that fails half way leaves no mirror behind (MIRRORS), so MT never
+-- outlives a call with a change Redis does not have.
+
 -- seat returns the seat string of key, or nil.
 local function seat(key)
-  local v = SEATS[key]
+  local v = MT[key]
   if v == nil then
-    v = MT[key]
-    if v == nil then
-      v = rcall('HGET', K_SEATS, key) or false
-      MT[key] = v
-      MIRROR_N = MIRROR_N + 1
-    end
-    SEATS[key] = v
+    v = rcall('HGET', K_SEATS, key) or false
+    MT[key] = v
+    MIRROR_N = MIRROR_N + 1
   end
   return v or nil
 end
 
--- seat_put sets the seat string of key (nil: the seat is free).
+-- seat_put sets the seat string of key (nil: the seat is free); key was
+-- read first (seat).
 local function seat_put(key, v)
-  SEATS[key] = v or false
+  MT[key] = v or false
   SEATDIRTY[key] = true
 end
 
@@ -543,21 +542,17 @@ local function at_key(uid)
 end
 
 -- useats returns the seat set of a user: its seat keys separated by
--- newlines, "" for none.
+-- newlines, "" for none; and its field in the seats hash. A change sets
+-- MT[field] to the new set ("" for none) and lists the field in SEATDIRTY.
 local function useats(uid)
-  local v = USEATS[uid]
+  local f = ATKEY[uid] or at_key(uid)
+  local v = MT[f]
   if v == nil then
-    local f = ATKEY[uid] or at_key(uid)
-    v = MT[f]
-    if v == nil then
-      v = rcall('HGET', K_SEATS, f) or false
-      MT[f] = v
-      MIRROR_N = MIRROR_N + 1
-    end
-    v = v or ''
-    USEATS[uid] = v
+    v = rcall('HGET', K_SEATS, f) or false
+    MT[f] = v
+    MIRROR_N = MIRROR_N + 1
   end
-  return v
+  return v or '', f
 end
 
 local function useats_count(v)

@@ -91,7 +91,7 @@ end
 
 -- attach gives s the seat of key, whose new seat string v lists s.
 local function attach(s, key, v)
-  SEATS[key] = v
+  MT[key] = v
   SEATDIRTY[key] = true
   if byte(v, 1) == 85 then -- "U": PPU
     s.kind = 'ppu'
@@ -150,13 +150,13 @@ local function detach(s, t)
   local ppu = byte(v, 1) == 85 -- "U"
   if ppu then aadd('ppu_sess', -1) end
   local rest = seat_drop(v, s.id)
-  SEATS[key] = rest or false
+  MT[key] = rest or false
   SEATDIRTY[key] = true
   if rest == nil then
     -- the seat is free: every session of a seat is its user's
-    local uid = s.user
-    USEATS[uid] = useats_drop(useats(uid), key)
-    USEATDIRTY[uid] = true
+    local held, f = useats(s.user)
+    MT[f] = useats_drop(held, key)
+    SEATDIRTY[f] = true
     if ppu then
       rcall('ZREM', K_PPUQ, key)
     else
@@ -180,7 +180,7 @@ local function acquire(s, u, t)
     attach(s, key, v)
     return ST_OK
   end
-  local held = useats(u.id)
+  local held, f = useats(u.id)
   if u.max_seats and useats_count(held) >= u.max_seats then return ST_USER_LIMIT end
   local kind
   if A.used < A.seats then
@@ -189,14 +189,14 @@ local function acquire(s, u, t)
     A._dirty.used = true
   elseif A.ppu == '1' and A.balance > 0 then
     kind = 'ppu'
-    rcall('ZADD', K_PPUQ, t, key)
+    rcall('ZADD', K_PPUQ, NUMSTR[t] or num_str(t), key)
   elseif A.ppu == '1' then
     return ST_PPU_EXHAUSTED
   else
     return ST_ACCOUNT_LIMIT
   end
-  USEATS[u.id] = useats_add(held, key)
-  USEATDIRTY[u.id] = true
+  MT[f] = useats_add(held, key)
+  SEATDIRTY[f] = true
   attach(s, key, seat_make(kind == 'ppu', u.id, s.id))
   return ST_OK
 end

@@ -152,34 +152,19 @@ local function flush()
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
   local set, del, nset, ndel = SETL, DELL, 0, 0
   for key in pairs(SEATDIRTY) do
-    local v = SEATS[key]
-    if MT[key] == nil then MIRROR_N = MIRROR_N + 1 end
-    MT[key] = v
-    if v then
+    local v = MT[key]
+    if v and v ~= '' then
       set[nset + 1] = key
       set[nset + 2] = v
       nset = nset + 2
     else
+      -- a free seat, or an empty seat set ("")
+      MT[key] = false
       del[ndel + 1] = key
       ndel = ndel + 1
     end
   end
   SEATDIRTY = {}
-  for uid in pairs(USEATDIRTY) do
-    local v, f = USEATS[uid], ATKEY[uid] or at_key(uid)
-    if MT[f] == nil then MIRROR_N = MIRROR_N + 1 end
-    if v == '' then
-      MT[f] = false
-      del[ndel + 1] = f
-      ndel = ndel + 1
-    else
-      MT[f] = v
-      set[nset + 1] = f
-      set[nset + 2] = v
-      nset = nset + 2
-    end
-  end
-  USEATDIRTY = {}
   if nset > 0 or ndel > 0 then MWROTE = true end
   call_list('HSET', K_SEATS, set, nset)
   call_list('HDEL', K_SEATS, del, ndel)
