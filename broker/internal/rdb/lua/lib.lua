@@ -68,7 +68,8 @@ local LATE        -- functions run after the last write-back (see reap.lua)
 local NOW_US      -- the call's instant: one TIME call serves it all
 local NOW_MS      -- the same in ms, once now_ms has made it
 local A           -- the account hash, loaded once per call
-local EV          -- sessions to publish, each once (see emit_session)
+local EV, EV_N = {}, 0 -- sessions to publish, each once (see emit_session):
+-- a list kept from call to call, like WRITTEN (past EV_N it is stale)
 local EVO         -- the other events to publish (see emit)
 local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
@@ -194,7 +195,7 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
-  EV, EVO, EMITTED, SESSJSON = {}, {}, {}, {}
+  EV_N, EVO, EMITTED, SESSJSON = 0, {}, {}, {}
   WRITTEN_N = 0
   S, SDIRTY, SEATDIRTY = {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
@@ -346,7 +347,8 @@ end
 local function emit_session(s)
   if EMITTED[s] then return end
   EMITTED[s] = true
-  EV[#EV + 1] = s
+  EV_N = EV_N + 1
+  EV[EV_N] = s
 end
 
 -- Payloads and events are encoded by cjson.encode, whole: it builds the

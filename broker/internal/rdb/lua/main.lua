@@ -51,7 +51,7 @@ local function main(argv)
   -- {account, events} message with the other events ends what this call
   -- published. When there are no others, the call's last session is that
   -- message's one event, wrapped by concatenation: one PUBLISH fewer.
-  local nev = #EV
+  local nev = EV_N
   if nev > 0 or #EVO > 0 then
     local rest, last = EVO, nil
     for i = 1, nev do

@@ -38,6 +38,7 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   S[sid] = s
   SDIRTY[sid] = true
   EMITTED[s] = true -- (emit_session: a new table is in no event yet)
-  EV[#EV + 1] = s
+  EV_N = EV_N + 1
+  EV[EV_N] = s
   return ST_OK, s
 end

@@ -223,7 +223,8 @@ local function end_session(s, reason, by, t)
   SDIRTY[id] = true
   if not EMITTED[s] then
     EMITTED[s] = true
-    EV[#EV + 1] = s
+    EV_N = EV_N + 1
+    EV[EV_N] = s
   end
 end
 
