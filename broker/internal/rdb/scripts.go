@@ -63,10 +63,11 @@ func accountCode() string {
 // before 7 and for miniredis (demo mode). The library's name carries a
 // hash of the code, so nodes of two versions never run each other's.
 var (
-	accountFunction = "seatbroker_account_" + codeHash(accountCode())
-	accountLibrary  = "#!lua name=" + accountFunction + "\n" + accountCode() +
+	accountSource   = accountCode() // joined once, used three ways
+	accountFunction = "seatbroker_account_" + codeHash(accountSource)
+	accountLibrary  = "#!lua name=" + accountFunction + "\n" + accountSource +
 		"\nredis.register_function('" + accountFunction + "', function(keys, args)\n  reset(keys, args)\n  return main(args)\nend)\n"
-	scriptAccount = redis.NewScript(accountCode() + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
+	scriptAccount = redis.NewScript(accountSource + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
 	scriptDueSet  = redis.NewScript(mustLua("due_set.lua"))
 	scriptRate    = redis.NewScript(mustLua("rate.lua"))
 )

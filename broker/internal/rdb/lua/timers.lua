@@ -48,6 +48,10 @@ local function step(s, t)
 end
 
 
+-- first_due returns when the account's first timer fires, or nil. (Numbers
+-- go to redis.call as strings: Redis formats a Lua number argument with
+-- printf's %.17g. The score, the same text from call to call, is parsed
+-- once: str_num.)
 local function first_due()
   local f = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
   if #f == 0 then return nil end
@@ -249,11 +253,7 @@ local function retained_due(now, budget, gone, zrem)
 end
 
 local function catch_up(now, limit)
-  -- (numbers as strings: Redis formats a Lua number argument with
-  -- printf's %.17g; the score, as the same text from call to call, is
-  -- parsed once: str_num)
-  local first = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
-  local first_t = first[2] and str_num(first[2])
+  local first_t = first_due()
   if not DUE_SEEN then
     -- the first look serves as DUE_BEFORE too
     DUE_SEEN = true
