@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -190,6 +191,9 @@ func (b *Broker) UpdateSettings(ctx context.Context, p Principal, patch Settings
 		if err := CheckScopes(view, control); err != nil {
 			return protocol.Settings{}, err
 		}
+		if err := b.checkOverrides(ctx, p.Account, view, control); err != nil {
+			return protocol.Settings{}, err
+		}
 		f["view"], f["control"] = view, control
 	}
 	for _, d := range []struct {
@@ -218,6 +222,34 @@ func (b *Broker) UpdateSettings(ctx context.Context, p Principal, patch Settings
 		return protocol.Settings{}, storeErr(err)
 	}
 	return settingsOf(b, m), nil
+}
+
+// checkOverrides refuses new account defaults under which a user's own
+// override would give control wider than view (as putUser refuses such an
+// override under the current defaults): the user's override is changed
+// first. (A user change racing this check can still meet the new defaults;
+// Effective narrows control to view whatever is stored.)
+func (b *Broker) checkOverrides(ctx context.Context, acct, view, control string) error {
+	us, err := b.store.Users(ctx, acct)
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, u := range us {
+		uv, uc := u.View, u.Control
+		if uv == "" && uc == "" {
+			continue
+		}
+		if uv == "" {
+			uv = view
+		}
+		if uc == "" {
+			uc = control
+		}
+		if scopeRank(uc) > scopeRank(uv) {
+			return invalid("control", fmt.Sprintf("control cannot be wider than view: with these defaults user %q would have view %s and control %s; change its override first", u.Name, uv, uc))
+		}
+	}
+	return nil
 }
 
 // Overview returns the License tab of the principal's account.
@@ -277,6 +309,10 @@ func (b *Broker) AddUser(ctx context.Context, p Principal, spec UserSpec) (proto
 	if spec.Role == "" {
 		spec.Role = protocol.RoleMember
 	}
+	if spec.Role != protocol.RoleAdmin && spec.Role != protocol.RoleMember {
+		// an account has one owner, made with the account
+		return protocol.User{}, invalid("role", "must be admin or member")
+	}
 	u := rdb.UserRec{ID: uuid.NewString(), Name: spec.Name, Role: spec.Role, Status: protocol.UserActive,
 		MaxSeats: spec.MaxSeats, View: spec.View, Control: spec.Control, Created: b.Now().UnixMilli()}
 	if err := checkUser(u); err != nil {
@@ -320,7 +356,21 @@ func (b *Broker) putUser(ctx context.Context, acct string, u rdb.UserRec, create
 	if err != nil {
 		return protocol.User{}, storeErr(err)
 	}
-	return userView(out, set.View, set.Control, 0), nil
+	if create {
+		// a new user holds nothing (and a failed read after the write would
+		// make a retried POST add the user twice)
+		return userView(out, set.View, set.Control, 0), nil
+	}
+	return b.userOut(ctx, acct, out, set)
+}
+
+// userOut is a user as the API shows it, with the seats it holds now.
+func (b *Broker) userOut(ctx context.Context, acct string, u rdb.UserRec, set protocol.Settings) (protocol.User, error) {
+	held, err := b.store.UserSeatCount(ctx, acct, u.ID)
+	if err != nil {
+		return protocol.User{}, storeErr(err)
+	}
+	return userView(u, set.View, set.Control, held), nil
 }
 
 // UserPatch changes a user; nil fields stay. ClearMaxSeats removes the
@@ -409,20 +459,23 @@ func (b *Broker) User(ctx context.Context, p Principal, uid string) (protocol.Us
 	if err != nil {
 		return protocol.User{}, storeErr(err)
 	}
-	return userView(u, set.View, set.Control, 0), nil
+	return b.userOut(ctx, p.Account, u, set)
 }
 
-// adminTarget reads the user an owner or admin acts on.
+// adminTarget reads the user an owner or admin acts on. The user is looked
+// up first, so a malformed or unknown id, or another account's, answers
+// not_found to anyone (docs/api.md); a member naming a user of its own
+// account is refused.
 func (b *Broker) adminTarget(ctx context.Context, p Principal, uid string) (rdb.UserRec, error) {
-	if !p.IsAdmin() {
-		return rdb.UserRec{}, ErrForbidden
-	}
 	if !validID(uid) {
 		return rdb.UserRec{}, ErrNotFound
 	}
 	u, err := b.store.User(ctx, p.Account, uid)
 	if err != nil {
 		return rdb.UserRec{}, storeErr(err)
+	}
+	if !p.IsAdmin() {
+		return rdb.UserRec{}, ErrForbidden
 	}
 	return u, nil
 }
@@ -446,7 +499,7 @@ func (b *Broker) BlockUser(ctx context.Context, p Principal, uid string, block b
 	if err != nil {
 		return protocol.User{}, err
 	}
-	return userView(out, set.View, set.Control, 0), nil
+	return b.userOut(ctx, p.Account, out, set)
 }
 
 // TopUp adds PPU minutes (owner and admins). key makes a retried top-up

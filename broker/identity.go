@@ -51,14 +51,16 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("seatbroker-dummy"), bcryp
 // SetPassword sets a user's password: the user itself, or the owner and
 // admins for anyone of their account.
 func (b *Broker) SetPassword(ctx context.Context, p Principal, uid, password string) error {
-	if uid != p.UserID && !p.IsAdmin() {
-		return ErrForbidden
-	}
+	// the user is looked up first: an unknown id, or another account's,
+	// answers not_found to anyone (docs/api.md)
 	if !validID(uid) {
 		return ErrNotFound
 	}
 	if _, err := b.store.User(ctx, p.Account, uid); err != nil {
 		return storeErr(err)
+	}
+	if uid != p.UserID && !p.IsAdmin() {
+		return ErrForbidden
 	}
 	return b.setPassword(ctx, p.Account, uid, password)
 }

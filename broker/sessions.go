@@ -59,15 +59,15 @@ func (b *Broker) Open(ctx context.Context, req OpenRequest) (protocol.Grant, err
 	if err == nil && r.Status != rdb.StatusOK && code != "" {
 		_ = b.store.DropCode(ctx, code)
 	}
-	return b.grant(r, err)
+	return b.grant(ctx, req.Account, req.UserID, r, err)
 }
 
-func (b *Broker) grant(r rdb.SessionReply, err error) (protocol.Grant, error) {
+func (b *Broker) grant(ctx context.Context, acct, uid string, r rdb.SessionReply, err error) (protocol.Grant, error) {
 	if err != nil {
 		return protocol.Grant{}, storeErr(err)
 	}
 	if r.Status != rdb.StatusOK {
-		return protocol.Grant{}, b.denied(r)
+		return protocol.Grant{}, b.denied(ctx, acct, uid, r)
 	}
 	if r.Session == nil {
 		return protocol.Grant{}, rdb.ErrUnexpectedReply
@@ -87,13 +87,24 @@ func (b *Broker) ownView(r rdb.SessionRec) protocol.Session {
 	return s
 }
 
-func (b *Broker) denied(r rdb.SessionReply) error {
+// denied is a refusal of the seat rules. Its list is the user's own
+// seat-holding sessions that the user may end to make room (SPEC, seat
+// rule 5): those its control setting lets it end, so with control none
+// the list is empty. (Its permissions are read only here, on a refusal.)
+func (b *Broker) denied(ctx context.Context, acct, uid string, r rdb.SessionReply) error {
 	err := statusErr(r.Status)
 	switch r.Status {
 	case rdb.StatusUserLimit, rdb.StatusAccountLimit, rdb.StatusPPUExhausted, rdb.StatusUserBlocked:
 		own := make([]protocol.Session, 0, len(r.Own))
-		for _, s := range r.Own {
-			own = append(own, b.ownView(s))
+		if len(r.Own) > 0 {
+			// a user whose permissions cannot be read is offered nothing
+			if p, perr := b.PrincipalFor(ctx, acct, uid); perr == nil {
+				for _, s := range r.Own {
+					if p.CanControl(s.User, s.State) {
+						own = append(own, b.ownView(s))
+					}
+				}
+			}
 		}
 		return &DeniedError{Err: err, PageURL: b.cfg.PageURL, Own: own}
 	}
@@ -286,7 +297,8 @@ func (b *Broker) Resume(ctx context.Context, acct, uid, sid string) (protocol.Gr
 	if !validID(sid) || !validAccount(acct) {
 		return protocol.Grant{}, ErrNotFound
 	}
-	return b.grant(b.store.Resume(ctx, acct, sid, uid))
+	r, err := b.store.Resume(ctx, acct, sid, uid)
+	return b.grant(ctx, acct, uid, r, err)
 }
 
 // CloseSession ends a session at once because a participant closed it: its own

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -60,6 +64,14 @@ func bind(c *gin.Context, dst any, emptyOK bool) error {
 		}
 		return badRequest("", "a JSON body is required")
 	}
+	if !utf8.Valid(raw) {
+		// encoding/json would turn the bad bytes into U+FFFD and store a
+		// text nobody typed
+		return badRequest("", "the body is not UTF-8")
+	}
+	if err := checkKeys(raw, dst); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -69,6 +81,77 @@ func bind(c *gin.Context, dst any, emptyOK bool) error {
 		return badRequest("", "unexpected data after the JSON body")
 	}
 	return nil
+}
+
+// checkKeys holds a body to the documented shape where encoding/json is
+// lenient: it must be a JSON object (not null, not an array), and each
+// top-level name must be one of dst's JSON names exactly, once
+// (encoding/json matches names whatever their case, and takes the last of
+// two). What it leaves (types, nested values, trailing data) Decode checks.
+func checkKeys(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return decodeErr(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return badRequest("", "the body must be a JSON object")
+	}
+	names := jsonNames(reflect.TypeOf(dst))
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return decodeErr(err)
+		}
+		name, _ := tok.(string)
+		if !names[name] {
+			return badRequest("", fmt.Sprintf("unknown field %q", name))
+		}
+		if seen[name] {
+			return badRequest(name, "is given twice")
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return decodeErr(err)
+		}
+	}
+	return nil
+}
+
+// jsonNames is the set of JSON names encoding/json decodes into t (a
+// struct or a pointer to one): each exported field's tag name, or its Go
+// name when it has none, and those of embedded structs.
+func jsonNames(t reflect.Type) map[string]bool {
+	names := map[string]bool{}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return names
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			for n := range jsonNames(f.Type) {
+				names[n] = true
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		names[tag] = true
+	}
+	return names
 }
 
 // decodeErr says in a sentence what was wrong with a body, naming the

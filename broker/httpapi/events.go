@@ -107,12 +107,12 @@ func (s *stream) handle(ctx context.Context, ev broker.Event) bool {
 		}
 	case broker.EventUser, broker.EventTokens:
 		// the viewer changed, or tokens of it were revoked (this one?)
-		if ev.UserID == s.p.UserID && !s.reload(ctx) {
+		if ev.UserID == s.p.UserID && !s.reloadAndResync(ctx) {
 			return false
 		}
 	case broker.EventAccount:
 		// the account's permission defaults may have changed
-		if !s.reload(ctx) {
+		if !s.reloadAndResync(ctx) {
 			return false
 		}
 	case broker.EventWarning:
@@ -141,6 +141,22 @@ func (s *stream) reload(ctx context.Context) bool {
 	}
 	s.p = p
 	return true
+}
+
+// reloadAndResync reloads the viewer's permissions and, when what it may
+// see or control changed, sends resync: the page then fetches its lists
+// again, so rows it may no longer see leave it, and those it may now see
+// come (no event would bring either: they are filtered by the new
+// permissions).
+func (s *stream) reloadAndResync(ctx context.Context) bool {
+	old := s.p
+	if !s.reload(ctx) {
+		return false
+	}
+	if s.p.View == old.View && s.p.Control == old.Control && s.p.Role == old.Role {
+		return true
+	}
+	return s.event("resync", struct{}{}) == nil
 }
 
 // overviewSoon schedules an overview, at most one per overviewEvery.

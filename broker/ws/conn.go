@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -198,12 +199,13 @@ func (c *conn) readPump() {
 }
 
 // requestID digs the id out of a message that did not decode, so the
-// error can still name the request.
+// error can still name the request. A frame that is not UTF-8 names none
+// (docs/protocol.md): encoding/json would read it, bad bytes replaced.
 func requestID(data []byte) string {
 	var v struct {
 		ID string `json:"id"`
 	}
-	if json.Unmarshal(data, &v) != nil || len(v.ID) > 64 {
+	if !utf8.Valid(data) || json.Unmarshal(data, &v) != nil || len(v.ID) > 64 {
 		return ""
 	}
 	return v.ID

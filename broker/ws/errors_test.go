@@ -201,3 +201,15 @@ func TestHelloWithPasswordSignsInAndReturnsAToken(t *testing.T) {
 	_, err = client.Dial(ctx, n.url, client.Options{Account: acct.id, Name: "ann", Password: "wrong-password", DeviceID: "dev1"})
 	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(err))
 }
+
+// TestAFrameThatIsNotUTF8AnswersWithAnEmptyID: docs/protocol.md, Errors:
+// "malformed JSON, not an object, two values, not UTF-8 -> error, code
+// invalid_request, no field, empty id". A frame that is not UTF-8 but
+// carries an id gets that id echoed.
+func TestAFrameThatIsNotUTF8AnswersWithAnEmptyID(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{})
+	r := rawDial(t, n.url, "")
+	r.sendText(t, "{\"type\":\"heartbeat\",\"id\":\"9\",\"x\":\"\xff\"}")
+	requireError(t, r.next(t), "", protocol.CodeInvalidRequest, "")
+}

@@ -35,8 +35,10 @@ func (k Keys) Users(acct string) string { return k.tag(acct) + "users" }
 // Sessions is a hash: session id -> session JSON.
 func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
 
-// Seats is a hash: seat key -> seat JSON, and "@" user id -> JSON set of
-// the seat keys the user holds (see SeatsFieldUser).
+// Seats is a hash: seat key -> the seat ("P"/"U", its user and the ids
+// of the sessions that hold it, space-separated: lib.lua), and "@" user id
+// -> the seat keys the user holds, newline-separated (see SeatsFieldUser,
+// ParseUserSeats).
 func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
 
 // SeatsFieldUser says whose seat set a field of the seats hash is, if it

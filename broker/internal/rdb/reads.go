@@ -225,6 +225,19 @@ func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int
 	return out, nil
 }
 
+// UserSeatCount returns how many seat keys one user holds (prepaid and
+// PPU), as UserSeatCounts counts them.
+func (s *Store) UserSeatCount(ctx context.Context, acct, uid string) (int, error) {
+	raw, err := s.client.HGet(ctx, s.keys.Seats(acct), "@"+uid).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(ParseUserSeats(raw)), nil
+}
+
 // Ledger returns ledger entries [from, from+n) (n < 0: to the end) and the
 // total count.
 func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]LedgerEntry, int64, error) {
