@@ -45,6 +45,12 @@ type conn struct {
 
 	mu       sync.Mutex
 	sessions map[string]*attached // guarded by mu
+	// granting counts the opens and resumes in flight, and held keeps a
+	// low-balance warning that came meanwhile: the script that bills a new
+	// PPU session's first minute publishes the warning it crosses, which
+	// can arrive before the session is attached here (guarded by mu).
+	granting int
+	held     *broker.Warning
 }
 
 // attached is a session the connection takes part in.
@@ -307,10 +313,42 @@ func (c *conn) onWarning(w broker.Warning) {
 	for _, a := range c.sessions {
 		ppu = ppu || a.kind == protocol.KindPPU
 	}
+	if !ppu && c.granting > 0 {
+		c.held = &w // for the grant in flight, if it is on PPU (grantEnd)
+	}
 	c.mu.Unlock()
 	if !ppu {
 		return
 	}
+	c.sendWarning(w)
+}
+
+// grantBegin and grantEnd bracket an open or a resume. A warning that came
+// while it was in flight goes out after the grant when the grant is on
+// PPU; g is nil for a refusal.
+func (c *conn) grantBegin() {
+	c.mu.Lock()
+	c.granting++
+	c.mu.Unlock()
+}
+
+func (c *conn) grantEnd(g *protocol.Grant) {
+	c.mu.Lock()
+	c.granting--
+	var w *broker.Warning
+	if g != nil && g.Session.Kind == protocol.KindPPU {
+		w, c.held = c.held, nil
+	}
+	if c.granting == 0 {
+		c.held = nil
+	}
+	c.mu.Unlock()
+	if w != nil {
+		c.sendWarning(*w)
+	}
+}
+
+func (c *conn) sendWarning(w broker.Warning) {
 	c.enqueue(protocol.ServerMessage{Type: protocol.TypeWarning, Warning: &protocol.Warning{
 		Code: w.Code, Balance: w.Balance, Threshold: w.Threshold,
 		Message: "the pay-per-use balance is low",

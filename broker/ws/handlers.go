@@ -234,14 +234,17 @@ func (c *conn) onOpen(ctx context.Context, m protocol.ClientMessage) {
 		c.fail(m.ID, protocol.ErrorDetail{Code: protocol.CodeInvalidRequest, Message: "too many sessions on one connection", Field: "type"})
 		return
 	}
+	c.grantBegin()
 	g, err := c.s.b.Open(ctx, broker.OpenRequest{Account: c.acct, UserID: c.principal.UserID,
 		DeviceID: c.deviceID, DeviceName: c.deviceName, WithCode: m.WithCode})
 	if err != nil {
+		c.grantEnd(nil)
 		c.refused(m.ID, err)
 		return
 	}
 	c.granted(m.ID, g)
 	c.attach(g.Session.ID, &attached{owner: c.principal.UserID, fence: g.Fence, state: g.Session.State, kind: g.Session.Kind})
+	c.grantEnd(&g)
 }
 
 // refused answers a refused grant: denied (with the page and the user's
@@ -391,8 +394,10 @@ func (c *conn) onResume(ctx context.Context, m protocol.ClientMessage) {
 	if _, ok := c.session(m); !ok {
 		return
 	}
+	c.grantBegin()
 	g, err := c.s.b.Resume(ctx, c.acct, c.principal.UserID, m.SessionID)
 	if err != nil {
+		c.grantEnd(nil)
 		c.refused(m.ID, err)
 		return
 	}
@@ -403,6 +408,7 @@ func (c *conn) onResume(ctx context.Context, m protocol.ClientMessage) {
 	c.mu.Unlock()
 	c.setState(g.Session)
 	c.granted(m.ID, g)
+	c.grantEnd(&g)
 }
 
 func (c *conn) setState(s protocol.Session) {

@@ -42,3 +42,35 @@ func TestLowBalanceWarnsDesktopClientsOfPPUSessions(t *testing.T) {
 	assert.Equal(t, int64(60), w.Balance)
 	assert.Equal(t, int64(60), w.Threshold)
 }
+
+// TestTheOpenerOfAPPUSessionThatCrossesAThresholdIsWarned: the script that
+// bills a new PPU session's first minute publishes the warning it
+// crosses, which can reach the node before the open's answer; the
+// opener's desktop client, the client of a PPU session, gets it too.
+// (Five tries: before the fix the warning was lost in most.)
+func TestTheOpenerOfAPPUSessionThatCrossesAThresholdIsWarned(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.LowBalance = []int{60}
+	cfg.Minute = time.Hour
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 0)
+	ctx := context.Background()
+	on := true
+	_, err := n.b.UpdateSettings(ctx, acct.owner, broker.SettingsPatch{PPUEnabled: &on})
+	require.NoError(t, err)
+	_, err = n.b.TopUp(ctx, acct.owner, 61, "", "")
+	require.NoError(t, err)
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	for try := range 5 {
+		g, err := d.Open(ctx) // on PPU: its first minute leaves 60
+		require.NoError(t, err)
+		require.Equal(t, "ppu", g.Session.Kind)
+		w := waitFor[client.Warning](t, d.Events(), time.Second)
+		assert.Equal(t, int64(60), w.Threshold, "try %d", try)
+		_, err = d.CloseSession(ctx, g.Session.ID)
+		require.NoError(t, err)
+		_, err = n.b.TopUp(ctx, acct.owner, 1, "", "") // 61 again
+		require.NoError(t, err)
+	}
+}
