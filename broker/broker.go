@@ -178,7 +178,7 @@ func storeErr(err error) error {
 	var se *rdb.StatusError
 	if errors.As(err, &se) {
 		if se.Status == rdb.StatusExists && se.Field != "" {
-			return invalid(se.Field, "is taken already")
+			return taken(se.Field, "is taken already")
 		}
 		return statusErr(se.Status)
 	}
@@ -212,7 +212,7 @@ func statusErr(st rdb.Status) error {
 	case rdb.StatusStale:
 		return &StaleError{}
 	case rdb.StatusExists:
-		return invalid("id", "already exists")
+		return taken("id", "already exists")
 	}
 	return invalid("", st.String())
 }

@@ -20,6 +20,9 @@ var (
 	ErrRateLimited  = errors.New("too many requests")
 	ErrUnavailable  = errors.New("the license store is unreachable")
 	ErrUnauthorized = errors.New("sign in first")
+	// ErrExists marks an InvalidError for something that exists already
+	// (an account id, a user name): errors.Is(err, ErrExists).
+	ErrExists = errors.New("exists already")
 )
 
 // DeniedError is a refused seat: the reason, the page to go to, and the
@@ -39,6 +42,7 @@ func (e *DeniedError) Unwrap() error { return e.Err }
 type InvalidError struct {
 	Field  string
 	Reason string
+	exists bool // what it names exists already (ErrExists)
 }
 
 func (e *InvalidError) Error() string {
@@ -48,10 +52,20 @@ func (e *InvalidError) Error() string {
 	return "invalid " + e.Field + ": " + e.Reason
 }
 
-// Unwrap returns ErrInvalid.
-func (e *InvalidError) Unwrap() error { return ErrInvalid }
+// Unwrap returns ErrInvalid, and ErrExists for what exists already.
+func (e *InvalidError) Unwrap() []error {
+	if e.exists {
+		return []error{ErrInvalid, ErrExists}
+	}
+	return []error{ErrInvalid}
+}
 
 func invalid(field, reason string) error { return &InvalidError{Field: field, Reason: reason} }
+
+// taken is an InvalidError for what exists already.
+func taken(field, reason string) error {
+	return &InvalidError{Field: field, Reason: reason, exists: true}
+}
 
 // RateLimitedError says when to try again.
 type RateLimitedError struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,22 +34,10 @@ type options struct {
 func parseOptions(args []string) (options, error) {
 	o := options{cfg: broker.DefaultConfig()}
 	fs := flag.NewFlagSet("seatbroker", flag.ContinueOnError)
-	str := func(p *string, name, def, usage string) {
-		fs.StringVar(p, name, envOr(name, def), usage+" (env "+envName(name)+")")
-	}
-	dur := func(p *time.Duration, name string, usage string) {
-		def := *p
-		if v, ok := os.LookupEnv(envName(name)); ok {
-			if d, err := time.ParseDuration(v); err == nil {
-				def = d
-			}
-		}
-		fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
-	}
-	boolean := func(p *bool, name string, usage string) {
-		def, _ := strconv.ParseBool(envOr(name, "false"))
-		fs.BoolVar(p, name, def, usage+" (env "+envName(name)+")")
-	}
+	env := func(name, usage string) string { return usage + " (env " + envName(name) + ")" }
+	str := func(p *string, name, def, usage string) { fs.StringVar(p, name, def, env(name, usage)) }
+	dur := func(p *time.Duration, name string, usage string) { fs.DurationVar(p, name, *p, env(name, usage)) }
+	boolean := func(p *bool, name string, usage string) { fs.BoolVar(p, name, false, env(name, usage)) }
 	str(&o.redisURL, "redis-url", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty: demo mode on an in-process Redis that keeps nothing")
 	boolean(&o.redisCluster, "redis-cluster", "treat the Redis URL as a Redis Cluster seed (add more nodes with ?addr=host:port)")
 	str(&o.sentinelMaster, "redis-sentinel-master", "", "Sentinel master name: the URL's host list are sentinels")
@@ -69,14 +58,35 @@ func parseOptions(args []string) (options, error) {
 	dur(&o.cfg.ReapInterval, "reap-interval", "how often each node fires due timers")
 	var warn string
 	str(&warn, "low-balance", "60,10", "PPU balances (minutes) that warn, comma-separated")
-	fs.IntVar(&o.cfg.CodeDigits, "code-digits", envInt("code-digits", o.cfg.CodeDigits), "digits of a session code (env SEATBROKER_CODE_DIGITS)")
-	fs.IntVar(&o.cfg.JoinRate, "join-rate", envInt("join-rate", o.cfg.JoinRate), "wrong codes one address may try per minute (env SEATBROKER_JOIN_RATE)")
+	fs.IntVar(&o.cfg.CodeDigits, "code-digits", o.cfg.CodeDigits, env("code-digits", "digits of a session code"))
+	fs.IntVar(&o.cfg.JoinRate, "join-rate", o.cfg.JoinRate, env("join-rate", "wrong codes one address may try per minute"))
 	str(&o.initAccount, "init-account", "", "first run: create this account (with -init-owner and -init-password) if it does not exist")
 	str(&o.initOwner, "init-owner", "owner", "first run: the owner's user name")
 	str(&o.initPassword, "init-password", "", "first run: the owner's password")
-	fs.Int64Var(&o.initSeats, "init-seats", int64(envInt("init-seats", 5)), "first run: the account's licenses (env SEATBROKER_INIT_SEATS)")
+	fs.Int64Var(&o.initSeats, "init-seats", 5, env("init-seats", "first run: the account's licenses"))
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	// A flag not given takes its SEATBROKER_* variable, parsed as the flag
+	// would parse it: a value the flag refuses is refused, never replaced
+	// by the default.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if given[f.Name] || !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return o, err
+	}
+	if !validLogLevel(o.logLevel) {
+		return o, fmt.Errorf("log-level: %q is not debug, info, warn or error", o.logLevel)
 	}
 	o.demo = o.redisURL == ""
 	o.cfg.LowBalance = nil
@@ -97,16 +107,11 @@ func envName(flagName string) string {
 	return "SEATBROKER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func envOr(flagName, def string) string {
-	if v, ok := os.LookupEnv(envName(flagName)); ok {
-		return v
+// validLogLevel says whether s names one of slog's four levels.
+func validLogLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
 	}
-	return def
-}
-
-func envInt(flagName string, def int) int {
-	if n, err := strconv.Atoi(envOr(flagName, "")); err == nil {
-		return n
-	}
-	return def
+	return false
 }

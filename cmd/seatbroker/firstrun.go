@@ -29,8 +29,7 @@ func firstRun(ctx context.Context, b *broker.Broker, o options, log *slog.Logger
 		return errors.New("-init-account needs -init-password (or SEATBROKER_INIT_PASSWORD)")
 	}
 	_, err := b.Bootstrap(ctx, broker.AccountSpec{ID: o.initAccount, Seats: o.initSeats, OwnerName: o.initOwner}, o.initPassword)
-	var ie *broker.InvalidError
-	if errors.As(err, &ie) && ie.Field == "id" {
+	if errors.Is(err, broker.ErrExists) {
 		log.Info("first run: account exists already, left as it is", "account", o.initAccount)
 		return nil
 	}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestAnInvalidInitAccountIsRefused: docs/configuration.md,
+// -init-account "Create this account on start if it does not exist (ids:
+// 1–63 of a-z0-9-)". An id that breaks that rule must stop the server with
+// an error, not be logged as "account exists already, left as it is" while
+// the node serves with no account at all.
+func TestAnInvalidInitAccountIsRefused(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testredis.Prefix(t)
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	o := options{initAccount: "Acme Corp", initOwner: "owner", initPassword: "correct-horse", initSeats: 5, cfg: cfg}
+	err = firstRun(context.Background(), b, o, slog.New(slog.DiscardHandler))
+	assert.Error(t, err, "an account id that can never exist was taken for an existing account")
+}
+
+// TestBadEnvironmentValuesAreRefused: docs/configuration.md, "Every
+// setting is a flag of seatbroker and an environment variable": the flag
+// -lease 30 (no unit) is refused, so SEATBROKER_LEASE=30 must be too,
+// rather than silently replaced by the default. The same for the other
+// typed variables.
+func TestBadEnvironmentValuesAreRefused(t *testing.T) {
+	_, err := parseOptions([]string{"-lease", "30"})
+	require.Error(t, err, "the flag is refused")
+	for env, val := range map[string]string{
+		"SEATBROKER_LEASE":         "30",
+		"SEATBROKER_HEARTBEAT":     "5",
+		"SEATBROKER_CODE_DIGITS":   "twelve",
+		"SEATBROKER_REDIS_CLUSTER": "yes",
+		"SEATBROKER_INIT_SEATS":    "25 seats",
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			o, err := parseOptions(nil)
+			assert.Error(t, err, "%s=%q was ignored (lease %v, heartbeat %v, code digits %d, cluster %v, init seats %d)",
+				env, val, o.cfg.Lease, o.cfg.Heartbeat, o.cfg.CodeDigits, o.redisCluster, o.initSeats)
+		})
+	}
+}
+
+// TestAnUnknownLogLevelIsRefused: docs/configuration.md lists
+// -log-level as one of debug, info, warn, error.
+func TestAnUnknownLogLevelIsRefused(t *testing.T) {
+	_, err := parseOptions([]string{"-log-level", "verbose"})
+	assert.Error(t, err)
+}
+
+// TestAnExistingInitAccountIsLeftAsItIs: a second start with the same
+// -init-account finds it and goes on serving.
+func TestAnExistingInitAccountIsLeftAsItIs(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testredis.Prefix(t)
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	o := options{initAccount: "acme", initOwner: "owner", initPassword: "correct-horse", initSeats: 5, cfg: cfg}
+	require.NoError(t, firstRun(context.Background(), b, o, slog.New(slog.DiscardHandler)))
+	require.NoError(t, firstRun(context.Background(), b, o, slog.New(slog.DiscardHandler)), "the second start")
+}
+
+// TestEnvironmentValuesAreParsedAsTheirFlags: good values of each kind
+// are taken, and a flag wins over its variable.
+func TestEnvironmentValuesAreParsedAsTheirFlags(t *testing.T) {
+	t.Setenv("SEATBROKER_LEASE", "40s")
+	t.Setenv("SEATBROKER_REDIS_CLUSTER", "true")
+	t.Setenv("SEATBROKER_CODE_DIGITS", "12")
+	t.Setenv("SEATBROKER_LOG_LEVEL", "debug")
+	o, err := parseOptions([]string{"-code-digits", "9"})
+	require.NoError(t, err)
+	assert.Equal(t, 40*time.Second, o.cfg.Lease)
+	assert.True(t, o.redisCluster)
+	assert.Equal(t, 9, o.cfg.CodeDigits, "the flag wins")
+	assert.Equal(t, "debug", o.logLevel)
+}
