@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -28,6 +29,10 @@ type conn struct {
 	stopOnce  sync.Once
 	closeCode int    // written once before done closes
 	closeText string // written once before done closes
+	// draining: the node is stopping. The reader reads no new request; the
+	// one it is running finishes and is answered, then the connection
+	// closes with 1001 (drain).
+	draining atomic.Bool
 
 	// Set by the reader before the connection is indexed anywhere, then
 	// only read.
@@ -81,6 +86,15 @@ func (c *conn) stop(code int, text string) {
 		close(c.done)
 		c.cancel()
 	})
+}
+
+// drain stops the connection for a node that is stopping, without
+// cutting a request short: a request in flight runs to its end and its
+// answer goes out (the grant it makes is heard of), then 1001. A reader
+// waiting for a frame is woken at once.
+func (c *conn) drain() {
+	c.draining.Store(true)
+	_ = c.ws.NetConn().SetReadDeadline(time.Now())
 }
 
 // enqueue queues a message for the writer. A client whose queue is full
@@ -173,7 +187,18 @@ func (c *conn) readPump() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
+		if c.draining.Load() {
+			c.stop(websocket.CloseGoingAway, "server shutting down")
+			return
+		}
 		typ, data, err := c.ws.ReadMessage()
+		if c.draining.Load() {
+			// stopped while waiting (drain cut the read short), or a
+			// request that came too late: it did not run, the client
+			// sends it again after reconnecting
+			c.stop(websocket.CloseGoingAway, "server shutting down")
+			return
+		}
 		if err != nil {
 			// gorilla answered an oversized frame with 1009 already
 			return

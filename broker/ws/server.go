@@ -141,10 +141,11 @@ func (s *Server) Run(ctx context.Context) {
 	s.Close()
 }
 
-// Close stops the server. Shutdown order: refuse new upgrades; tell every
-// connection 1001 (going away) after what is queued for it, which ends
-// its writer and then its reader; end the account watches; wait for every
-// goroutine. Sessions are not touched: clients reconnect to another node
+// Close stops the server. Shutdown order: refuse new upgrades; let every
+// connection finish the request it is running and answer it (so a grant
+// made is heard of), read no more, and close with 1001 (going away) after
+// what is queued for it, which ends its writer and then its reader; end
+// the account watches; wait for every goroutine. Sessions are not touched: clients reconnect to another node
 // within their lease. It is idempotent.
 func (s *Server) Close() {
 	s.once.Do(func() {
@@ -162,8 +163,15 @@ func (s *Server) Close() {
 		}
 		s.mu.Unlock()
 		for _, c := range conns {
-			c.stop(websocket.CloseGoingAway, "server shutting down")
+			c.drain() // the request in flight is answered, then 1001
 		}
+		// a reader that missed drain's wake-up (a pong moved its read
+		// deadline on) is stopped once the longest request would be over
+		time.AfterFunc(requestTimeout+time.Second, func() {
+			for _, c := range conns {
+				c.stop(websocket.CloseGoingAway, "server shutting down")
+			}
+		})
 		for _, cancel := range cancels {
 			cancel()
 		}
