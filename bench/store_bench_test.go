@@ -142,7 +142,8 @@ func mkWorker(b *testing.B, ctx context.Context, br *broker.Broker, owner broker
 }
 
 // cycle is one acquire+release through the broker API: Open (active, no
-// code) and CloseSession by the session's own user.
+// code) and CloseSession by the session's own user, with its grant's
+// fencing token (as the desktop client closes).
 func (w *benchWorld) cycle(ws []worker) op {
 	return func(ctx context.Context, i int) (int, error) {
 		wk := ws[i]
@@ -150,7 +151,7 @@ func (w *benchWorld) cycle(ws []worker) op {
 		if err != nil {
 			return 0, fmt.Errorf("open: %w", err)
 		}
-		if _, err := w.br.CloseSession(ctx, wk.acct, wk.uid, wk.name, g.Session.ID); err != nil {
+		if _, err := w.br.CloseSession(ctx, wk.acct, wk.uid, wk.name, g.Session.ID, g.Fence); err != nil {
 			return 0, fmt.Errorf("close: %w", err)
 		}
 		return 1, nil

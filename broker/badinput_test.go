@@ -48,12 +48,12 @@ func TestBadInputGetsCodeAndChangesNothing(t *testing.T) {
 				_, err := f.b.Open(f.ctx, broker.OpenRequest{Account: f.acct, UserID: ou.UserID, DeviceID: "d"})
 				return err
 			}},
-			{"pause unknown session", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, uuid.NewString()); return err }},
-			{"pause malformed id", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, "../x"); return err }},
-			{"pause another account's session", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, og.Session.ID); return err }},
+			{"pause unknown session", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, uuid.NewString(), ""); return err }},
+			{"pause malformed id", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, "../x", ""); return err }},
+			{"pause another account's session", broker.ErrNotFound, func() error { _, err := f.b.Pause(f.ctx, f.acct, u.UserID, og.Session.ID, ""); return err }},
 			{"get another account's session", broker.ErrNotFound, func() error { _, err := f.b.Session(f.ctx, f.owner, og.Session.ID); return err }},
 			{"close another account's session", broker.ErrNotFound, func() error {
-				_, err := f.b.CloseSession(f.ctx, f.acct, u.UserID, "ann", og.Session.ID)
+				_, err := f.b.CloseSession(f.ctx, f.acct, u.UserID, "ann", og.Session.ID, "")
 				return err
 			}},
 			{"resume unknown", broker.ErrNotFound, func() error { _, err := f.b.Resume(f.ctx, f.acct, u.UserID, uuid.NewString()); return err }},

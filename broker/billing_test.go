@@ -117,13 +117,13 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 				h := mine[i]
 				switch rng.IntN(8) {
 				case 0:
-					_, _ = node.Pause(ctx, f.acct, h.u.UserID, h.id)
+					_, _ = node.Pause(ctx, f.acct, h.u.UserID, h.id, h.fence)
 				case 1:
 					if g, err := node.Resume(ctx, f.acct, h.u.UserID, h.id); err == nil {
 						mine[i].fence = g.Fence
 					}
 				case 2:
-					_, _ = node.CloseSession(ctx, f.acct, h.u.UserID, h.u.Name, h.id)
+					_, _ = node.CloseSession(ctx, f.acct, h.u.UserID, h.u.Name, h.id, h.fence)
 					mine = append(mine[:i], mine[i+1:]...)
 				case 3:
 					_, _ = node.EndSessions(ctx, f.owner, []string{h.id})

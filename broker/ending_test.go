@@ -70,7 +70,7 @@ func TestParticipantMayCloseDuringNotice(t *testing.T) {
 		g := f.mustOpen(u, "d1")
 		_, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
 		require.NoError(t, err)
-		s, err := f.b.CloseSession(f.ctx, f.acct, "", "remote", g.Session.ID)
+		s, err := f.b.CloseSession(f.ctx, f.acct, "", "remote", g.Session.ID, "")
 		require.NoError(t, err)
 		assert.Equal(t, protocol.StateEnded, s.State)
 		assert.Equal(t, protocol.ReasonClosed, s.Reason)
@@ -105,4 +105,20 @@ func TestTerminatingSessionEndsWhenRequestingNodeDies(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, int64(0), o.InUse)
 	})
+}
+
+func TestTerminatingSessionCannotPauseAndRenewalKeepsItsDeadline(t *testing.T) {
+	f := onRedis(t, setup{seats: 2, cfg: func(c *broker.Config) { c.Notice = 2 * time.Second }})
+	u := f.user("ann", nil)
+	g := f.mustOpen(u, "d1")
+	res, err := f.b.EndSessions(f.ctx, f.owner, []string{g.Session.ID})
+	require.NoError(t, err)
+	_, err = f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
+	assert.ErrorIs(t, err, broker.ErrInvalid)
+	rr, err := f.b.Renew(f.ctx, f.acct, u.UserID, []broker.SessionRef{{ID: g.Session.ID, Fence: g.Fence}})
+	require.NoError(t, err)
+	require.NoError(t, rr[0].Err)
+	assert.Equal(t, res[0].Session.Deadline, rr[0].Session.Deadline)
+	f.waitState(g.Session.ID, protocol.StateEnded, 3*time.Second)
+	assert.Equal(t, int64(0), f.overview().InUse)
 }

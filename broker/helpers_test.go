@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/broker/ws"
+	"github.com/seatbroker/seatbroker/client"
 	"github.com/seatbroker/seatbroker/internal/brokertest"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
@@ -163,7 +167,7 @@ func (f *fixture) topUp(minutes int64) int64 {
 
 func (f *fixture) close(p broker.Principal, sid string) {
 	f.t.Helper()
-	s, err := f.b.CloseSession(f.ctx, f.acct, p.UserID, p.Name, sid)
+	s, err := f.b.CloseSession(f.ctx, f.acct, p.UserID, p.Name, sid, "")
 	require.NoError(f.t, err)
 	require.Equal(f.t, protocol.StateEnded, s.State)
 }
@@ -206,3 +210,29 @@ func (f *fixture) snapshot() map[string]string {
 }
 
 func testPrefix(t *testing.T) string { return testredis.Prefix(t) }
+
+// onRedis is a fixture on the real redis-server only.
+func onRedis(t *testing.T, s setup) *fixture {
+	t.Helper()
+	return newFixture(t, testredis.Client(t), s)
+}
+
+// wsNode serves the websocket protocol of f's broker until the test ends
+// and returns its address.
+func wsNode(t *testing.T, f *fixture) string {
+	t.Helper()
+	srv := ws.New(f.b, ws.Options{})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + protocol.WSPath
+}
+
+func wsDial(t *testing.T, url string, opts client.Options) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

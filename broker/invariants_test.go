@@ -136,7 +136,7 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 							_, _, _ = node.Join(ctx, h.code, fmt.Sprintf("src%d", w))
 						}
 					case 4:
-						_, _ = node.Pause(ctx, f.acct, h.user.UserID, h.id)
+						_, _ = node.Pause(ctx, f.acct, h.user.UserID, h.id, h.fence)
 					case 5:
 						if g, err := node.Resume(ctx, f.acct, h.user.UserID, h.id); err == nil {
 							h.fence = g.Fence
@@ -148,7 +148,7 @@ func TestInvariantsUnderConcurrentLoadOnTwoNodes(t *testing.T) {
 					case 6:
 						_, _ = node.EndSessions(ctx, f.owner, []string{h.id})
 					case 7:
-						_, _ = node.CloseSession(ctx, f.acct, h.user.UserID, h.user.Name, h.id)
+						_, _ = node.CloseSession(ctx, f.acct, h.user.UserID, h.user.Name, h.id, h.fence)
 						mine = append(mine[:i], mine[i+1:]...)
 					default:
 						var refs []broker.SessionRef

@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,8 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/client"
+	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // Liveness and fencing (SPEC.md, "Liveness").
@@ -71,7 +75,7 @@ func TestStaleFencingTokenIsRefused(t *testing.T) {
 		f := newFixture(t, c, setup{seats: 1})
 		u := f.user("ann", nil)
 		g := f.mustOpen(u, "d1")
-		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID)
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
 		require.NoError(t, err)
 		g2, err := f.b.Resume(f.ctx, f.acct, u.UserID, g.Session.ID)
 		require.NoError(t, err)
@@ -83,6 +87,38 @@ func TestStaleFencingTokenIsRefused(t *testing.T) {
 		assert.ErrorAs(t, res[0].Err, &stale)
 		assert.ErrorIs(t, res[0].Err, broker.ErrForbidden)
 		assert.Equal(t, before, f.snapshot())
+	})
+}
+
+// A holder's pause and close are releases: with a replaced token they are
+// refused and change nothing. The user acting on its own session through
+// the REST API holds no lease and passes no token (docs/design.md,
+// Fencing).
+func TestPauseAndCloseWithAStaleFencingTokenChangeNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1})
+		u := f.user("ann", nil)
+		g := f.mustOpen(u, "d1")
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
+		require.NoError(t, err)
+		g2, err := f.b.Resume(f.ctx, f.acct, u.UserID, g.Session.ID)
+		require.NoError(t, err)
+		before := f.snapshot()
+		var stale *broker.StaleError
+		_, err = f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
+		assert.ErrorAs(t, err, &stale)
+		assert.ErrorIs(t, err, broker.ErrForbidden)
+		_, err = f.b.CloseSession(f.ctx, f.acct, u.UserID, u.Name, g.Session.ID, g.Fence)
+		assert.ErrorAs(t, err, &stale)
+		assert.Equal(t, before, f.snapshot())
+		// the user, with no token (REST), and the holder, with the current one
+		s, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, "")
+		require.NoError(t, err)
+		assert.Equal(t, protocol.StatePaused, s.State)
+		s, err = f.b.CloseSession(f.ctx, f.acct, u.UserID, u.Name, g.Session.ID, g2.Fence)
+		require.NoError(t, err)
+		assert.Equal(t, protocol.StateEnded, s.State)
+		assert.Equal(t, protocol.ReasonClosed, s.Reason)
 	})
 }
 
@@ -117,7 +153,7 @@ func TestPausedSessionExpires(t *testing.T) {
 		f := newFixture(t, c, setup{seats: 1})
 		u := f.user("ann", nil)
 		g := f.mustOpen(u, "d1")
-		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID)
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
 		require.NoError(t, err)
 		s, err := f.b.OwnSession(f.ctx, f.acct, u.UserID, g.Session.ID)
 		require.NoError(t, err)
@@ -157,4 +193,143 @@ func TestTimersSurviveANodeDyingBeforeFilingItsAccount(t *testing.T) {
 		s := f.waitState(g.Session.ID, protocol.StateEnded, f.b.Config().Lease+f.b.Config().SweepInterval+time.Second)
 		assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
 	})
+}
+
+// staleHolder sets up a session whose grant was replaced: connection a
+// opened it (token T1); connection b took it back with T1 (a reconnect),
+// paused and resumed it, and holds the current token T2. a still holds T1.
+func staleHolder(t *testing.T) (f *fixture, a, b *client.Client, sid string) {
+	f = onRedis(t, setup{seats: 2, cfg: func(c *broker.Config) {
+		c.Heartbeat = 10 * time.Second // no heartbeat of a in between
+		c.Lease = 30 * time.Second
+		c.Paused = 30 * time.Second
+	}})
+	ann := f.user("ann", nil)
+	tok, err := f.b.IssueToken(f.ctx, ann, time.Hour, "test")
+	require.NoError(t, err)
+	url := wsNode(t, f)
+	a = wsDial(t, url, client.Options{Token: tok.Token, DeviceID: "d1", NoReconnect: true})
+	g1, err := a.Open(f.ctx)
+	require.NoError(t, err)
+	sid = g1.Session.ID
+	b = wsDial(t, url, client.Options{Token: tok.Token, DeviceID: "d1", NoReconnect: true,
+		Sessions: []protocol.SessionRef{{ID: sid, Fence: g1.Fence}}})
+	_, err = b.Pause(f.ctx, sid)
+	require.NoError(t, err)
+	g2, err := b.Resume(f.ctx, sid)
+	require.NoError(t, err)
+	require.NotEqual(t, g1.Fence, g2.Fence)
+	// the old token is stale now: a renewal with it is refused
+	rr, err := f.b.Renew(f.ctx, f.acct, ann.UserID, []broker.SessionRef{{ID: sid, Fence: g1.Fence}})
+	require.NoError(t, err)
+	require.ErrorIs(t, rr[0].Err, broker.ErrForbidden)
+	return f, a, b, sid
+}
+
+// SPEC.md, Liveness: "a renewal or release with a stale token is refused"
+// (docs/design.md, Fencing). The holder of the replaced grant may not
+// close the session out from under the current holder.
+func TestAReleaseWithAStaleFencingTokenIsRefused(t *testing.T) {
+	f, a, _, sid := staleHolder(t)
+	_, err := a.CloseSession(f.ctx, sid)
+	assert.Equal(t, protocol.CodeForbidden, client.CodeOf(err), "a release with a stale token is refused")
+	assert.Equal(t, protocol.StateActive, f.state(sid).State, "the current holder keeps its session")
+}
+
+// The same with pause, which releases the seat: the stale holder may not
+// pause the session the current holder runs.
+func TestAPauseWithAStaleFencingTokenIsRefused(t *testing.T) {
+	f, a, _, sid := staleHolder(t)
+	_, err := a.Pause(f.ctx, sid)
+	assert.Equal(t, protocol.CodeForbidden, client.CodeOf(err), "a release with a stale token is refused")
+	assert.Equal(t, int64(1), f.overview().InUse, "the current holder keeps its seat")
+}
+
+// SPEC.md, Liveness: a client that vanishes loses its sessions (lease_lost)
+// and its seat when the lease runs out; only a reconnect before that keeps
+// them. A call fires at most 100 due timers before it acts (catch_up's
+// limit; the reaper does the rest). With more than 100 leases run out and
+// the reaper not yet round (a mass disconnect: the reaper fires 500 per
+// account per pass), a heartbeat for a session whose lease ran out still
+// finds it ended: the call fires that session's own timer first
+// (docs/design.md, Changes).
+func TestAHeartbeatAfterTheLeaseRanOutDoesNotReviveTheSessionWhenManyTimersAreDue(t *testing.T) {
+	c := testredis.Client(t)
+	cfg := fastConfig(testPrefix(t))
+	cfg.Lease = 2 * time.Second
+	cfg.Heartbeat = time.Second
+	b, err := broker.New(c, cfg, nil) // a node whose reaper is not running yet
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	f := accountOn(t, b, setup{seats: 500})
+	ann := f.user("ann", nil)
+	for i := range 100 {
+		f.mustOpen(ann, "d"+strings.Repeat("x", i))
+	}
+	// the last lease runs out after the other 100 (not in the same
+	// millisecond, where timers fire in no set order): the first call's
+	// catch-up does not reach it
+	time.Sleep(5 * time.Millisecond)
+	last := f.mustOpen(ann, "dlast")
+	time.Sleep(cfg.Lease + 300*time.Millisecond) // every lease ran out
+	res, err := f.b.Renew(f.ctx, f.acct, ann.UserID, []broker.SessionRef{{ID: last.Session.ID, Fence: last.Fence}})
+	require.NoError(t, err)
+	if res[0].Err == nil {
+		assert.Equal(t, protocol.StateEnded, res[0].Session.State, "its lease ran out before the heartbeat")
+	}
+	// and with every timer fired (a few more calls catch up with whatever
+	// is left), no seat is held
+	o := f.overview()
+	for i := 0; o.InUse > 0 && i < 3; i++ {
+		_, err = f.b.Renew(f.ctx, f.acct, ann.UserID, []broker.SessionRef{{ID: last.Session.ID, Fence: last.Fence}})
+		require.NoError(t, err)
+		o = f.overview()
+	}
+	assert.Equal(t, protocol.StateEnded, f.state(last.Session.ID).State)
+	assert.Equal(t, int64(0), o.InUse, "every lease ran out: no seat is held")
+}
+
+// The same for every operation that names a session: with more timers due
+// than a call fires, each finds its session as it is at this instant. A
+// close finds it ended by its lease, a join finds its code expired, a pause
+// finds it ended, a resume finds its paused time run out.
+func TestOperationsFindANamedSessionAsItIsWhenManyTimersAreDue(t *testing.T) {
+	c := testredis.Client(t)
+	cfg := fastConfig(testPrefix(t))
+	cfg.Lease, cfg.Standby, cfg.Paused = 2*time.Second, 2*time.Second, 2*time.Second
+	cfg.Heartbeat = time.Second
+	b, err := broker.New(c, cfg, nil) // a node whose reaper is not running yet
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	f := accountOn(t, b, setup{seats: 1000})
+	ann := f.user("ann", nil)
+	// more timers due before the named sessions' than the four calls below
+	// fire (100 each)
+	for i := range 420 {
+		f.mustOpen(ann, fmt.Sprintf("filler%d", i))
+	}
+	code := f.openCode(ann, "dc")
+	x := f.mustOpen(ann, "dx")
+	y := f.mustOpen(ann, "dy")
+	p := f.mustOpen(ann, "dp")
+	_, err = f.b.Pause(f.ctx, f.acct, ann.UserID, p.Session.ID, p.Fence)
+	require.NoError(t, err)
+	time.Sleep(2*time.Second + 300*time.Millisecond) // every timer ran out
+
+	s, err := f.b.CloseSession(f.ctx, f.acct, ann.UserID, ann.Name, x.Session.ID, x.Fence)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.StateEnded, s.State)
+	assert.Equal(t, protocol.ReasonLeaseLost, s.Reason, "its lease ran out before the close")
+	_, _, err = f.b.Join(f.ctx, code.Session.Code, "10.0.0.1")
+	assert.ErrorIs(t, err, broker.ErrNotFound, "the code expired before the join")
+	_, err = f.b.Pause(f.ctx, f.acct, ann.UserID, y.Session.ID, y.Fence)
+	assert.ErrorIs(t, err, broker.ErrInvalid, "its lease ran out before the pause")
+	_, err = f.b.Resume(f.ctx, f.acct, ann.UserID, p.Session.ID)
+	assert.ErrorIs(t, err, broker.ErrInvalid, "its paused time ran out before the resume")
+	for id, reason := range map[string]string{code.Session.ID: protocol.ReasonExpired,
+		y.Session.ID: protocol.ReasonLeaseLost, p.Session.ID: protocol.ReasonExpired} {
+		s := f.state(id)
+		assert.Equal(t, protocol.StateEnded, s.State)
+		assert.Equal(t, reason, s.Reason)
+	}
 }

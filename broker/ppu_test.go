@@ -98,7 +98,7 @@ func TestNothingBilledWhilePausedOrInStandby(t *testing.T) {
 		u := f.user("ann", nil)
 		standby := f.openCode(u, "d2")
 		g := f.mustOpen(u, "d1")
-		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID)
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
 		require.NoError(t, err)
 		time.Sleep(700 * time.Millisecond)
 		assert.Equal(t, int64(1), f.billedMinutes(g.Session.ID), "only the minute started before the pause")
@@ -328,4 +328,89 @@ func TestSessionLedgerHoldsExactlyThatSessionsMinutes(t *testing.T) {
 		assert.ErrorIs(t, err, broker.ErrNotFound)
 		_ = g2
 	})
+}
+
+func TestPromotionMovesSeveralKeysInWaitingOrder(t *testing.T) {
+	f := onRedis(t, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) { c.Minute = time.Hour }})
+	f.topUp(100)
+	ann := f.user("ann", nil)
+	prepaid := f.mustOpen(ann, "d1")
+	bob, cy, dan := f.user("bob", nil), f.user("cy", nil), f.user("dan", nil)
+	b1 := f.mustOpen(bob, "d1")
+	time.Sleep(5 * time.Millisecond)
+	c1 := f.mustOpen(cy, "d1")
+	c2 := f.mustOpen(cy, "d1") // shares cy's PPU key
+	time.Sleep(5 * time.Millisecond)
+	d1 := f.mustOpen(dan, "d1")
+	o := f.overview()
+	assert.Equal(t, int64(4), o.PPUSessions)
+	assert.Equal(t, int64(3), o.PPUKeys)
+	f.close(ann, prepaid.Session.ID)
+	assert.Equal(t, protocol.KindPrepaid, f.state(b1.Session.ID).Kind)
+	assert.Equal(t, protocol.KindPPU, f.state(c1.Session.ID).Kind)
+	f.close(bob, b1.Session.ID)
+	assert.Equal(t, protocol.KindPrepaid, f.state(c1.Session.ID).Kind)
+	assert.Equal(t, protocol.KindPrepaid, f.state(c2.Session.ID).Kind)
+	assert.Equal(t, protocol.KindPPU, f.state(d1.Session.ID).Kind)
+	o = f.overview()
+	assert.Equal(t, int64(1), o.InUse)
+	assert.Equal(t, int64(1), o.PPUSessions)
+	assert.Equal(t, int64(1), o.PPUKeys)
+	f.assertLedgerSumsToBalance()
+}
+
+func TestResumeOntoAPPUKeyRunsOnPPUAndIsBilled(t *testing.T) {
+	f := onRedis(t, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+		c.Minute = 200 * time.Millisecond
+		c.Paused = 10 * time.Second
+		c.Lease = 10 * time.Second
+		c.Heartbeat = time.Second
+	}})
+	f.topUp(100)
+	f.mustOpen(f.user("ann", nil), "d1")
+	bob := f.user("bob", nil)
+	g1 := f.mustOpen(bob, "d1")
+	g2 := f.mustOpen(bob, "d1")
+	_, err := f.b.Pause(f.ctx, f.acct, bob.UserID, g2.Session.ID, g2.Fence)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), f.overview().PPUSessions)
+	time.Sleep(300 * time.Millisecond)
+	g3, err := f.b.Resume(f.ctx, f.acct, bob.UserID, g2.Session.ID)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.KindPPU, g3.Session.Kind)
+	assert.Equal(t, int64(2), f.overview().PPUSessions)
+	time.Sleep(450 * time.Millisecond)
+	assert.GreaterOrEqual(t, f.billedMinutes(g2.Session.ID), int64(3))
+	_ = g1
+	f.assertLedgerSumsToBalance()
+}
+
+func TestExhaustionWhileAnotherPPUSessionTerminates(t *testing.T) {
+	f := onRedis(t, setup{seats: 0, ppu: true, cfg: func(c *broker.Config) {
+		c.Minute = time.Hour
+		c.Notice = 5 * time.Second
+		c.Lease = 10 * time.Second
+		c.Heartbeat = time.Second
+		c.Standby = 10 * time.Second
+	}})
+	f.topUp(3)
+	ann := f.user("ann", nil)
+	a := f.mustOpen(ann, "d1") // 2 left
+	res, err := f.b.EndSessions(f.ctx, f.owner, []string{a.Session.ID})
+	require.NoError(t, err)
+	require.Equal(t, protocol.StateTerminating, res[0].Session.State)
+	bob := f.user("bob", nil)
+	sb := f.openCode(bob, "d2")              // standby on PPU
+	b := f.mustOpen(bob, "d1")               // 1 left
+	c := f.mustOpen(f.user("cy", nil), "d1") // 0 left: exhausted
+	assert.Equal(t, protocol.StateTerminating, f.state(b.Session.ID).State)
+	assert.Equal(t, protocol.ReasonPPUExhausted, f.state(b.Session.ID).Reason)
+	assert.Equal(t, protocol.StateTerminating, f.state(c.Session.ID).State)
+	s := f.state(a.Session.ID)
+	assert.Equal(t, protocol.ReasonTerminated, s.Reason, "ending again changes nothing")
+	assert.Equal(t, res[0].Session.Deadline, s.Deadline)
+	assert.Equal(t, protocol.StateEnded, f.state(sb.Session.ID).State, "standby on PPU ends at once")
+	o := f.overview()
+	assert.Equal(t, int64(0), o.PPUBalance)
+	f.assertLedgerSumsToBalance()
 }

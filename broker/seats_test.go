@@ -3,6 +3,7 @@ package broker_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -82,7 +83,7 @@ func TestUsersListShowsSeatsHeld(t *testing.T) {
 		}
 		assert.Equal(t, 2, held()["ann"])
 		assert.Equal(t, 0, held()["bob"])
-		_, err := f.b.CloseSession(f.ctx, f.acct, ann.UserID, "ann", g1.Session.ID)
+		_, err := f.b.CloseSession(f.ctx, f.acct, ann.UserID, "ann", g1.Session.ID, g1.Fence)
 		require.NoError(t, err)
 		assert.Equal(t, 2, held()["ann"], "d1's other session still holds its seat")
 		f.mustOpen(bob, "d1")
@@ -261,4 +262,21 @@ func TestDeniedOpenChangesNothing(t *testing.T) {
 		require.True(t, errors.Is(err, broker.ErrAccountLimit))
 		assert.Equal(t, before, f.snapshot())
 	})
+}
+
+func TestModeChangeWithOnlyPausedSessionsRekeysOnResume(t *testing.T) {
+	f := onRedis(t, setup{seats: 1, cfg: func(c *broker.Config) { c.Paused = 10 * time.Second }})
+	u := f.user("ann", nil)
+	g1 := f.mustOpen(u, "d1")
+	_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g1.Session.ID, g1.Fence)
+	require.NoError(t, err)
+	mode := protocol.ModeUser
+	_, err = f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{Mode: &mode})
+	require.NoError(t, err)
+	_, err = f.b.Resume(f.ctx, f.acct, u.UserID, g1.Session.ID)
+	require.NoError(t, err)
+	f.mustOpen(u, "d2") // mode user: the same seat
+	assert.Equal(t, int64(1), f.overview().InUse)
+	f.close(u, g1.Session.ID)
+	assert.Equal(t, int64(1), f.overview().InUse)
 }

@@ -276,12 +276,16 @@ func (b *Broker) Renew(ctx context.Context, acct, uid string, refs []SessionRef)
 	return out, nil
 }
 
-// Pause pauses the user's own active session, freeing its seat.
-func (b *Broker) Pause(ctx context.Context, acct, uid, sid string) (protocol.Session, error) {
+// Pause pauses the user's own active session, freeing its seat. fence is
+// the fencing token of the holder that pauses it (a desktop client: the
+// token of its grant), or "" for the user acting on its own authority,
+// who holds no lease (the REST API). A token other than the session's
+// current one is refused with a *StaleError: a grant replaced it.
+func (b *Broker) Pause(ctx context.Context, acct, uid, sid, fence string) (protocol.Session, error) {
 	if !validID(sid) || !validAccount(acct) {
 		return protocol.Session{}, ErrNotFound
 	}
-	r, err := b.store.Pause(ctx, acct, sid, uid)
+	r, err := b.store.Pause(ctx, acct, sid, uid, fence)
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
 	}
@@ -302,16 +306,22 @@ func (b *Broker) Resume(ctx context.Context, acct, uid, sid string) (protocol.Gr
 }
 
 // CloseSession ends a session at once because a participant closed it: its own
-// user (uid), or the remote side (uid ""; the caller checked that it is in
-// the session). Closing an ended session changes nothing.
-func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid string) (protocol.Session, error) {
+// user (uid) on the desktop side, with the fencing token of its grant
+// (fence), or the remote side (uid and fence ""; the caller checked that it
+// is in the session). A token other than the session's current one is
+// refused with a *StaleError: a grant replaced it. Closing an ended session
+// changes nothing.
+func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid, fence string) (protocol.Session, error) {
 	if !validID(sid) || !validAccount(acct) {
 		return protocol.Session{}, ErrNotFound
 	}
 	// the script refuses another user's session (not_found)
-	res, err := b.store.CloseSession(ctx, acct, sid, uid, by, protocol.ReasonClosed)
+	res, err := b.store.CloseSession(ctx, acct, sid, uid, fence, by, protocol.ReasonClosed)
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
+	}
+	if res.Status == rdb.StatusStale {
+		return protocol.Session{}, statusErr(res.Status)
 	}
 	if res.Status != rdb.StatusOK || res.Session == nil {
 		return protocol.Session{}, ErrNotFound

@@ -295,7 +295,11 @@ func (c *Client) Join(ctx context.Context, code string) (protocol.Session, error
 	return *r.Session, nil
 }
 
-// Pause pauses one of the client's active sessions, freeing its seat.
+// Pause pauses one of the client's active sessions, freeing its seat. The
+// node pauses it with the fencing token this connection holds it by: if
+// another connection has taken the session over since (and resumed it, a
+// new token), the answer is an *Error with code forbidden and nothing
+// changes; the next heartbeat then reports the session lost.
 func (c *Client) Pause(ctx context.Context, sid string) (protocol.Session, error) {
 	r, err := c.request(ctx, protocol.ClientMessage{Type: protocol.TypePause, SessionID: sid})
 	if err != nil {
@@ -313,7 +317,10 @@ func (c *Client) Resume(ctx context.Context, sid string) (Grant, error) {
 	return grantOf(r), nil
 }
 
-// CloseSession ends a session at once, as a participant (either side).
+// CloseSession ends a session at once, as a participant (either side). A
+// desktop client closes with the fencing token its connection holds the
+// session by, and is refused (code forbidden) like Pause when that token
+// is stale; a remote side holds no token.
 func (c *Client) CloseSession(ctx context.Context, sid string) (protocol.Session, error) {
 	r, err := c.request(ctx, protocol.ClientMessage{Type: protocol.TypeClose, SessionID: sid})
 	if err != nil {

@@ -103,7 +103,7 @@ func (s *site) open(user, device string, withCode bool) protocol.Grant {
 
 func (s *site) pause(user, sid string) {
 	s.t.Helper()
-	_, err := s.desk.Pause(s.ctx, s.acct, s.users[user].ID, sid)
+	_, err := s.desk.Pause(s.ctx, s.acct, s.users[user].ID, sid, "")
 	require.NoError(s.t, err)
 }
 

@@ -89,7 +89,7 @@ func TestALoweredViewTakesRowsOffTheOpenStream(t *testing.T) {
 	}
 	deadline := time.After(1500 * time.Millisecond)
 	// the other user's session ends meanwhile: not even that reaches the page
-	_, err := e.b.CloseSession(ctx, a.id, q.ID, "q", s.ID)
+	_, err := e.b.CloseSession(ctx, a.id, q.ID, "q", s.ID, "")
 	require.NoError(t, err)
 	for {
 		select {

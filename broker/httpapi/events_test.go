@@ -121,7 +121,7 @@ func TestEventsReachThePageFromAnotherNode(t *testing.T) {
 		ov := next(t, events, time.Second, func(ev sse) bool { return ev.name == "overview" && strings.Contains(ev.data, `"in_use":1`) })
 		assert.Contains(t, ov.data, `"seats":5`)
 
-		_, err = node2.Pause(ctx, a.id, q.ID, g.Session.ID)
+		_, err = node2.Pause(ctx, a.id, q.ID, g.Session.ID, g.Fence)
 		require.NoError(t, err)
 		ev = next(t, events, time.Second, func(ev sse) bool { return ev.name == "session_hidden" || ev.name == "session" })
 		assert.Equal(t, "session_hidden", ev.name, "another user's paused session is invisible: %s", ev.data)

@@ -101,7 +101,7 @@ func (a *account) open(uid, device string) protocol.Session {
 func (a *account) openPaused(uid, device string) protocol.Session {
 	a.e.t.Helper()
 	s := a.open(uid, device)
-	s, err := a.e.b.Pause(a.e.ctx, a.id, uid, s.ID)
+	s, err := a.e.b.Pause(a.e.ctx, a.id, uid, s.ID, "")
 	require.NoError(a.e.t, err)
 	return s
 }

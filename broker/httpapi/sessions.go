@@ -126,7 +126,10 @@ func (h *api) pause(c *gin.Context) {
 		return
 	}
 	p := who(c).p
-	s, err := h.b.Pause(c.Request.Context(), p.Account, p.UserID, c.Param("id"))
+	// no fencing token: the user acts on its own session by its own
+	// authority, as a signed-in user, not as the holder of a lease
+	// (docs/design.md, Fencing)
+	s, err := h.b.Pause(c.Request.Context(), p.Account, p.UserID, c.Param("id"), "")
 	if err != nil {
 		fail(c, h.ownOnly(c, err))
 		return

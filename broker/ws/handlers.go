@@ -375,10 +375,14 @@ func (c *conn) onPause(ctx context.Context, m protocol.ClientMessage) {
 	if !c.desktopOnly(m.ID) {
 		return
 	}
-	if _, ok := c.session(m); !ok {
+	a, ok := c.session(m)
+	if !ok {
 		return
 	}
-	sess, err := c.s.b.Pause(ctx, c.acct, c.principal.UserID, m.SessionID)
+	// with the token this connection holds the session by: a holder whose
+	// grant was replaced is refused (forbidden), and its next heartbeat
+	// tells it so
+	sess, err := c.s.b.Pause(ctx, c.acct, c.principal.UserID, m.SessionID, a.fence)
 	if err != nil {
 		c.failErr(m.ID, err)
 		return
@@ -424,14 +428,17 @@ func (c *conn) onClose(ctx context.Context, m protocol.ClientMessage) {
 	if !ok {
 		return
 	}
-	uid := ""
+	// the desktop side closes as its user with the token it holds the
+	// session by (a holder whose grant was replaced is refused, like its
+	// heartbeat); the remote side with neither
+	uid, fence := "", ""
 	if c.role == protocol.RoleDesktop {
-		uid = c.principal.UserID
+		uid, fence = c.principal.UserID, a.fence
 	}
 	// detached first, so that the ended event of this close, which may
 	// come before the broker call returns, does not answer in its place
 	c.detach(m.SessionID)
-	sess, err := c.s.b.CloseSession(ctx, c.acct, uid, c.by, m.SessionID)
+	sess, err := c.s.b.CloseSession(ctx, c.acct, uid, c.by, m.SessionID, fence)
 	if err != nil {
 		c.attach(m.SessionID, &a)
 		c.failErr(m.ID, err)

@@ -125,7 +125,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := b.Pause(ctx, o.account, ids["alice"], paused.Session.ID); err != nil {
+	if _, err := b.Pause(ctx, o.account, ids["alice"], paused.Session.ID, paused.Fence); err != nil {
 		return err
 	}
 

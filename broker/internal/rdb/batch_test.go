@@ -100,7 +100,7 @@ func openOp(sid, uid, device string) *call {
 }
 
 func closeOp(sid, uid string) *call {
-	return op("acme", opClose, sid, uid, uid, "closed")
+	return op("acme", opClose, sid, uid, "", uid, "closed")
 }
 
 func TestBatchRunsOperationsInOrder(t *testing.T) {
@@ -290,7 +290,7 @@ func TestBatchRefusedResumeKeepsThePauseBeforeIt(t *testing.T) {
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
 	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])
 	rs := runOneCall(t, s,
-		op("acme", opPause, "s1", "ann"),
+		op("acme", opPause, "s1", "ann", ""),
 		openOp("s3", "bob", "d2"), // takes the seat the pause freed
 		op("acme", opResume, "s1", "ann"),
 	)
@@ -312,18 +312,18 @@ func TestBatchPutsOneOperationPerSessionInACall(t *testing.T) {
 	s, _ := batchStore(t, map[string]int{"ann": 0})
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
 	groups := group([]*call{
-		op("acme", opPause, "s1", "ann"),
+		op("acme", opPause, "s1", "ann", ""),
 		op("acme", opResume, "s1", "ann"),
-		op("acme", opPause, "s1", "ann"),
+		op("acme", opPause, "s1", "ann", ""),
 		op("acme", opResume, "s1", "ann"),
 		openOp("s2", "ann", "d2"), // another session: joins the last call
 	})
 	require.Len(t, groups, 4)
 	require.Len(t, groups[3], 2)
 	rs := runBatch(t, s,
-		op("acme", opPause, "s1", "ann"),
+		op("acme", opPause, "s1", "ann", ""),
 		op("acme", opResume, "s1", "ann"),
-		op("acme", opPause, "s1", "ann"),
+		op("acme", opPause, "s1", "ann", ""),
 		op("acme", opResume, "s1", "ann"),
 	)
 	require.Equal(t, "paused", sessionOf(t, rs[0]).State)

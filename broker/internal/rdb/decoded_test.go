@@ -33,7 +33,7 @@ func TestAccountCodeActsOnWhatIsStoredNotOnWhatItKept(t *testing.T) {
 	// the next call must act on the stored session, not on the table it kept
 	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
 	rewrite(s.keys.Sessions("acme"), "s1", `"device_name":"host"`, `"device_name":"renamed"`)
-	rec := sessionOf(t, runBatch(t, s, op("acme", opPause, "s1", "ann"))[0])
+	rec := sessionOf(t, runBatch(t, s, op("acme", opPause, "s1", "ann", ""))[0])
 	require.Equal(t, "paused", rec.State)
 	require.Equal(t, "renamed", rec.DeviceName)
 
@@ -68,7 +68,7 @@ func TestAccountCodeDropsWhatItKeptWhenAnotherStampIsStored(t *testing.T) {
 	require.NoError(t, err)
 
 	// s1 is ended: a pause finds it so, and both seats are free for others
-	r := runBatch(t, s, op("acme", opPause, "s1", "ann"))[0]
+	r := runBatch(t, s, op("acme", opPause, "s1", "ann", ""))[0]
 	require.NoError(t, r.err)
 	require.Equal(t, StatusBadState, r.res.Status)
 	sessionOf(t, runBatch(t, s, openOp("s2", "bob", "d1"))[0])

@@ -55,7 +55,7 @@ func TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack(t *testing.T) {
 	require.NoError(t, ca.ReplicaOf(ctx, "NO", "ONE").Err())
 
 	// back on A: s1 is ended and its seat is free
-	r := runBatch(t, sa, op("acme", opPause, "s1", "ann"))[0]
+	r := runBatch(t, sa, op("acme", opPause, "s1", "ann", ""))[0]
 	require.NoError(t, r.err)
 	require.Equal(t, StatusBadState, r.res.Status, string(r.res.Payload))
 	require.Equal(t, "active", sessionOf(t, runBatch(t, sa, openOp("s2", "ann", "d1"))[0]).State)

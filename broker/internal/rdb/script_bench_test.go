@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,14 +115,18 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 			b.Fatal(err)
 		}
 	}
-	run := func(calls []*call) {
+	// run sends the calls and returns each one's payload
+	run := func(calls []*call) [][]byte {
 		s.batch.send(calls)
-		for _, cl := range calls {
+		out := make([][]byte, len(calls))
+		for i, cl := range calls {
 			r := <-cl.done
 			if r.err != nil || r.res.Status != StatusOK {
 				b.Fatalf("%s: %v %s", cl.op, r.err, r.res.Payload)
 			}
+			out[i] = r.res.Payload
 		}
+		return out
 	}
 	// 64 sessions that stay open the whole run, as in the broker bench,
 	// where other callers hold seats: the account's hashes never empty
@@ -147,9 +152,18 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 		for i := range per {
 			sid, uid := uuid.NewString(), probeUser(1, (r*per+i)%users)
 			opens[i] = op("a1", opOpen, sid, uid, "desk", "host", "")
-			closes[i] = op("a1", opClose, sid, uid, uid, "closed")
 		}
-		run(opens)
+		for i, p := range run(opens) {
+			// the desktop side closes with its grant's fencing token
+			var g struct {
+				Fence string `json:"fence"`
+			}
+			if err := json.Unmarshal(p, &g); err != nil || g.Fence == "" {
+				b.Fatalf("open: no fence in %s (%v)", p, err)
+			}
+			a := opens[i].args
+			closes[i] = op("a1", opClose, a[0], a[1], g.Fence, a[1], "closed")
+		}
 		run(closes)
 	}
 	b.StopTimer()

@@ -154,9 +154,11 @@ func (s *Store) Join(ctx context.Context, acct, sid, code string) (SessionReply,
 	return s.sessionReply(ctx, opJoin, acct, sid, code)
 }
 
-// Pause pauses the user's own active session.
-func (s *Store) Pause(ctx context.Context, acct, sid, uid string) (SessionReply, error) {
-	return s.sessionReply(ctx, opPause, acct, sid, uid)
+// Pause pauses the user's own active session. fence is the pauser's
+// fencing token, "" when it holds none (the user through the REST API);
+// another token than the session's current one answers StatusStale.
+func (s *Store) Pause(ctx context.Context, acct, sid, uid, fence string) (SessionReply, error) {
+	return s.sessionReply(ctx, opPause, acct, sid, uid, fence)
 }
 
 // Resume resumes the user's own paused session.
@@ -192,9 +194,11 @@ func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([
 
 // CloseSession ends a session at once (a participant closes it): uid is
 // the desktop side's user, whose own sessions only it may close, or "" for
-// the remote side.
-func (s *Store) CloseSession(ctx context.Context, acct, sid, uid, by, reason string) (SessionReply, error) {
-	return s.sessionReply(ctx, opClose, acct, sid, uid, by, reason)
+// the remote side. fence is the closer's fencing token, "" when it holds
+// none (the remote side); another token than the session's current one
+// answers StatusStale.
+func (s *Store) CloseSession(ctx context.Context, acct, sid, uid, fence, by, reason string) (SessionReply, error) {
+	return s.sessionReply(ctx, opClose, acct, sid, uid, fence, by, reason)
 }
 
 // End ends sessions the way End Selected Sessions does: active ones get

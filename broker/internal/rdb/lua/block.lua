@@ -28,8 +28,11 @@ OPS['block'] = function(a1, a2, a3)
       local s = cjson.decode(raw)
       if s.user == uid and s.state ~= 'ended' and s.state ~= 'terminating' then
         s = sess(s.id)
-        terminate(s, 'user_blocked', by, now)
-        n = n + 1
+        if LAGGING then overdue(s, now) end
+        if s.state ~= 'ended' then
+          terminate(s, 'user_blocked', by, now)
+          n = n + 1
+        end
       end
     end
   end

@@ -18,6 +18,7 @@ OPS['end'] = function(a1, a2, a3, a4)
     if not s or (actor ~= '' and s.user ~= actor and s.state == 'paused') then
       r.status = ST_NOT_FOUND
     else
+      if LAGGING then overdue(s, now) end
       terminate(s, reason, by, now)
       r.status = ST_OK
       r.session = s

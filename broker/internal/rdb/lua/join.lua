@@ -10,7 +10,9 @@ OPS['join'] = function(a1, a2)
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
   local s = sess(sid)
-  if not s or s.state ~= 'standby' or s.code ~= code then return ST_NOT_FOUND, {} end
+  if not s or s.code ~= code then return ST_NOT_FOUND, {} end
+  if LAGGING then overdue(s, now) end
+  if s.state ~= 'standby' then return ST_NOT_FOUND, {} end
   s.joined = num_str(now)
   activate(s, now)
   emit_session(s)

@@ -14,6 +14,7 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   if existing then
     -- a retried open: answer what the first one did
     if existing.user ~= uid then return ST_EXISTS, {} end
+    if LAGGING then overdue(existing, now) end
     return ST_OK, existing
   end
   local u = user(uid)

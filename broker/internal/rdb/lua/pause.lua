@@ -1,15 +1,21 @@
 -- pause.lua: the session's own user pauses an active session: its seat is
--- freed if no other session holds it, and PPU billing stops.
--- Arguments: a1 session id, a2 user id.
+-- freed if no other session holds it, and PPU billing stops. A desktop
+-- client pauses with the fencing token of its grant; the user acting
+-- through the REST API holds no lease and passes none.
+-- Arguments: a1 session id, a2 user id, a3 the pauser's fencing token (""
+-- when it holds none).
 -- Reply: OK, the session itself; NOT_FOUND {} (unknown, or another user's);
--- BAD_STATE {session} when it is not active.
-OPS['pause'] = function(a1, a2)
-  local sid, uid = a1, a2
+-- STALE {} (a token that is not the session's current one); BAD_STATE
+-- {session} when it is not active.
+OPS['pause'] = function(a1, a2, a3)
+  local sid, uid, fence = a1, a2, a3
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
   local s = sess(sid)
   if not s or s.user ~= uid then return ST_NOT_FOUND, {} end
+  if fence ~= '' and s.fence ~= fence then return ST_STALE, {} end
+  if LAGGING then overdue(s, now) end
   if s.state ~= 'active' then return ST_BAD_STATE, {session = s} end
   settle(s, now)
   if s.state ~= 'active' then return ST_BAD_STATE, {session = s} end

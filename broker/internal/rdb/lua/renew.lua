@@ -4,7 +4,8 @@
 -- Reply: OK {results = [{id, status, session}]}: per session OK (renewed, or
 -- nothing to renew), NOT_FOUND (unknown, or not this user's), STALE (the
 -- token is not the session's current one). The session carries any pending
--- ending notice (state terminating, deadline, reason, by).
+-- ending notice (state terminating, deadline, reason, by); a session that
+-- has ended (its lease ran out before this heartbeat, say) is OK and ended.
 OPS['renew'] = function(a1, a2)
   local uid, list = a1, cjson.decode(a2)
 
@@ -19,6 +20,8 @@ OPS['renew'] = function(a1, a2)
     elseif s.fence ~= item.fence then
       r.status = ST_STALE
     else
+      -- a lease that ran out is not renewed: the session has ended
+      if LAGGING then overdue(s, now) end
       r.status = ST_OK
       if s.state == 'active' or s.state == 'terminating' then
         s.lease_until = num_str(now + dur('lease'))

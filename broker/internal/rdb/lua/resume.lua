@@ -11,6 +11,7 @@ OPS['resume'] = function(a1, a2)
   if not now then return ST_NOT_FOUND, {} end
   local s = sess(sid)
   if not s or s.user ~= uid then return ST_NOT_FOUND, {} end
+  if LAGGING then overdue(s, now) end
   if s.state ~= 'paused' then return ST_BAD_STATE, {session = s} end
   local u = user(uid)
   if not u then return ST_NOT_FOUND, {} end

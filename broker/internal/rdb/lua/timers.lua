@@ -47,6 +47,27 @@ local function step(s, t)
   end
 end
 
+-- overdue brings s up to date: it fires, in time order, the timers of s
+-- that fell due before now, as catch_up would have. An operation that
+-- names a session calls it (when LAGGING) before it acts on the session,
+-- so a heartbeat never renews a lease that has run out, a join never
+-- activates an expired code, and so on; what is left is then acted on as
+-- it is (an ended session answers as an ended one does). Only needed
+-- when catch_up stopped at its limit: otherwise every timer due before now
+-- has fired, because write-back files every live session's next timer.
+-- It fires the session's own timers ahead of earlier ones of other
+-- sessions that are still waiting; those fire at their own times when a
+-- later catch-up (or the reaper) reaches them.
+local function overdue(s, now)
+  local t = due(s)
+  while t and t < now and s.state ~= 'ended' do
+    step(s, t)
+    local nt = due(s)
+    if nt == t then return end -- (a timer that changed nothing: never loop)
+    t = nt
+  end
+end
+
 
 -- first_due returns when the account's first timer fires, or nil. (Numbers
 -- go to redis.call as strings: Redis formats a Lua number argument with
@@ -262,7 +283,10 @@ local function catch_up(now, limit)
   -- strictly before now: what falls due at this very instant belongs to
   -- the caller (a close at the instant a PPU minute starts does not start
   -- that minute)
-  if not first_t or first_t >= now then return 0 end
+  if not first_t or first_t >= now then
+    LAGGING = false
+    return 0
+  end
   local before = '(' .. num_str(now)
   local n = 0
   local gone, zrem = {}, {} -- retention ran out: session ids, due members
@@ -311,6 +335,9 @@ local function catch_up(now, limit)
     gone, zrem = {}, {}
     if not again and #items < CHUNK then break end
   end
+  -- stopped at the limit: more may be due (the reaper fires them; until
+  -- then an operation brings the sessions it names up to date: overdue)
+  LAGGING = n >= limit
   return n
 end
 
