@@ -137,3 +137,31 @@ func TestOnlyOwnUserOrParticipantClosesASession(t *testing.T) {
 		f.close(u, g.Session.ID)
 	})
 }
+
+// TestTheRemoteSideCannotEndAPausedSession: "A paused session is visible
+// to its own user only: nobody else sees it, or can act on it, until it
+// is resumed." The remote side is told the session paused (it takes part
+// in it), but its close is refused until the session resumes; then it
+// may close as before.
+func TestTheRemoteSideCannotEndAPausedSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 2})
+		u := f.user("ann", nil)
+		g := f.openCode(u, "d1")
+		_, _, err := f.b.Join(f.ctx, g.Session.Code, "127.0.0.1")
+		require.NoError(t, err)
+		_, err = f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, g.Fence)
+		require.NoError(t, err)
+		before := f.snapshot()
+
+		_, err = f.b.CloseSession(f.ctx, f.acct, "", "remote", g.Session.ID, "")
+		require.ErrorIs(t, err, broker.ErrForbidden)
+		assert.Equal(t, before, f.snapshot(), "the refused close changed nothing")
+
+		_, err = f.b.Resume(f.ctx, f.acct, u.UserID, g.Session.ID)
+		require.NoError(t, err)
+		s, err := f.b.CloseSession(f.ctx, f.acct, "", "remote", g.Session.ID, "")
+		require.NoError(t, err)
+		assert.Equal(t, protocol.StateEnded, s.State)
+	})
+}

@@ -309,8 +309,9 @@ func (b *Broker) Resume(ctx context.Context, acct, uid, sid string) (protocol.Gr
 // user (uid) on the desktop side, with the fencing token of its grant
 // (fence), or the remote side (uid and fence ""; the caller checked that it
 // is in the session). A token other than the session's current one is
-// refused with a *StaleError: a grant replaced it. Closing an ended session
-// changes nothing.
+// refused with a *StaleError: a grant replaced it. The remote side of a
+// paused session is refused (ErrForbidden): only its user acts on it until
+// it resumes. Closing an ended session changes nothing.
 func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid, fence string) (protocol.Session, error) {
 	if !validID(sid) || !validAccount(acct) {
 		return protocol.Session{}, ErrNotFound
@@ -320,7 +321,8 @@ func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid, fence str
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
 	}
-	if res.Status == rdb.StatusStale {
+	if res.Status == rdb.StatusStale || res.Status == rdb.StatusForbidden {
+		// a replaced grant; the remote side of a paused session
 		return protocol.Session{}, statusErr(res.Status)
 	}
 	if res.Status != rdb.StatusOK || res.Session == nil {

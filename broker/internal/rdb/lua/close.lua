@@ -7,7 +7,9 @@
 -- reason.
 -- Reply: OK, the session itself (an ended one as it ended); NOT_FOUND {}
 -- (unknown, or another user's); STALE {} (a token that is not the
--- session's current one: another grant replaced it).
+-- session's current one: another grant replaced it); FORBIDDEN {} (the
+-- remote side, while the session is paused: only its user acts on a
+-- paused session, SPEC.md).
 OPS['close'] = function(a1, a2, a3, a4, a5)
   local sid, uid, fence, by, reason = a1, a2, a3, a4, a5
 
@@ -17,6 +19,7 @@ OPS['close'] = function(a1, a2, a3, a4, a5)
   if not s or (uid ~= '' and s.user ~= uid) then return ST_NOT_FOUND, {} end
   if fence ~= '' and s.fence ~= fence then return ST_STALE, {} end
   if LAGGING then overdue(s, now) end
+  if uid == '' and s.state == 'paused' then return ST_FORBIDDEN, {} end
   end_session(s, reason, by, now)
   return ST_OK, s
 end
