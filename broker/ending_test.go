@@ -122,3 +122,38 @@ func TestTerminatingSessionCannotPauseAndRenewalKeepsItsDeadline(t *testing.T) {
 	f.waitState(g.Session.ID, protocol.StateEnded, 3*time.Second)
 	assert.Equal(t, int64(0), f.overview().InUse)
 }
+
+// TestAnEndFiledDuringAReapPassEndsAtItsDeadline: SPEC.md invariant 4 with
+// every node alive. An admin ends a session while the reaper is between
+// firing the account's due timers and refiling the account in the global
+// timer index. The end files its deadline in the index earlier-only (a
+// no-op: the index still holds the timer the reaper just fired); the
+// reaper's refiling must not then bury the deadline under the account's
+// next timer as it was before the end (the lease, 30 s on), which would
+// leave it to the sweep (10 s).
+func TestAnEndFiledDuringAReapPassEndsAtItsDeadline(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testPrefix(t)
+	cfg.Notice = 500 * time.Millisecond
+	cfg.Standby = 300 * time.Millisecond
+	cfg.ReapInterval = 50 * time.Millisecond
+	// the sweep keeps its default (10 s), as in production
+	b, duringAReap := brokerHeldInAReap(t, cfg)
+	f := accountOn(t, b, setup{seats: 5})
+	ann := f.user("ann", nil)
+	g := f.mustOpen(ann, "d1") // active, lease 30 s
+	f.openCode(ann, "d2")      // standby: its timer falls due in 300 ms
+
+	var res []protocol.EndResult
+	var err error
+	duringAReap(func() {
+		res, err = b.EndSessions(context.Background(), f.owner, []string{g.Session.ID})
+	})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.NotNil(t, res[0].Session.Deadline)
+	deadline := *res[0].Session.Deadline
+	s := f.waitState(g.Session.ID, protocol.StateEnded, time.Until(deadline)+time.Second)
+	assert.Equal(t, protocol.ReasonTerminated, s.Reason)
+	assert.Equal(t, int64(0), f.overview().InUse)
+}

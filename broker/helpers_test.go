@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,4 +236,64 @@ func wsDial(t *testing.T, url string, opts client.Options) *client.Client {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// betweenReapAndRefile is a go-redis hook that, once armed, runs fn once
+// just before the reaper's compare-and-set of an account in the global
+// timer index (due_set.lua) goes to Redis: the moment between the reaper's
+// two round trips (reaping the account, then refiling it), where a GC
+// pause, a busy scheduler or a slow link can hold it.
+type betweenReapAndRefile struct {
+	index string // the global timer index of the test's prefix
+	once  sync.Once
+	armed chan struct{}
+	fn    func() // set before armed is closed
+}
+
+func (h *betweenReapAndRefile) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *betweenReapAndRefile) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *betweenReapAndRefile) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		// EVALSHA sha 1 <index> <account> <score read> <new score>
+		a := cmd.Args()
+		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && len(a) == 7 && a[3] == h.index && a[5] != "" {
+			select {
+			case <-h.armed:
+				h.once.Do(h.fn)
+			default:
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// brokerHeldInAReap starts a broker on the real redis-server whose reaper
+// can be held between reaping an account and refiling it: duringAReap runs
+// fn there, at the next reap of an account with timers, and returns once fn
+// has run.
+func brokerHeldInAReap(t *testing.T, cfg broker.Config) (b *broker.Broker, duringAReap func(fn func())) {
+	t.Helper()
+	hook := &betweenReapAndRefile{index: cfg.Prefix + ":due", armed: make(chan struct{})}
+	rc := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
+	rc.AddHook(hook)
+	t.Cleanup(func() { _ = rc.Close() })
+	b = startBroker(t, rc, cfg)
+	return b, func(fn func()) {
+		t.Helper()
+		done := make(chan struct{})
+		hook.fn = func() {
+			defer close(done)
+			fn()
+		}
+		close(hook.armed)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reaper did not refile the account")
+		}
+	}
 }

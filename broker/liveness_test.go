@@ -333,3 +333,36 @@ func TestOperationsFindANamedSessionAsItIsWhenManyTimersAreDue(t *testing.T) {
 		assert.Equal(t, reason, s.Reason)
 	}
 }
+
+// TestASessionOpenedDuringAReapPassLosesItsSeatOnTime: SPEC.md invariant 5
+// with every node alive. A client opens a session, and vanishes, while the
+// reaper is between firing the account's due timers and refiling the
+// account in the global timer index. The open files the lease in the index
+// earlier-only (a no-op: the index still holds the timer the reaper just
+// fired); the reaper's refiling must not then bury the lease under the
+// account's next timer as it was before the open (an ended session's
+// retention, 10 min on), which would leave it to the sweep (10 s).
+func TestASessionOpenedDuringAReapPassLosesItsSeatOnTime(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testPrefix(t)
+	shortLease(&cfg)
+	cfg.Standby = 300 * time.Millisecond
+	cfg.ReapInterval = 50 * time.Millisecond
+	// the sweep and the retention keep their defaults (10 s, 10 min)
+	b, duringAReap := brokerHeldInAReap(t, cfg)
+	f := accountOn(t, b, setup{seats: 5})
+	ann := f.user("ann", nil)
+	f.openCode(ann, "d1") // standby: its timer falls due in 300 ms
+
+	var g protocol.Grant
+	var err error
+	var leaseEnd time.Time
+	duringAReap(func() {
+		g, err = f.open(ann, "d2") // and no heartbeat
+		leaseEnd = time.Now().Add(cfg.Lease)
+	})
+	require.NoError(t, err)
+	s := f.waitState(g.Session.ID, protocol.StateEnded, time.Until(leaseEnd)+time.Second)
+	assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
+	assert.Equal(t, int64(0), f.overview().InUse)
+}

@@ -206,7 +206,9 @@ func (b *batcher) send(batch []*call) {
 	// An account whose first timer moved earlier is refiled in the global
 	// index, before any caller hears back. LT: this only ever pulls the
 	// account's turn earlier; a reaper that raises it uses compare-and-set
-	// (due_set.lua).
+	// (due_set.lua), then reads the account's first timer and lowers the
+	// entry to it, for a filing here that came between its reap and its
+	// set and was a no-op (Reaper.pullDown).
 	results := make([][]Result, len(groups))
 	var moved []redis.Z
 	var movedAt []int

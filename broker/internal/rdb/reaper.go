@@ -124,10 +124,58 @@ func (r *Reaper) reapAccount(ctx context.Context, acct string, seen float64) (in
 		p.Next = "-1" // the account is gone
 	}
 	seenS := strconv.FormatFloat(seen, 'f', 0, 64)
-	if err := scriptDueSet.Run(ctx, s.client, []string{s.keys.DueIndex()}, acct, seenS, p.Next).Err(); err != nil {
+	set, err := scriptDueSet.Run(ctx, s.client, []string{s.keys.DueIndex()}, acct, seenS, p.Next).Int64Slice()
+	if err != nil {
 		return p.Steps, err
 	}
-	return p.Steps, nil
+	switch {
+	case len(set) != 1:
+		return p.Steps, fmt.Errorf("%w: due_set %v", ErrUnexpectedReply, set)
+	case set[0] == dueSetMoved:
+		// the entry moved since Pass read it: an operation filed an
+		// earlier timer (LT), or another reaper set it and checks after
+		// its own set
+		return p.Steps, nil
+	case set[0] != dueSetDone:
+		return p.Steps, fmt.Errorf("%w: due_set status %d", ErrUnexpectedReply, set[0])
+	}
+	return p.Steps, r.pullDown(ctx, acct, p.Next)
+}
+
+// due_set.lua's statuses.
+const (
+	dueSetDone  = 0 // the entry was set
+	dueSetMoved = 1 // the entry had moved and was left alone
+)
+
+// pullDown files acct in the global index at its first timer as it is now,
+// if that is earlier than next, the score the reaper just set ("-1":
+// removed). The set raised the entry from the timer that fired to the
+// account's next timer as the reap saw it. An operation that ran on the
+// account after the reap and filed an earlier timer (an end's deadline, an
+// open's lease) files it in the index with ZADD LT once its script has
+// replied; if that came before the set, it was a no-op against the timer
+// that fired, and the set buried it. Its script ran before the set, so
+// before this read, which sees its timer; one that files after the set
+// lowers the entry itself. So the entry is never left later than the
+// account's first timer. (No one script can do this: the account's timers
+// and the index are in two slots in Redis Cluster.)
+func (r *Reaper) pullDown(ctx context.Context, acct, next string) error {
+	s := r.store
+	first, err := s.client.ZRangeWithScores(ctx, s.keys.Due(acct), 0, 0).Result()
+	if err != nil || len(first) == 0 {
+		return err
+	}
+	if next != "-1" {
+		set, err := strconv.ParseFloat(next, 64)
+		if err != nil {
+			return fmt.Errorf("%w: next %q", ErrUnexpectedReply, next)
+		}
+		if first[0].Score >= set {
+			return nil // the usual case: nothing came between
+		}
+	}
+	return s.client.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: first[0].Score, Member: acct}).Err()
 }
 
 // Sweep refiles every account in the global index from its own earliest
