@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestReview3InvalidInitAccountIsRefused: docs/configuration.md,
+// -init-account "Create this account on start if it does not exist (ids:
+// 1–63 of a-z0-9-)". An id that breaks that rule must stop the server with
+// an error, not be logged as "account exists already, left as it is" while
+// the node serves with no account at all.
+func TestReview3InvalidInitAccountIsRefused(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testredis.Prefix(t)
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	o := options{initAccount: "Acme Corp", initOwner: "owner", initPassword: "correct-horse", initSeats: 5, cfg: cfg}
+	err = firstRun(context.Background(), b, o, slog.New(slog.DiscardHandler))
+	assert.Error(t, err, "an account id that can never exist was taken for an existing account")
+}
+
+// TestReview3BadEnvironmentValuesAreRefused: docs/configuration.md, "Every
+// setting is a flag of seatbroker and an environment variable": the flag
+// -lease 30 (no unit) is refused, so SEATBROKER_LEASE=30 must be too,
+// rather than silently replaced by the default. The same for the other
+// typed variables.
+func TestReview3BadEnvironmentValuesAreRefused(t *testing.T) {
+	_, err := parseOptions([]string{"-lease", "30"})
+	require.Error(t, err, "the flag is refused")
+	for env, val := range map[string]string{
+		"SEATBROKER_LEASE":         "30",
+		"SEATBROKER_HEARTBEAT":     "5",
+		"SEATBROKER_CODE_DIGITS":   "twelve",
+		"SEATBROKER_REDIS_CLUSTER": "yes",
+		"SEATBROKER_INIT_SEATS":    "25 seats",
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			o, err := parseOptions(nil)
+			assert.Error(t, err, "%s=%q was ignored (lease %v, heartbeat %v, code digits %d, cluster %v, init seats %d)",
+				env, val, o.cfg.Lease, o.cfg.Heartbeat, o.cfg.CodeDigits, o.redisCluster, o.initSeats)
+		})
+	}
+}
+
+// TestReview3UnknownLogLevelIsRefused: docs/configuration.md lists
+// -log-level as one of debug, info, warn, error.
+func TestReview3UnknownLogLevelIsRefused(t *testing.T) {
+	_, err := parseOptions([]string{"-log-level", "verbose"})
+	assert.Error(t, err)
+}
