@@ -322,3 +322,33 @@ func TestReview3StoppingNodeFinishesTheOpenInFlight(t *testing.T) {
 	}
 	assert.Equal(t, protocol.StateActive, r.g.Session.State)
 }
+
+// TestReview3AcceptedHeartbeatKeepsAHealthyConnection: docs/configuration.md
+// says only that -heartbeat "Must be shorter than the lease", and the node
+// accepts 25 s against a 30 s lease. With such a setting the client library
+// gives up a healthy connection at its first heartbeat tick (no ack for
+// more than three quarters of the lease, because none was due yet), before
+// it ever sends a heartbeat, and so reconnects once per heartbeat period.
+func TestReview3AcceptedHeartbeatKeepsAHealthyConnection(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.Heartbeat, cfg.Lease = 500*time.Millisecond, 600*time.Millisecond // 25 s / 30 s, scaled
+	require.NoError(t, cfg.Validate())
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 2)
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	_, err := d.Open(context.Background())
+	require.NoError(t, err)
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-d.Events():
+			if dis, ok := e.(client.Disconnected); ok {
+				t.Fatalf("the client dropped a healthy connection (%v) with heartbeat %v and lease %v", dis.Err, cfg.Heartbeat, cfg.Lease)
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
