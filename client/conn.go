@@ -33,6 +33,9 @@ type link struct {
 	ws   *websocket.Conn
 	wmu  sync.Mutex    // serializes writes
 	lost chan struct{} // closed when the reader has stopped
+	// welcomed is when the welcome came (the hello renewed the seats
+	// then); set before the link is served, then only read.
+	welcomed time.Time
 }
 
 func (l *link) send(m protocol.ClientMessage) error {
@@ -112,6 +115,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 		}
 		return nil, err
 	}
+	l.welcomed = time.Now()
 	c.mu.Lock()
 	if welcome.Token != "" {
 		c.token = welcome.Token
@@ -328,20 +332,58 @@ func (c *Client) serve(l *link) error {
 	return err
 }
 
-// heartbeats sends one every period the server gave. If no reply came for
-// most of the lease (measured on the monotonic clock), the connection is
-// given up so that a reconnect can still renew the seats in time.
+// heartbeats sends one every period the server gave, and gives the
+// connection up, so that a reconnect can still renew the seats in time,
+// once both:
+//
+//   - no ack came for three quarters of the lease (since the welcome at
+//     first), which leaves the last quarter for the reconnect, whose hello
+//     renews the seats before they run out;
+//   - a heartbeat sent since has gone unanswered for an eighth of the
+//     lease (ackWait).
+//
+// With the default ratio (a third) the first is what counts. The second
+// matters when the server sets a heartbeat longer than five eighths of the
+// lease, which it may (it only asks for less than the lease): no ack is
+// due for most of the lease then, and a healthy connection must not be
+// given up before its next one was.
+//
+// Only acks count: they alone say the seats were renewed, and other
+// messages can come from a node that no longer reads what the client
+// sends. The deadline is a timer of its own, on the monotonic clock, not
+// a look at the next tick: with the default ratio the tick after it comes
+// when the lease runs out, too late for the reconnect.
 func (c *Client) heartbeats(l *link) {
 	c.mu.Lock()
 	period, lease := c.heartbeat, c.lease
 	c.mu.Unlock()
-	margin := lease / 4
 	t := time.NewTicker(period)
 	defer t.Stop()
-	last := time.Now()
 	acks := make(chan struct{}, 1)
 	c.setAckSink(acks)
 	defer c.setAckSink(nil)
+	silence, ackWait := lease*3/4, lease/8
+	lastAck := l.welcomed
+	var asked time.Time // when the first heartbeat since lastAck went; zero if none
+	deadline := time.NewTimer(0)
+	deadline.Stop()
+	defer deadline.Stop()
+	// arm sets the deadline; nothing is due while no heartbeat waits
+	arm := func() {
+		if lease <= 0 || asked.IsZero() {
+			deadline.Stop()
+			return
+		}
+		at := lastAck.Add(silence)
+		if w := asked.Add(ackWait); w.After(at) {
+			at = w
+		}
+		deadline.Reset(time.Until(at))
+	}
+	acked := func() {
+		lastAck, asked = time.Now(), time.Time{}
+		arm()
+	}
 	for {
 		select {
 		case <-l.lost:
@@ -349,15 +391,24 @@ func (c *Client) heartbeats(l *link) {
 		case <-c.done:
 			return
 		case <-acks:
-			last = time.Now()
-		case <-t.C:
-			if lease > 0 && time.Since(last) > lease-margin {
-				_ = l.ws.Close() // the reader ends, run reconnects
-				return
+			acked()
+		case <-deadline.C:
+			select {
+			case <-acks: // it came with the deadline
+				acked()
+				continue
+			default:
 			}
+			_ = l.ws.Close() // the reader ends, run reconnects
+			return
+		case <-t.C:
 			if err := l.send(protocol.ClientMessage{Type: protocol.TypeHeartbeat, ID: "hb"}); err != nil {
 				_ = l.ws.Close()
 				return
+			}
+			if asked.IsZero() {
+				asked = time.Now()
+				arm()
 			}
 		}
 	}

@@ -115,3 +115,60 @@ func TestReconnectToAnotherNodeKeepsTheSession(t *testing.T) {
 		2*600*time.Millisecond, 20*time.Millisecond)
 	assert.Equal(t, protocol.StateActive, stateOf(nb.b, acct.owner, g.Session.ID))
 }
+
+// A connection that stops delivering without closing (half-open) is given
+// up when no ack came for three quarters of the lease, by a deadline of its
+// own: the heartbeat tick after it comes only when the lease runs out
+// (default ratio, a third), too late for the reconnect to renew.
+func TestHalfOpenConnectionIsGivenUpBeforeTheLeaseRunsOut(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.Heartbeat, cfg.Lease = 300*time.Millisecond, 900*time.Millisecond // SPEC's 10 s / 30 s, scaled
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 2)
+	p := startBlackhole(t, n.http.Listener.Addr().String())
+	d := dial(t, p.url(), desktop(acct.annTok, "dev1"))
+	ctx := context.Background()
+	g, err := d.Open(ctx)
+	require.NoError(t, err)
+	time.Sleep(700 * time.Millisecond) // a few heartbeats acked
+
+	p.freeze()
+	frozen := time.Now()
+	waitFor[client.Disconnected](t, d.Events(), 3*cfg.Lease)
+	gaveUp := time.Since(frozen)
+	waitFor[client.Reconnected](t, d.Events(), 3*cfg.Lease)
+	t.Logf("gave the silent connection up %v after it went silent (lease %v)", gaveUp, cfg.Lease)
+
+	s := sessionOf(t, n.b, acct.owner, g.Session.ID)
+	assert.Equal(t, protocol.StateActive, s.State, "the session was lost (%s) although the client was connected and reconnected by itself", s.Reason)
+	assert.Equal(t, []protocol.SessionRef{{ID: g.Session.ID, Fence: g.Fence}}, d.Sessions())
+}
+
+// The node accepts any heartbeat shorter than the lease, here 25 s against
+// 30 s (scaled), longer than three quarters of the lease: no ack is due for
+// most of the lease then, and the client gives each heartbeat an eighth of
+// the lease to be answered rather than give up the healthy connection.
+func TestAcceptedHeartbeatNearTheLeaseKeepsAHealthyConnection(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.Heartbeat, cfg.Lease = 500*time.Millisecond, 600*time.Millisecond // 25 s / 30 s, scaled
+	require.NoError(t, cfg.Validate())
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 2)
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	_, err := d.Open(context.Background())
+	require.NoError(t, err)
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-d.Events():
+			if dis, ok := e.(client.Disconnected); ok {
+				t.Fatalf("the client dropped a healthy connection (%v) with heartbeat %v and lease %v", dis.Err, cfg.Heartbeat, cfg.Lease)
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
