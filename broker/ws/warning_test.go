@@ -18,17 +18,8 @@ import (
 // low-balance warning to the desktop clients of PPU sessions.
 func TestLowBalanceWarnsDesktopClientsOfPPUSessions(t *testing.T) {
 	t.Parallel()
-	cfg := fastConfig(testredis.Prefix(t))
-	cfg.LowBalance = []int{60}
-	cfg.Minute = time.Hour
-	n := startNode(t, redisClient(t), cfg, ws.Options{})
-	acct := newAccount(t, n.b, 0)
+	n, acct := ppuNode(t, 62)
 	ctx := context.Background()
-	on := true
-	_, err := n.b.UpdateSettings(ctx, acct.owner, broker.SettingsPatch{PPUEnabled: &on})
-	require.NoError(t, err)
-	_, err = n.b.TopUp(ctx, acct.owner, 62, "", "")
-	require.NoError(t, err)
 
 	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
 	g, err := d.Open(ctx) // on PPU: the first minute is billed, 61 left
@@ -50,17 +41,8 @@ func TestLowBalanceWarnsDesktopClientsOfPPUSessions(t *testing.T) {
 // (Five tries: before the fix the warning was lost in most.)
 func TestTheOpenerOfAPPUSessionThatCrossesAThresholdIsWarned(t *testing.T) {
 	t.Parallel()
-	cfg := fastConfig(testredis.Prefix(t))
-	cfg.LowBalance = []int{60}
-	cfg.Minute = time.Hour
-	n := startNode(t, redisClient(t), cfg, ws.Options{})
-	acct := newAccount(t, n.b, 0)
+	n, acct := ppuNode(t, 61)
 	ctx := context.Background()
-	on := true
-	_, err := n.b.UpdateSettings(ctx, acct.owner, broker.SettingsPatch{PPUEnabled: &on})
-	require.NoError(t, err)
-	_, err = n.b.TopUp(ctx, acct.owner, 61, "", "")
-	require.NoError(t, err)
 	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
 	for try := range 5 {
 		g, err := d.Open(ctx) // on PPU: its first minute leaves 60
@@ -73,4 +55,22 @@ func TestTheOpenerOfAPPUSessionThatCrossesAThresholdIsWarned(t *testing.T) {
 		_, err = n.b.TopUp(ctx, acct.owner, 1, "", "") // 61 again
 		require.NoError(t, err)
 	}
+}
+
+// ppuNode is a node whose low-balance warning is at 60 minutes and whose
+// PPU minute lasts an hour, with an account of no prepaid seats, PPU on
+// and balance minutes.
+func ppuNode(t *testing.T, balance int64) (*node, account) {
+	t.Helper()
+	cfg := fastConfig(testredis.Prefix(t))
+	cfg.LowBalance = []int{60}
+	cfg.Minute = time.Hour
+	n := startNode(t, redisClient(t), cfg, ws.Options{})
+	acct := newAccount(t, n.b, 0)
+	on := true
+	_, err := n.b.UpdateSettings(context.Background(), acct.owner, broker.SettingsPatch{PPUEnabled: &on})
+	require.NoError(t, err)
+	_, err = n.b.TopUp(context.Background(), acct.owner, balance, "", "")
+	require.NoError(t, err)
+	return n, acct
 }
