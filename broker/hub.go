@@ -18,6 +18,9 @@ const (
 	EventUser = "user"
 	// EventAccount: settings or balance changed.
 	EventAccount = "account"
+	// EventBalance: PPU minutes were billed: the balance changed, and
+	// nothing else of the account.
+	EventBalance = "balance"
 	// EventWarning: a warning (low PPU balance); Warning is set.
 	EventWarning = "warning"
 	// EventTokens: tokens of a user were revoked (UserID); connections
@@ -240,6 +243,8 @@ func (h *Hub) dispatch(channel, payload string) {
 			ev.UserID = e.UserID
 		case "promoted", "account":
 			ev.Type = EventAccount
+		case "balance":
+			ev.Type = EventBalance
 		default:
 			continue
 		}

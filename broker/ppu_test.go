@@ -414,3 +414,34 @@ func TestExhaustionWhileAnotherPPUSessionTerminates(t *testing.T) {
 	assert.Equal(t, int64(0), o.PPUBalance)
 	f.assertLedgerSumsToBalance()
 }
+
+// TestEveryBilledMinuteTellsTheAccountsWatchers: a minute billed by its
+// timer changes the balance and nothing else the page shows, yet the page
+// "updates by itself within a second of any change": the call that bills
+// publishes a balance event (one a call), and the balance it carries to
+// the overview is the one billing left.
+func TestEveryBilledMinuteTellsTheAccountsWatchers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute = 300 * time.Millisecond
+		}})
+		f.topUp(100)
+		f.mustOpen(f.user("ann", nil), "d1") // the first minute: 99
+		events, cancel, err := f.b.Watch(f.ctx, f.acct)
+		require.NoError(t, err)
+		defer cancel()
+		timeout := time.After(2 * time.Second)
+		for {
+			select {
+			case ev := <-events:
+				if ev.Type != broker.EventBalance {
+					continue
+				}
+				assert.Less(t, f.overview().PPUBalance, int64(99), "a later minute was billed")
+				return
+			case <-timeout:
+				t.Fatalf("no balance event while minutes were billed (balance now %d)", f.overview().PPUBalance)
+			}
+		}
+	})
+}

@@ -71,6 +71,7 @@ local A           -- the account hash, loaded once per call
 local EV, EV_N = {}, 0 -- sessions to publish, each once (see emit_session):
 -- a list kept from call to call, like WRITTEN (past EV_N it is stale)
 local EVO         -- the other events to publish (see emit)
+local BALANCE_EV  -- a "balance" event is in EVO (billing: one a call)
 local EMITTED     -- session table -> true once a session event carries it
 local SESSJSON    -- session table -> its JSON, as the last flush wrote it
 local WRITTEN, WRITTEN_N = {}, 0 -- the sessions flush wrote (a list kept
@@ -197,7 +198,7 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
-  EV_N, EVO, EMITTED, SESSJSON = 0, {}, {}, {}
+  EV_N, EVO, EMITTED, SESSJSON, BALANCE_EV = 0, {}, {}, {}, false
   WRITTEN_N = 0
   S, SDIRTY, SEATDIRTY = {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false

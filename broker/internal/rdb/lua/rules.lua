@@ -72,6 +72,11 @@ local function bill_upto(s, t)
       ledger_add({kind = 'minute', session = s.id, user = s.user, minute = minute,
         delta = -1, balance = bal - 1, at = nb}, idem)
       warn_crossed(bal, bal - 1)
+      -- the balance changed with no other event: pages show it
+      if not BALANCE_EV then
+        BALANCE_EV = true
+        emit({type = 'balance'})
+      end
     end
     s.billed = num_str(minute)
     touch(s)
