@@ -138,8 +138,9 @@ function upsert(s) {
   // The countdown runs on the local clock from the seconds the server
   // counted, so a skewed client clock does not matter.
   if (s.state === 'terminating') {
-    const left = typeof s.seconds_left === 'number' ? s.seconds_left
-      : s.deadline ? Math.max(0, (Date.parse(s.deadline) - Date.now()) / 1000) : 0;
+    // (the server leaves seconds_left out when it is 0: the deadline has
+    // come; the deadline itself is on the server's clock, not this one)
+    const left = typeof s.seconds_left === 'number' ? s.seconds_left : 0;
     row.deadlineAt = row.recv + left * 1000;
     row.resynced = false;
   }
