@@ -33,14 +33,18 @@ func (s *Store) Secret(ctx context.Context, acct, uid string) (string, error) {
 	return found(s.client.HGet(ctx, s.keys.Secrets(acct), uid).Result())
 }
 
-// PutToken files a token under its hash, in the global lookup (with the
-// token's lifetime as TTL) and in the account's list.
+// PutToken files a token under its hash: in the account's list first
+// (dropping the list's expired tokens, token_put.lua), then in the global
+// lookup with the token's lifetime as TTL. In that order a crash between
+// the two leaves a listed token that does not work, never a working token
+// that "sign out everywhere" cannot find.
 func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration) error {
 	js, _ := json.Marshal(t)
-	if err := s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err(); err != nil {
+	keys := []string{s.keys.Tokens(t.Account), s.keys.TokenExpiry(t.Account)}
+	if err := scriptTokenPut.Run(ctx, s.client, keys, hash, string(js), t.Expires).Err(); err != nil {
 		return err
 	}
-	return s.client.HSet(ctx, s.keys.Tokens(t.Account), hash, js).Err()
+	return s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err()
 }
 
 // Token returns the token filed under hash, or StatusNotFound.
@@ -58,11 +62,16 @@ func (s *Store) DeleteToken(ctx context.Context, acct, hash string) error {
 	if err := s.client.Del(ctx, s.keys.Token(hash)).Err(); err != nil {
 		return err
 	}
-	return s.client.HDel(ctx, s.keys.Tokens(acct), hash).Err()
+	// the account's list and expiries share a slot: one round trip
+	pipe := s.client.Pipeline()
+	pipe.HDel(ctx, s.keys.Tokens(acct), hash)
+	pipe.ZRem(ctx, s.keys.TokenExpiry(acct), hash)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Tokens lists an account's tokens by hash (expired ones included until
-// they are pruned).
+// the next token of the account is filed, which drops them).
 func (s *Store) Tokens(ctx context.Context, acct string) (map[string]TokenRec, error) {
 	m, err := s.client.HGetAll(ctx, s.keys.Tokens(acct)).Result()
 	if err != nil {

@@ -85,6 +85,10 @@ func (k Keys) Secrets(acct string) string { return k.tag(acct) + "secrets" }
 // (to list and revoke them).
 func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 
+// TokenExpiry is a sorted set: token hash -> when it expires (ms), so
+// that filing a token drops the account's expired ones (token_put.lua).
+func (k Keys) TokenExpiry(acct string) string { return k.tag(acct) + "tokexp" }
+
 // account returns the KEYS every account script takes, in the order
 // lib.lua names them.
 func (k Keys) account(acct string) []string {

@@ -67,9 +67,10 @@ var (
 	accountFunction = "seatbroker_account_" + codeHash(accountSource)
 	accountLibrary  = "#!lua name=" + accountFunction + "\n" + accountSource +
 		"\nredis.register_function('" + accountFunction + "', function(keys, args)\n  reset(keys, args)\n  return main(args)\nend)\n"
-	scriptAccount = redis.NewScript(accountSource + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
-	scriptDueSet  = redis.NewScript(mustLua("due_set.lua"))
-	scriptRate    = redis.NewScript(mustLua("rate.lua"))
+	scriptAccount  = redis.NewScript(accountSource + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
+	scriptDueSet   = redis.NewScript(mustLua("due_set.lua"))
+	scriptRate     = redis.NewScript(mustLua("rate.lua"))
+	scriptTokenPut = redis.NewScript(mustLua("token_put.lua"))
 )
 
 func codeHash(code string) string {
@@ -79,7 +80,7 @@ func codeHash(code string) string {
 
 // allScripts lists every script, for loading and for the test that loads
 // each one.
-var allScripts = []*redis.Script{scriptAccount, scriptDueSet, scriptRate}
+var allScripts = []*redis.Script{scriptAccount, scriptDueSet, scriptRate, scriptTokenPut}
 
 // The account operations, by name (the OPS key in Lua).
 const (

@@ -1,0 +1,52 @@
+package rdb
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestFilingATokenDropsTheAccountsExpiredOnes: an account's list of
+// tokens (what "sign out everywhere" reads) holds its live tokens: each
+// sign-in would otherwise add one for ever. Filing a token drops the
+// expired ones; a live one stays, and a revoked one leaves the list and
+// its expiries.
+func TestFilingATokenDropsTheAccountsExpiredOnes(t *testing.T) {
+	s, c := batchStoreWith(t, nil, time.Minute)
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	put := func(hash string, ttl time.Duration) {
+		t.Helper()
+		require.NoError(t, s.PutToken(ctx, hash, TokenRec{Account: "acme", User: "owner", Kind: "client",
+			Expires: now + ttl.Milliseconds(), Created: now}, ttl))
+	}
+	put("old1", 100*time.Millisecond)
+	put("old2", 100*time.Millisecond)
+	put("live", time.Hour)
+	time.Sleep(300 * time.Millisecond)
+	put("new", time.Hour)
+
+	toks, err := s.Tokens(ctx, "acme")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"live", "new"}, keysOf(toks), "the expired tokens left the list")
+	assert.Equal(t, int64(2), c.ZCard(ctx, s.keys.TokenExpiry("acme")).Val())
+
+	require.NoError(t, s.DeleteToken(ctx, "acme", "live"))
+	toks, err = s.Tokens(ctx, "acme")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"new"}, keysOf(toks))
+	assert.Equal(t, int64(1), c.ZCard(ctx, s.keys.TokenExpiry("acme")).Val())
+	_, err = s.Token(ctx, "live")
+	assert.Error(t, err, "a revoked token does not work")
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
