@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -279,4 +280,36 @@ func TestModeChangeWithOnlyPausedSessionsRekeysOnResume(t *testing.T) {
 	assert.Equal(t, int64(1), f.overview().InUse)
 	f.close(u, g1.Session.ID)
 	assert.Equal(t, int64(1), f.overview().InUse)
+}
+
+// TestAUserCannotOpenSessionsWithoutEnd: sharing a seat and PPU never
+// refuse a session, so a user (or a stolen token) could open sessions
+// until Redis is full. A seat is shared by at most 100 sessions, and a
+// user holds at most 100 seat keys; past either, user_limit (the user's
+// own sessions are in the way), and nothing changes.
+func TestAUserCannotOpenSessionsWithoutEnd(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		f.topUp(1000)
+		u := f.user("ann", nil)
+		for range 100 {
+			f.openCode(u, "d1") // one seat, shared
+		}
+		before := f.snapshot()
+		_, err := f.b.Open(f.ctx, broker.OpenRequest{Account: f.acct, UserID: u.UserID, DeviceID: "d1", WithCode: true})
+		require.ErrorIs(t, err, broker.ErrUserLimit, "the 101st session on one seat")
+		var de *broker.DeniedError
+		require.ErrorAs(t, err, &de)
+		assert.Len(t, de.Own, 100, "the denial lists the sessions in the way")
+		assert.Equal(t, before, f.snapshot(), "the refusal changed nothing")
+
+		// seat keys: one prepaid, then PPU ones, 100 in all
+		for i := 2; i <= 100; i++ {
+			f.openCode(u, fmt.Sprintf("dev-%d", i))
+		}
+		_, err = f.b.Open(f.ctx, broker.OpenRequest{Account: f.acct, UserID: u.UserID, DeviceID: "dev-101", WithCode: true})
+		require.ErrorIs(t, err, broker.ErrUserLimit, "the 101st seat key")
+		// another user is not held back by ann
+		f.openCode(f.user("bob", nil), "d1")
+	})
 }

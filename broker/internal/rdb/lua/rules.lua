@@ -173,12 +173,27 @@ local function detach(s, t)
 end
 
 -- acquire finds a seat for s by the seat rules, or returns the denial status.
+-- A user may hold at most MAX_KEYS seat keys, and a seat be shared by at
+-- most MAX_SHARE sessions: bounds against a user (or a stolen token)
+-- opening sessions without end, which sharing and PPU would never refuse
+-- (docs/design.md). Both refuse with user_limit: the user's own sessions
+-- are in the way.
+local MAX_KEYS, MAX_SHARE = 100, 100
+
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
   local key = seat_key(s)
   local v = seat(key)
   if v then
     if byte(v, 1) == 85 and A.balance <= 0 then return ST_PPU_EXHAUSTED end
+    -- the seat lists its sessions' ids, each after a space: they are
+    -- counted only when the list is long (the broker's ids are UUIDs, 37
+    -- bytes with the space: from ~half of MAX_SHARE on), not on every
+    -- shared open
+    if #v > 18 * MAX_SHARE then
+      local _, spaces = string.gsub(v, ' ', ' ')
+      if spaces - 1 >= MAX_SHARE and not seat_has(v, s.id) then return ST_USER_LIMIT end
+    end
     -- a session that takes a seat holds none, so it is not listed yet
     -- (seat_drop would leave a second listing behind: never add one)
     if not seat_has(v, s.id) then v = v .. ' ' .. s.id end
@@ -186,7 +201,8 @@ local function acquire(s, u, t)
     return ST_OK
   end
   local held, f = useats(u.id)
-  if u.max_seats and useats_count(held) >= u.max_seats then return ST_USER_LIMIT end
+  local n = useats_count(held)
+  if n >= MAX_KEYS or u.max_seats and n >= u.max_seats then return ST_USER_LIMIT end
   local kind
   if A.used < A.seats then
     kind = 'prepaid'
