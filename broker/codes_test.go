@@ -43,10 +43,11 @@ func TestCodeWorksOnce(t *testing.T) {
 func TestCodesAreUniqueAmongLiveSessions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
 		f := newFixture(t, c, setup{seats: 200, cfg: func(c *broker.Config) { c.CodeDigits = 6 }})
-		u := f.user("ann", nil)
+		// (a user holds at most 100 seat keys: two users)
+		users := []broker.Principal{f.user("ann", nil), f.user("bob", nil)}
 		seen := map[string]bool{}
 		for i := range 200 {
-			g := f.openCode(u, fmt.Sprintf("d%d", i))
+			g := f.openCode(users[i/100], fmt.Sprintf("d%d", i))
 			assert.False(t, seen[g.Session.Code], "code %s given twice", g.Session.Code)
 			seen[g.Session.Code] = true
 		}

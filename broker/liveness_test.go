@@ -249,8 +249,9 @@ func TestAHeartbeatAfterTheLeaseRanOutDoesNotReviveTheSessionWhenManyTimersAreDu
 	t.Cleanup(b.Close)
 	f := accountOn(t, b, setup{seats: 500})
 	ann := f.user("ann", nil)
+	others := f.user("others", nil) // (a user holds at most 100 seat keys)
 	for i := range 100 {
-		f.mustOpen(ann, "d"+strings.Repeat("x", i))
+		f.mustOpen(others, "d"+strings.Repeat("x", i))
 	}
 	// the last lease runs out after the other 100 (not in the same
 	// millisecond, where timers fire in no set order): the first call's
@@ -291,8 +292,12 @@ func TestOperationsFindANamedSessionAsItIsWhenManyTimersAreDue(t *testing.T) {
 	ann := f.user("ann", nil)
 	// more timers due before the named sessions' than the four calls below
 	// fire (100 each)
+	var fillers []broker.Principal // (a user holds at most 100 seat keys)
+	for i := range 5 {
+		fillers = append(fillers, f.user(fmt.Sprintf("filler%d", i), nil))
+	}
 	for i := range 420 {
-		f.mustOpen(ann, fmt.Sprintf("filler%d", i))
+		f.mustOpen(fillers[i/100], fmt.Sprintf("filler%d", i))
 	}
 	code := f.openCode(ann, "dc")
 	x := f.mustOpen(ann, "dx")

@@ -289,7 +289,8 @@ func TestModeChangeWithOnlyPausedSessionsRekeysOnResume(t *testing.T) {
 // own sessions are in the way), and nothing changes.
 func TestAUserCannotOpenSessionsWithoutEnd(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
-		f := newFixture(t, c, setup{seats: 1, ppu: true})
+		// (codes wait longer than the test runs, even under -race)
+		f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) { c.Standby = 10 * time.Minute }})
 		f.topUp(1000)
 		u := f.user("ann", nil)
 		for range 100 {
