@@ -265,3 +265,42 @@ func TestReview6EventStreamOutlivesItsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestReview6ExpiredTokensAreNeverPruned: every sign-in adds its token to
+// the account's tokens hash (broker/internal/rdb/identity.go:43), and only
+// a revocation removes one: the comment at identity.go:64-65 says expired
+// ones stay "until they are pruned", but nothing prunes them. The hash
+// grows by one entry per sign-in, for ever, and "sign out everywhere"
+// reads all of it (HGETALL) each time. It waits a little over a minute.
+func TestReview6ExpiredTokensAreNeverPruned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for tokens to expire (61 s)")
+	}
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	u := a.user("dave", protocol.RoleMember)
+	key := e.prefix + ":{" + a.id + "}:tokens"
+	const n = 4
+	for range n {
+		e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]any{
+			"account": a.id, "name": "dave", "password": password, "kind": "client", "ttl_sec": 60}, nil)
+	}
+	time.Sleep(62 * time.Second)
+	// the account lives on: a sign-in, a reap
+	e.signIn(a.id, "owner")
+	_, err := e.b.Reap(e.ctx)
+	require.NoError(t, err)
+	all, err := e.rc.HGetAll(e.ctx, key).Result()
+	require.NoError(t, err)
+	expired := 0
+	for h, v := range all {
+		if strings.Contains(v, u.ID) {
+			gone, err := e.rc.Exists(e.ctx, e.prefix+":token:"+h).Result()
+			require.NoError(t, err)
+			require.Zero(t, gone, "the token's own lookup key has expired")
+			expired++
+		}
+	}
+	require.Zero(t, expired, "%d expired tokens of dave are still in the account's tokens hash", expired)
+}

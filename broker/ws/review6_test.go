@@ -5,6 +5,7 @@ package ws_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -145,4 +146,31 @@ func TestReview6WebsocketKeepsWorkingAfterItsTokenExpired(t *testing.T) {
 	g := send(protocol.ClientMessage{Type: protocol.TypeOpen, ID: "o"})
 	require.NotEqual(t, protocol.TypeGranted, g.Type,
 		"a connection whose token expired at %v was still granted a seat at %v", tok.Expires, n.b.Now())
+}
+
+// TestReview6ConnectionThatNeverSaysHelloIsKeptForever: a websocket that
+// never says hello (so is nobody: no token, no code) is kept open for as
+// long as it answers the server's pings: there is no deadline for the
+// hello (broker/ws/conn.go, readPump: only pongWait, which every pong
+// renews) and no cap on connections per address, so unauthenticated
+// clients can hold a node's goroutines, buffers and sockets for ever.
+// It waits 70 s (past pongWait and the first ping).
+func TestReview6ConnectionThatNeverSaysHelloIsKeptForever(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 70 s")
+	}
+	t.Parallel()
+	rc := redisClient(t)
+	n := startNode(t, rc, fastConfig(testredis.Prefix(t)), ws.Options{})
+	c, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{})
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	defer c.Close()
+	// read (which answers pings) and say nothing for 70 s
+	_ = c.SetReadDeadline(time.Now().Add(70 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ne interface{ Timeout() bool }
+	closed := !(errors.As(err, &ne) && ne.Timeout())
+	t.Logf("after 70 s without a hello: read error %v; node connections %d", err, n.ws.Conns())
+	require.True(t, closed, "a connection that never said hello is still open after 70 s (%d on the node)", n.ws.Conns())
 }
