@@ -118,6 +118,31 @@ func TestAdminEndsSelectedSessionsTheyCountDownAndLeave(t *testing.T) {
 	assert.Equal(t, 1, eval[int](p, `window.__sameDocument`), "pushed, not reloaded")
 }
 
+// The dialog says running sessions close in N seconds, N the account's
+// notice as it is when the dialog opens, not as it was at sign-in: no
+// event brings the settings.
+func TestEndDialogTellsTheCurrentNotice(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, siteSpec{seats: 5, users: []broker.UserSpec{{Name: "alice"}}})
+	g := s.open("alice", "alice-pc", false)
+	p := s.tab(browser(t), 1280, 900)
+	p.signIn("/", s.acct, "owner")
+	p.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(g.Session.ID)), 5*time.Second, "alice's row")
+	twenty := int64(20)
+	_, err := s.web.UpdateSettings(s.ctx, s.owner, broker.SettingsPatch{NoticeSec: &twenty})
+	require.NoError(t, err)
+	p.click(rowSel(g.Session.ID) + " input[type=checkbox]")
+	p.click("#end-selected")
+	p.waitJS(`document.getElementById('confirm').open`, 2*time.Second, "confirmation asked")
+	text := p.text("#confirm-text")
+	p.click("#confirm-ok")
+	p.waitJS(fmt.Sprintf(`/terminating · \d+ s/.test(document.querySelector(%q).textContent)`, rowSel(g.Session.ID)+" td.state"),
+		3*time.Second, "it counts down")
+	left := p.secondsLeft(g.Session.ID)
+	assert.Contains(t, text, "close in 20 seconds", "the countdown shows %d s", left)
+	assert.InDelta(t, 20, left, 2, "the notice the dialog promised")
+}
+
 func TestMemberSeesOnlyTheSessionsTheRulesShow(t *testing.T) {
 	t.Parallel()
 	own := protocol.ScopeOwn
@@ -165,6 +190,54 @@ func TestMemberSeesOnlyTheSessionsTheRulesShow(t *testing.T) {
 	// Select-all takes only the rows she may end.
 	alice.click("#select-all")
 	assert.Equal(t, "2 sessions selected", alice.text("#selected-count"))
+}
+
+// A blocked user's tokens stop working and its stream is closed: the page
+// signs out (dropping the account's sessions) and says the user is
+// blocked, and a reload stays signed out.
+func TestABlockedViewersPageSignsOut(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, siteSpec{seats: 5, users: []broker.UserSpec{{Name: "alice"}, {Name: "bob"}}})
+	b1 := s.open("bob", "bob-pc", false)
+	p := s.tab(browser(t), 1280, 900)
+	p.signIn("/", s.acct, "alice")
+	p.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(b1.Session.ID)), 5*time.Second, "alice sees bob's session")
+
+	_, err := s.web.BlockUser(s.ctx, s.owner, s.users["alice"].ID, true)
+	require.NoError(t, err)
+	// The stream closes within a second; the page reconnects after ~1 s
+	// and asks /api/v1/me, which answers user_blocked.
+	p.waitJS(`!document.getElementById('view-signin').hidden && document.getElementById('nav').hidden`,
+		8*time.Second, "the blocked user's page signs out")
+	assert.Empty(t, p.rowIDs(), "the account's sessions leave the page")
+	assert.True(t, eval[bool](p, `document.getElementById('view-usage').hidden`))
+	assert.Contains(t, p.text("#signin-error"), "blocked")
+
+	p.do(chromedp.Reload())
+	p.waitJS(`document.body.dataset.ready === 'true'`, 5*time.Second, "reloaded")
+	assert.False(t, eval[bool](p, `document.getElementById('view-signin').hidden`), "still signed out after a reload")
+	assert.Contains(t, p.text("#signin-error"), "blocked")
+	assert.Empty(t, p.rowIDs())
+}
+
+// An admin demoted to member while on Users (the stream's resync) loses
+// the link and the view: the page moves to License Usage and the user list
+// leaves it.
+func TestDemotedAdminLeavesTheUsersView(t *testing.T) {
+	t.Parallel()
+	s := newSite(t, siteSpec{seats: 5, users: []broker.UserSpec{{Name: "admin", Role: protocol.RoleAdmin}, {Name: "alice"}}})
+	p := s.tab(browser(t), 1280, 900)
+	p.signIn("/#users", s.acct, "admin")
+	p.waitJS(`!document.getElementById('view-users').hidden && document.querySelectorAll('#users-body tr').length === 3`,
+		5*time.Second, "the admin on Users")
+	member := protocol.RoleMember
+	_, err := s.web.UpdateUser(s.ctx, s.owner, s.users["admin"].ID, broker.UserPatch{Role: &member})
+	require.NoError(t, err)
+	p.waitJS(`document.querySelector('#nav a[href="#users"]').hidden`, 5*time.Second, "the resync hid the link")
+	p.waitJS(`document.getElementById('view-users').hidden && !document.getElementById('view-usage').hidden`,
+		time.Second, "a member is moved to License Usage")
+	assert.Equal(t, "#usage", eval[string](p, `location.hash`))
+	assert.Zero(t, eval[int](p, `document.querySelectorAll('#users-body tr').length`), "the user list leaves the page")
 }
 
 func TestUserSuppliedTextShowsAsText(t *testing.T) {

@@ -4,7 +4,7 @@
 
 import { $, notify, st } from './page.js';
 import { loadOverview, loadSessions, onHidden, onSession, renderOverview } from './usage.js';
-import { applyMe, signedOut } from './app.js';
+import { applyMe, resumeSignIn, signedOut } from './app.js';
 
 class ApiError extends Error {
   constructor(code, message, status) {
@@ -38,24 +38,49 @@ export async function api(method, path, body) {
     let code = err.code;
     if (!code) code = res.status === 401 ? 'unauthorized' : res.status === 503 ? 'unavailable' : 'error';
     if (code === 'unavailable') setUnavailable(true);
-    if (res.status === 401 && st.me && !path.endsWith('/auth/signin')) {
-      signedOut('Your sign-in has ended. Sign in again.');
+    if (st.me && !path.endsWith('/auth/signin')) {
+      if (res.status === 401) signedOut('Your sign-in has ended. Sign in again.');
+      // The viewer was blocked: its tokens stop working, so the page may
+      // no longer show the account.
+      else if (code === 'user_blocked') signedOut(BLOCKED);
     }
     throw new ApiError(code, err.message || res.statusText || 'Request failed', res.status);
   }
   return data;
 }
 
+// BLOCKED is what the sign-in form says to a user who was blocked.
+export const BLOCKED = 'Your user is blocked, so you are signed out. Ask an administrator of your account.';
+
 // ---- banner: the server or its database is unavailable ----------------
 
-// READY_EVERY: how often the page asks /readyz, so that it says when the
-// node loses its database even while nothing changes.
+// READY_EVERY: how often a signed-in page asks /readyz, so that it says
+// when the node loses its database even while nothing changes;
+// READY_EVERY_DOWN: how often while the banner shows, to take it down (and
+// re-fetch) soon after the node is ready again.
 export const READY_EVERY = 3000;
+export const READY_EVERY_DOWN = 2000;
+
+let readyTimer = 0;
+let readyBusy = false; // a check is on its way: the next waits its turn
+
+// watchReady (re)starts the /readyz checks at the pace the banner asks for.
+export function watchReady() {
+  clearTimeout(readyTimer);
+  readyTimer = setTimeout(() => {
+    watchReady();
+    if ((st.me || st.unavailable) && !readyBusy) {
+      readyBusy = true;
+      checkReady().finally(() => { readyBusy = false; });
+    }
+  }, st.unavailable ? READY_EVERY_DOWN : READY_EVERY);
+}
 
 function setUnavailable(on) {
   if (on === st.unavailable) return;
   st.unavailable = on;
   renderBanner();
+  watchReady(); // the pace changes with the banner
 }
 
 export function renderBanner() {
@@ -76,6 +101,7 @@ export async function checkReady() {
       if (st.unavailable) {
         setUnavailable(false);
         if (st.me) resync(); // what changed while it was down
+        else resumeSignIn(); // loaded while it was down: the cookie may be good
       }
       return true;
     }
@@ -93,7 +119,10 @@ export function connectEvents() {
   st.es = es;
   const json = (e) => { try { return JSON.parse(e.data); } catch (x) { return null; } };
   es.addEventListener('open', () => {
-    if (st.esRetry > 0) resync(); // anything may have changed while we were away
+    // Anything may have changed before the stream was listening: while we
+    // were away, or, at sign-in, between the first reads and now (a role
+    // change then would never be told).
+    resync();
     st.esRetry = 0;
   });
   es.addEventListener('session', (e) => { const s = json(e); if (s) onSession(s); });

@@ -11,12 +11,13 @@
 // (textContent, attribute values), never parsed as HTML.
 
 import { $, canView, isAdmin, setText, st } from './page.js';
-import { api, checkReady, connectEvents, READY_EVERY } from './api.js';
+import { api, BLOCKED, checkReady, connectEvents, watchReady } from './api.js';
 import { afterChange, initUsage, loadOverview, loadSessions, removeRow, tick } from './usage.js';
 import { initAdmin, loadSettings, loadUsers } from './admin.js';
 
 const VIEWS = ['license', 'usage', 'settings', 'users'];
 const ADMIN_VIEWS = ['settings', 'users'];
+let shown = ''; // the view on screen
 
 // ---- routing ------------------------------------------------------------
 
@@ -28,6 +29,7 @@ function currentView() {
 }
 
 function show(view) {
+  shown = view;
   for (const s of document.querySelectorAll('main > .view')) s.hidden = s.id !== 'view-' + view;
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.view === view) a.setAttribute('aria-current', 'page');
@@ -88,6 +90,7 @@ async function signIn(ev) {
 }
 
 function signedIn(me) {
+  st.meUnknown = false;
   applyMe(me);
   route(true);
   connectEvents();
@@ -112,10 +115,22 @@ export function applyMe(me) {
     for (const id of [...st.rows.keys()]) removeRow(id);
     afterChange();
   }
+  if (!isAdmin()) {
+    // Demoted (a resync): the account's users leave the page, and a view
+    // for the owner and admins gives way to License Usage.
+    st.users = [];
+    $('users-body').replaceChildren();
+    if ($('user-dialog').open) $('user-dialog').close('cancel');
+    if (ADMIN_VIEWS.includes(shown)) {
+      history.replaceState(null, '', '#usage');
+      route(true);
+    }
+  }
 }
 
 export function signedOut(message) {
   st.me = null;
+  st.meUnknown = false;
   st.perms = null;
   st.csrf = '';
   if (st.es) st.es.close();
@@ -136,6 +151,25 @@ export function signedOut(message) {
   }
 }
 
+// resumeSignIn asks /api/v1/me again when the node is ready after the page
+// loaded while it was not (boot could not tell whether the cookie is
+// good): signed in, the page opens as it would have; otherwise the
+// sign-in form stays.
+export async function resumeSignIn() {
+  if (st.me || !st.meUnknown) return;
+  let me;
+  try {
+    me = await api('GET', '/api/v1/me');
+  } catch (e) {
+    if (e.code !== 'unavailable') st.meUnknown = false; // not signed in: the form stays
+    if (e.code === 'user_blocked') signedOut(BLOCKED);
+    return;
+  }
+  if (st.me || !st.meUnknown) return; // signed in by hand meanwhile
+  $('signin-error').hidden = true;
+  signedIn(me);
+}
+
 async function signOut() {
   try { await api('POST', '/api/v1/auth/signout'); } catch (e) { /* signed out anyway */ }
   signedOut('');
@@ -150,12 +184,19 @@ async function boot() {
   initUsage();
   window.addEventListener('hashchange', () => route(true));
   setInterval(tick, 250);
-  setInterval(() => { if (st.me || st.unavailable) checkReady(); }, READY_EVERY);
+  watchReady();
   try {
     signedIn(await api('GET', '/api/v1/me'));
   } catch (e) {
+    // Unavailable: the banner shows, and the page signs in by itself when
+    // the node is ready again if the cookie is good (resumeSignIn). The
+    // form stays for whoever is not signed in.
     show('signin');
-    if (e.code === 'unavailable') checkReady();
+    if (e.code === 'user_blocked') signedOut(BLOCKED);
+    if (e.code === 'unavailable') {
+      st.meUnknown = true;
+      checkReady();
+    }
   }
   document.body.dataset.ready = 'true';
 }

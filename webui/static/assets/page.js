@@ -7,6 +7,7 @@ export const $ = (id) => document.getElementById(id);
 
 export const st = {
   me: null, // the signed-in user
+  meUnknown: false, // the page loaded while the node was unavailable: maybe signed in
   perms: null, // {view, control, is_admin}
   settings: null,
   csrf: '',

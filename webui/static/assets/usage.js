@@ -138,8 +138,9 @@ function upsert(s) {
   // The countdown runs on the local clock from the seconds the server
   // counted, so a skewed client clock does not matter.
   if (s.state === 'terminating') {
-    const left = typeof s.seconds_left === 'number' ? s.seconds_left
-      : s.deadline ? Math.max(0, (Date.parse(s.deadline) - Date.now()) / 1000) : 0;
+    // (the server leaves seconds_left out when it is 0: the deadline has
+    // come; the deadline itself is on the server's clock, not this one)
+    const left = typeof s.seconds_left === 'number' ? s.seconds_left : 0;
     row.deadlineAt = row.recv + left * 1000;
     row.resynced = false;
   }
@@ -259,17 +260,44 @@ function renderSelection() {
   all.indeterminate = !all.checked && sel.some((r) => st.selected.has(r.s.id));
 }
 
+// noticeSec is the account's notice, read fresh (an admin may have changed
+// it since sign-in), or the last one known if the node cannot say.
+async function noticeSec() {
+  try {
+    const s = await api('GET', '/api/v1/settings');
+    if (s) st.settings = s;
+  } catch (e) { /* the last known one */ }
+  return st.settings && st.settings.notice_sec ? st.settings.notice_sec : 30;
+}
+
+let asking = false; // the End Selected Sessions dialog is on its way or open
+
 async function endSelected() {
-  const ids = [...st.selected].filter((id) => st.rows.has(id));
-  if (ids.length === 0) return;
-  const notice = st.settings && st.settings.notice_sec ? st.settings.notice_sec : 30;
+  if (asking || st.selected.size === 0) return;
+  asking = true;
+  let ok = false;
+  let ids = [];
+  try {
+    const notice = await noticeSec();
+    ids = [...st.selected].filter((id) => st.rows.has(id));
+    if (!st.me || ids.length === 0) return;
+    ok = await askEnd(ids, notice);
+  } finally {
+    asking = false;
+  }
+  if (ok) await endSessions(ids);
+}
+
+function askEnd(ids, notice) {
   const what = ids.length === 1 ? 'the selected session' : 'the ' + ids.length + ' selected sessions';
-  const ok = await confirmDialog(
+  return confirmDialog(
     ids.length === 1 ? 'End 1 session?' : 'End ' + ids.length + ' sessions?',
     'Everyone in ' + what + ' gets a notice, and running sessions close in ' + notice +
       ' seconds. Sessions still waiting for their code end at once.',
     ids.length === 1 ? 'End session' : 'End ' + ids.length + ' sessions');
-  if (!ok) return;
+}
+
+async function endSessions(ids) {
   $('end-selected').disabled = true;
   try {
     const res = await api('POST', '/api/v1/sessions/end', { session_ids: ids });
