@@ -164,6 +164,12 @@ func (b *Broker) Now() time.Time {
 	return time.Now().Add(time.Duration(b.offset.Load()))
 }
 
+// Until is how long until t, a time on the Redis clock (a token's expiry),
+// as a duration for this node's timers.
+func (b *Broker) Until(t time.Time) time.Duration {
+	return t.Sub(b.Now())
+}
+
 // Reap fires due timers now, without waiting for the reaper's tick. Tests
 // and tools use it; the reaper calls the same code.
 func (b *Broker) Reap(ctx context.Context) (int, error) {

@@ -44,6 +44,14 @@ var bcryptCost = bcrypt.DefaultCost
 // SetBcryptCost sets the password hashing cost (tests use bcrypt.MinCost).
 func SetBcryptCost(c int) { bcryptCost = c }
 
+// minTokenTTL is the shortest lifetime a token may be issued with; tests
+// lower it through SetMinTokenTTL.
+var minTokenTTL = time.Minute
+
+// SetMinTokenTTL sets the shortest token lifetime (default a minute), for
+// tests that watch tokens expire: call it before any test runs (TestMain).
+func SetMinTokenTTL(d time.Duration) { minTokenTTL = d }
+
 // dummyHash is compared against when a user does not exist, so a wrong
 // name costs as much time as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("seatbroker-dummy"), bcrypt.MinCost)
@@ -115,7 +123,7 @@ func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string,
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
-	if ttl < time.Minute || ttl > MaxTokenTTL {
+	if ttl < minTokenTTL || ttl > MaxTokenTTL {
 		return IssuedToken{}, invalid("ttl", "must be a minute to a year")
 	}
 	if len(c.Name) > MaxName || len(c.Password) > MaxPassword || len(c.Account) > 63 {
@@ -178,7 +186,7 @@ func (b *Broker) IssueToken(ctx context.Context, p Principal, ttl time.Duration,
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
-	if ttl < time.Minute || ttl > MaxTokenTTL {
+	if ttl < minTokenTTL || ttl > MaxTokenTTL {
 		return IssuedToken{}, invalid("ttl", "must be a minute to a year")
 	}
 	if err := checkText("label", label, MaxName, false); err != nil {
@@ -213,24 +221,35 @@ func hashToken(tok string) string {
 // permissions; a revoked or expired token, or a blocked user, is refused
 // at once.
 func (b *Broker) Authenticate(ctx context.Context, token, kind string) (Principal, error) {
+	p, _, err := b.AuthenticateUntil(ctx, token, kind)
+	return p, err
+}
+
+// AuthenticateUntil is Authenticate that also says when the token expires,
+// on the Redis clock (compare with Now): a stream or connection signed in
+// with it ends then, since nothing else would check it again.
+func (b *Broker) AuthenticateUntil(ctx context.Context, token, kind string) (Principal, time.Time, error) {
 	if !strings.HasPrefix(token, TokenPrefix) || len(token) > 200 {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, time.Time{}, ErrUnauthorized
 	}
 	rec, err := b.store.Token(ctx, hashToken(token))
 	if isStatus(err, rdb.StatusNotFound) {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, time.Time{}, ErrUnauthorized
 	}
 	if err != nil {
-		return Principal{}, storeErr(err)
+		return Principal{}, time.Time{}, storeErr(err)
 	}
 	if rec.Kind != kind || rec.Expires <= b.Now().UnixMilli() {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, time.Time{}, ErrUnauthorized
 	}
 	p, err := b.PrincipalFor(ctx, rec.Account, rec.User)
 	if errors.Is(err, ErrNotFound) {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, time.Time{}, ErrUnauthorized
 	}
-	return p, err
+	if err != nil {
+		return Principal{}, time.Time{}, err
+	}
+	return p, time.UnixMilli(rec.Expires), nil
 }
 
 // Revoke revokes a token. Revoking one's own token (sign out) is always

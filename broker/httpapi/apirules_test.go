@@ -321,3 +321,36 @@ func TestMalformedOrForeignUserIDsAreNotFoundForMembers(t *testing.T) {
 	r = e.request(http.MethodPut, "/api/v1/users/"+other.ID+"/password", tok, map[string]string{"password": "long-enough-pw"})
 	assert.Equal(t, http.StatusForbidden, r.status, "%s", r.body)
 }
+
+// TestEveryAnswerRefusesSniffingAndFraming: API answers, API errors, 404s
+// outside the API and the OpenAPI document go out with nosniff and no
+// framing (docs/api.md), as the page does; the page keeps its own
+// Content-Security-Policy, and the event stream still streams.
+func TestEveryAnswerRefusesSniffingAndFraming(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(1, false)
+	for _, c := range []struct{ path, token string }{
+		{"/api/v1/me", a.token},      // an answer
+		{"/api/v1/me", ""},           // 401
+		{"/api/v1/nope", ""},         // 404 of the API
+		{"/nope", ""},                // 404 outside it
+		{"/api/v1/openapi.json", ""}, // the document
+		{"/healthz", ""},
+	} {
+		r := e.request(http.MethodGet, c.path, c.token, nil)
+		assert.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"), "%s (%d)", c.path, r.status)
+		assert.Equal(t, "DENY", r.header.Get("X-Frame-Options"), "%s (%d)", c.path, r.status)
+		assert.Equal(t, "default-src 'none'; frame-ancestors 'none'", r.header.Get("Content-Security-Policy"),
+			"%s (%d)", c.path, r.status)
+	}
+	page := e.request(http.MethodGet, "/", "", nil)
+	require.Equal(t, http.StatusOK, page.status)
+	assert.Contains(t, page.header.Get("Content-Security-Policy"), "script-src 'self'", "the page's own policy")
+	assert.Contains(t, page.header.Get("Content-Security-Policy"), "frame-ancestors 'none'")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := e.openStream(ctx, "Authorization", "Bearer "+a.token)
+	next(t, events, time.Second, func(ev sse) bool { return ev.name == "overview" })
+}

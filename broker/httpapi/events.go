@@ -40,7 +40,8 @@ type stream struct {
 }
 
 // events is GET /events: the account's changes as Server-Sent Events, as
-// this viewer may see them, from whichever node made them.
+// this viewer may see them, from whichever node made them, until the
+// viewer's token expires or is revoked.
 func (h *api) events(c *gin.Context) {
 	ctx := c.Request.Context()
 	cl := who(c)
@@ -59,12 +60,19 @@ func (h *api) events(c *gin.Context) {
 	defer s.ovDue.Stop()
 	keep := time.NewTicker(keepalivePeriod)
 	defer keep.Stop()
+	// nothing else checks the token again unless the viewer changes: the
+	// stream ends when it expires (the page then finds its cookie gone and
+	// signs out)
+	expired := time.NewTimer(h.b.Until(cl.expires))
+	defer expired.Stop()
 	if s.write(": connected\n\n") != nil {
 		return
 	}
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-expired.C:
 			return
 		case <-s.ovDue.C:
 			if s.sendOverview(ctx) != nil {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/httpapi"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
 )
@@ -217,4 +218,65 @@ func TestRevokingTheViewersTokensEndsItsStream(t *testing.T) {
 	g, err := node2.Open(ctx, broker.OpenRequest{Account: a.id, UserID: viewer.ID, DeviceID: "d"})
 	require.NoError(t, err)
 	next(t, others, time.Second, func(ev sse) bool { return ev.name == "session" && strings.Contains(ev.data, g.Session.ID) })
+}
+
+// TestAStreamEndsWhenItsTokenExpires: the stream checks its token again
+// only when the viewer changes, so it ends by itself when the token
+// expires, the page's cookie and a program's bearer token alike: at the
+// expiry, not before. The page then finds its cookie expired and signs
+// out.
+func TestAStreamEndsWhenItsTokenExpires(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	type stream struct {
+		name    string
+		expires time.Time
+		events  <-chan sse
+	}
+	var web struct {
+		Expires time.Time `json:"expires"`
+	}
+	r := e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]any{
+		"account": a.id, "name": "owner", "password": password, "ttl_sec": 2}, &web)
+	var cookie string
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == httpapi.CookieName {
+			cookie = cookieHeader(c)
+		}
+	}
+	require.NotEmpty(t, cookie)
+	var cli struct {
+		Token   string    `json:"token"`
+		Expires time.Time `json:"expires"`
+	}
+	e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]any{
+		"account": a.id, "name": "owner", "password": password, "kind": "client", "ttl_sec": 2}, &cli)
+	streams := []stream{
+		{"cookie", web.Expires, e.openStream(ctx, "Cookie", cookie)},
+		{"bearer", cli.Expires, e.openStream(ctx, "Authorization", "Bearer "+cli.Token)},
+	}
+	for _, s := range streams {
+		next(t, s.events, time.Second, func(ev sse) bool { return ev.name == "overview" })
+	}
+
+	for _, s := range streams {
+		ended := time.After(e.b.Until(s.expires) + time.Second)
+		for open := true; open; {
+			select {
+			case _, open = <-s.events:
+			case <-ended:
+				t.Fatalf("%s: the stream of a token that expired at %v is still open", s.name, s.expires)
+			}
+		}
+		// the broker's clock is measured once a second: a little slack
+		assert.False(t, e.b.Now().Before(s.expires.Add(-100*time.Millisecond)),
+			"%s: the stream ended at %v, before its token expired at %v", s.name, e.b.Now(), s.expires)
+	}
+	for _, path := range []string{"/api/v1/me", "/api/v1/events"} {
+		r := e.request(http.MethodGet, path, "", nil, "Cookie", cookie)
+		assert.Equal(t, http.StatusUnauthorized, r.status, "%s with the expired cookie", path)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	broker.SetBcryptCost(bcrypt.MinCost)
+	broker.SetMinTokenTTL(time.Second) // to watch tokens expire
 	testredis.Main(m)
 }
 

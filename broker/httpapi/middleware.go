@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -46,9 +47,10 @@ type api struct {
 
 // caller is who sent a request, as authenticate found it.
 type caller struct {
-	p      broker.Principal
-	token  string
-	cookie bool // authenticated by the page's cookie (else a bearer token)
+	p       broker.Principal
+	token   string
+	cookie  bool      // authenticated by the page's cookie (else a bearer token)
+	expires time.Time // the token's expiry, on the Redis clock
 }
 
 const callerKey = "seatbroker.caller"
@@ -136,12 +138,12 @@ func (h *api) authenticate(c *gin.Context) {
 			fail(c, broker.ErrUnauthorized)
 			return
 		}
-		p, err := h.b.Authenticate(ctx, strings.TrimSpace(tok), broker.TokenClient)
+		p, exp, err := h.b.AuthenticateUntil(ctx, strings.TrimSpace(tok), broker.TokenClient)
 		if err != nil {
 			fail(c, err)
 			return
 		}
-		c.Set(callerKey, caller{p: p, token: strings.TrimSpace(tok)})
+		c.Set(callerKey, caller{p: p, token: strings.TrimSpace(tok), expires: exp})
 		c.Next()
 		return
 	}
@@ -162,12 +164,12 @@ func (h *api) authenticate(c *gin.Context) {
 			return
 		}
 	}
-	p, err := h.b.Authenticate(ctx, ck.Value, broker.TokenWeb)
+	p, exp, err := h.b.AuthenticateUntil(ctx, ck.Value, broker.TokenWeb)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.Set(callerKey, caller{p: p, token: ck.Value, cookie: true})
+	c.Set(callerKey, caller{p: p, token: ck.Value, cookie: true, expires: exp})
 	c.Next()
 }
 
@@ -184,4 +186,23 @@ func who(c *gin.Context) caller {
 	v, _ := c.Get(callerKey)
 	cl, _ := v.(caller)
 	return cl
+}
+
+// apiCSP is the Content-Security-Policy of every answer but the page's
+// (webui sets its own for / and /assets/*): JSON loads nothing and may not
+// be framed.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'"
+
+// SecurityHeaders is an engine-wide middleware (broker/server installs it
+// before any route, so 404s and errors get it too): no content sniffing,
+// no framing. A JSON answer can then neither be read as a script or page
+// by a browser that guesses its type, nor be framed for clickjacking. The
+// page's handler replaces the CSP with its own; the event stream keeps
+// these (browsers apply no CSP to it).
+func SecurityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", apiCSP)
+	c.Next()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/httpapi"
 )
 
 // Options configure the handler.
@@ -43,7 +44,8 @@ func (n *Node) Close() {
 func New(b *broker.Broker, opts Options) *Node {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
+	// before any route: gin builds each route's chain when it is added
+	r.Use(gin.Recovery(), httpapi.SecurityHeaders)
 	if opts.Log != nil {
 		r.Use(requestLog(opts.Log))
 	}

@@ -3,6 +3,9 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +41,11 @@ type conn struct {
 	// only read.
 	pre        *broker.Principal // authenticated at upgrade
 	preToken   string            // the upgrade's bearer token
+	preExpires time.Time         // its expiry, on the Redis clock
 	token      string            // the desktop client's token ("" for remote)
 	tokenUser  string            // its user, for revocations
 	hello      bool              // reader only
+	expiry     *time.Timer       // closes a desktop connection when its token expires; reader only
 	role       string
 	principal  broker.Principal // desktop
 	acct       string
@@ -174,6 +179,9 @@ func (c *conn) flush() bool {
 func (c *conn) readPump() {
 	defer func() {
 		c.stop(0, "")
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		c.mu.Lock()
 		sids := make([]string, 0, len(c.sessions))
 		for sid := range c.sessions {
@@ -184,9 +192,24 @@ func (c *conn) readPump() {
 		c.s.wg.Done()
 	}()
 	c.ws.SetReadLimit(maxMessageSize)
-	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	// until a hello succeeds, reads wait no later than helloBy, pongs or
+	// not: a connection that is nobody is not kept for long
+	helloBy := time.Now().Add(c.s.opts.HelloWait)
+	deadline := func() time.Time {
+		d := time.Now().Add(pongWait)
+		if !c.hello && helloBy.Before(d) {
+			return helloBy
+		}
+		return d
+	}
+	// the pong handler runs on this goroutine, inside ReadMessage
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(deadline()) })
 	for {
+		// before the draining check: a drain that comes after it has set
+		// the deadline to now, and this does not undo that
+		if err := c.ws.SetReadDeadline(deadline()); err != nil {
+			return
+		}
 		if c.draining.Load() {
 			c.stop(websocket.CloseGoingAway, "server shutting down")
 			return
@@ -201,9 +224,10 @@ func (c *conn) readPump() {
 		}
 		if err != nil {
 			// gorilla answered an oversized frame with 1009 already
-			return
-		}
-		if err := c.ws.SetReadDeadline(time.Now().Add(pongWait)); err != nil {
+			var ne net.Error
+			if !c.hello && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(helloBy) {
+				c.stop(websocket.ClosePolicyViolation, fmt.Sprintf("no hello within %v", c.s.opts.HelloWait))
+			}
 			return
 		}
 		if typ != websocket.TextMessage {
@@ -227,6 +251,18 @@ func (c *conn) readPump() {
 		default:
 		}
 	}
+}
+
+// expireAt closes the connection with 1008 when the token it signed in
+// with expires (at exp, on the Redis clock): the token is not checked
+// again otherwise, unless it is revoked.
+func (c *conn) expireAt(exp time.Time) {
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.expiry = time.AfterFunc(c.s.b.Until(exp), func() {
+		c.stop(websocket.ClosePolicyViolation, "unauthorized: the token expired")
+	})
 }
 
 // requestID digs the id out of a message that did not decode, so the

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -66,7 +67,7 @@ func (c *conn) onHello(ctx context.Context, m protocol.ClientMessage) {
 		c.fail(m.ID, protocol.ErrorDetail{Code: protocol.CodeInvalidRequest, Message: "a desktop client names its device", Field: "device_id"})
 		return
 	}
-	p, err := c.authenticate(ctx, m, &reply)
+	p, expires, err := c.authenticate(ctx, m, &reply)
 	if err != nil {
 		c.failErr(m.ID, err)
 		return
@@ -103,6 +104,7 @@ func (c *conn) onHello(ctx context.Context, m protocol.ClientMessage) {
 			reply.Sessions = append(reply.Sessions, c.renewed(r, m.Sessions[i].Fence))
 		}
 	}
+	c.expireAt(expires)
 	c.enqueue(reply)
 }
 
@@ -155,26 +157,27 @@ func (c *conn) helloRemote(ctx context.Context, m protocol.ClientMessage, reply 
 	}
 }
 
-// authenticate finds the desktop client's user: from the upgrade's bearer
-// token, the hello's token, or a sign-in with the hello's password (whose
-// token the welcome returns, for reconnects).
-func (c *conn) authenticate(ctx context.Context, m protocol.ClientMessage, reply *protocol.ServerMessage) (broker.Principal, error) {
+// authenticate finds the desktop client's user, and when the token it
+// signed in with expires: from the upgrade's bearer token, the hello's
+// token, or a sign-in with the hello's password (whose token the welcome
+// returns, for reconnects).
+func (c *conn) authenticate(ctx context.Context, m protocol.ClientMessage, reply *protocol.ServerMessage) (broker.Principal, time.Time, error) {
 	switch {
 	case c.pre != nil:
-		return *c.pre, nil
+		return *c.pre, c.preExpires, nil
 	case m.Token != "":
-		return c.s.b.Authenticate(ctx, m.Token, broker.TokenClient)
+		return c.s.b.AuthenticateUntil(ctx, m.Token, broker.TokenClient)
 	case m.Password != "":
 		tok, err := c.s.b.SignIn(ctx, broker.Credentials{Account: m.Account, Name: m.Name, Password: m.Password},
 			c.source, broker.TokenClient, 0)
 		if err != nil {
-			return broker.Principal{}, err
+			return broker.Principal{}, time.Time{}, err
 		}
 		exp := tok.Expires
 		reply.Token, reply.TokenExpires = tok.Token, &exp
-		return tok.Principal, nil
+		return tok.Principal, exp, nil
 	}
-	return broker.Principal{}, broker.ErrUnauthorized
+	return broker.Principal{}, time.Time{}, broker.ErrUnauthorized
 }
 
 // renewed turns one renewal into its status, attaching or detaching the

@@ -34,6 +34,7 @@ var redisAddr string
 // any goroutine outlives them (connections, watches, clients).
 func TestMain(m *testing.M) {
 	broker.SetBcryptCost(bcrypt.MinCost)
+	broker.SetMinTokenTTL(time.Second) // to watch tokens expire
 	gin.SetMode(gin.ReleaseMode)
 	srv, err := testredis.Start()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -171,4 +172,47 @@ func TestAcceptedHeartbeatNearTheLeaseKeepsAHealthyConnection(t *testing.T) {
 			return
 		}
 	}
+}
+
+// A connection that has not said hello (successfully) within the hello
+// wait is nobody: it is closed with 1008, however well it answers pings,
+// whether it said nothing, sent requests before hello, or had its hello
+// refused. One that said hello in time stays.
+func TestAConnectionWithoutAHelloIsClosedAfterTheHelloWait(t *testing.T) {
+	t.Parallel()
+	const wait = 300 * time.Millisecond
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{HelloWait: wait})
+	acct := newAccount(t, n.b, 2)
+	raw := func() *websocket.Conn {
+		t.Helper()
+		c, resp, err := websocket.DefaultDialer.Dial(n.url, nil)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	began := time.Now()
+	silent := raw() // reading answers the pings; it says nothing
+	early := raw()
+	require.NoError(t, early.WriteJSON(protocol.ClientMessage{Type: protocol.TypeHeartbeat, ID: "hb"}))
+	refused := raw()
+	require.NoError(t, refused.WriteJSON(protocol.ClientMessage{Type: protocol.TypeHello, ID: "h", Version: protocol.Version,
+		Role: protocol.RoleDesktop, DeviceID: "dev1", Token: "sbt_not-a-token"}))
+	greeted := rawHello(t, n.url, protocol.ClientMessage{Type: protocol.TypeHello, Version: protocol.Version,
+		Role: protocol.RoleDesktop, DeviceID: "dev2", Token: acct.annTok})
+
+	for name, c := range map[string]*websocket.Conn{"silent": silent, "request before hello": early, "refused hello": refused} {
+		ce := closeFrame(t, c, 2*time.Second)
+		assert.Equal(t, websocket.ClosePolicyViolation, ce.Code, name)
+		assert.Equal(t, "no hello within 300ms", ce.Text, name)
+	}
+	assert.GreaterOrEqual(t, time.Since(began), wait, "closed before the hello wait was over")
+	require.Eventually(t, func() bool { return n.ws.Conns() == 1 }, time.Second, 10*time.Millisecond,
+		"only the connection that said hello is left")
+
+	time.Sleep(wait) // well past its hello wait
+	require.NoError(t, greeted.WriteJSON(protocol.ClientMessage{Type: protocol.TypeHeartbeat, ID: "hb"}))
+	var m protocol.ServerMessage
+	require.NoError(t, greeted.ReadJSON(&m))
+	assert.Equal(t, protocol.TypeAck, m.Type, "%+v", m)
 }

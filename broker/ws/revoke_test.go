@@ -11,8 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/broker/ws"
 	"github.com/seatbroker/seatbroker/client"
+	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // Revoking a user's tokens on one node closes, within a second, that
@@ -76,6 +79,78 @@ func TestSigningOutClosesOnlyThatTokensConnections(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// A desktop connection closes with 1008 when the token it signed in with
+// expires, whether the token came at the upgrade or in the hello: the
+// token is not checked again otherwise, and the connection would keep
+// taking seats for as long as it lasts. Not before: until then it works.
+// A client that has the password signs in again; one with only the token
+// stops.
+func TestADesktopConnectionClosesWhenItsTokenExpires(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{})
+	acct := newAccount(t, n.b, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	short := func() broker.IssuedToken {
+		t.Helper()
+		tok, err := n.b.IssueToken(ctx, acct.ann, 2*time.Second, "short")
+		require.NoError(t, err)
+		return tok
+	}
+	upgrade, hello := short(), short()
+	raws := []struct {
+		name    string
+		expires time.Time
+		c       *websocket.Conn
+	}{
+		{"token at the upgrade", upgrade.Expires, rawDesktop(t, n.url, upgrade.Token, "dev1")},
+		{"token in the hello", hello.Expires, rawHello(t, n.url, protocol.ClientMessage{Type: protocol.TypeHello,
+			Version: protocol.Version, Role: protocol.RoleDesktop, DeviceID: "dev2", Token: hello.Token})},
+	}
+	byToken, withPassword := short(), short()
+	tokenOnly := dial(t, n.url, desktop(byToken.Token, "dev3"))
+	opts := desktop(withPassword.Token, "dev4")
+	opts.Account, opts.Name, opts.Password = acct.id, "ann", acct.annPasswd
+	signsInAgain := dial(t, n.url, opts)
+	for _, r := range raws {
+		require.NoError(t, r.c.WriteJSON(protocol.ClientMessage{Type: protocol.TypeOpen, ID: "o"}))
+		var m protocol.ServerMessage
+		require.NoError(t, r.c.ReadJSON(&m))
+		require.Equal(t, protocol.TypeGranted, m.Type, "%s: %+v", r.name, m)
+	}
+
+	for _, r := range raws {
+		ce := closeFrame(t, r.c, n.b.Until(r.expires)+time.Second)
+		assert.Equal(t, websocket.ClosePolicyViolation, ce.Code, r.name)
+		assert.Equal(t, "unauthorized: the token expired", ce.Text, r.name)
+		// the broker's clock is measured once a second: a little slack
+		assert.False(t, n.b.Now().Before(r.expires.Add(-100*time.Millisecond)),
+			"%s: closed at %v, before the token expired at %v", r.name, n.b.Now(), r.expires)
+	}
+	waitFor[client.Disconnected](t, tokenOnly.Events(), n.b.Until(byToken.Expires)+time.Second)
+	stopped := waitFor[client.Stopped](t, tokenOnly.Events(), 2*time.Second)
+	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(stopped.Err), "%v", stopped.Err)
+	waitFor[client.Disconnected](t, signsInAgain.Events(), time.Second)
+	waitFor[client.Reconnected](t, signsInAgain.Events(), 2*time.Second)
+	assert.NotEqual(t, withPassword.Token, signsInAgain.Token(), "signed in again, with a new token")
+	_, err := signsInAgain.Open(ctx)
+	require.NoError(t, err)
+}
+
+// rawHello dials url and says hello, which must be welcomed.
+func rawHello(t *testing.T, url string, hello protocol.ClientMessage) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.WriteJSON(hello))
+	var m protocol.ServerMessage
+	require.NoError(t, c.ReadJSON(&m))
+	require.Equal(t, protocol.TypeWelcome, m.Type, "%+v", m)
+	return c
+}
+
 // rawDesktop is a desktop connection without the client library, signed
 // in with the upgrade's bearer token, past its welcome.
 func rawDesktop(t *testing.T, url, tok, device string) *websocket.Conn {
@@ -94,12 +169,19 @@ func rawDesktop(t *testing.T, url, tok, device string) *websocket.Conn {
 // closeCode reads c until the server closes it and returns the close code.
 func closeCode(t *testing.T, c *websocket.Conn, within time.Duration) int {
 	t.Helper()
+	return closeFrame(t, c, within).Code
+}
+
+// closeFrame reads c until the server closes it and returns its close
+// frame (code and reason).
+func closeFrame(t *testing.T, c *websocket.Conn, within time.Duration) *websocket.CloseError {
+	t.Helper()
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(within)))
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
 			require.True(t, errors.As(err, &ce), "not closed by the server within %v: %v", within, err)
-			return ce.Code
+			return ce
 		}
 	}
 }

@@ -46,6 +46,10 @@ const (
 	// defaultSendQueue is how many messages may wait for a slow client
 	// before it is disconnected.
 	defaultSendQueue = 32
+	// defaultHelloWait is how long a connection may stay without a
+	// successful hello: until then it is nobody, and must not hold the
+	// node's sockets and goroutines for as long as it answers pings.
+	defaultHelloWait = 10 * time.Second
 	// requestTimeout bounds the broker calls of one request.
 	requestTimeout = 10 * time.Second
 	// maxConnSessions is how many sessions one connection may hold.
@@ -67,6 +71,9 @@ type Options struct {
 	// SendQueue is how many messages may wait for one client before it is
 	// disconnected as too slow (default 32).
 	SendQueue int
+	// HelloWait is how long a new connection may take to say hello (a
+	// successful one) before it is closed with 1008 (default 10s).
+	HelloWait time.Duration
 }
 
 // Server is the websocket hub of one node.
@@ -101,6 +108,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = defaultSendQueue
+	}
+	if opts.HelloWait <= 0 {
+		opts.HelloWait = defaultHelloWait
 	}
 	s := &Server{
 		b: b, log: opts.Log, opts: opts, done: make(chan struct{}),
@@ -192,19 +202,20 @@ func (s *Server) Conns() int {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var pre *broker.Principal
 	preToken := ""
+	var preExpires time.Time
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
 			writeHTTPError(w, http.StatusUnauthorized, protocol.ErrorDetail{Code: protocol.CodeUnauthorized, Message: "use Authorization: Bearer <token>"})
 			return
 		}
-		p, err := s.b.Authenticate(r.Context(), strings.TrimSpace(tok), broker.TokenClient)
+		p, exp, err := s.b.AuthenticateUntil(r.Context(), strings.TrimSpace(tok), broker.TokenClient)
 		if err != nil {
 			d, status := broker.ErrorDetail(err)
 			writeHTTPError(w, status, d)
 			return
 		}
-		pre, preToken = &p, strings.TrimSpace(tok)
+		pre, preToken, preExpires = &p, strings.TrimSpace(tok), exp
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -218,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered
 	}
 	c := newConn(s, wsc, sourceOf(r), pre)
-	c.preToken = preToken
+	c.preToken, c.preExpires = preToken, preExpires
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
