@@ -48,6 +48,7 @@ func New(client redis.UniversalClient, cfg Config, log *slog.Logger) (*Broker, e
 		Minute: cfg.Minute, Retention: cfg.Retention, Warn: cfg.LowBalance,
 	})
 	b := &Broker{cfg: cfg, store: st, log: log}
+	dummyHash() // made now, not in the first sign-in of an unknown name
 	b.reaper = rdb.NewReaper(st, cfg.ReapInterval, cfg.SweepInterval, log)
 	b.hub = newHub(b)
 	return b, nil

@@ -83,6 +83,32 @@ func TestWrongCodesAreRateLimitedPerSource(t *testing.T) {
 	})
 }
 
+// TestRightCodesDoNotCountAgainstTheJoinLimit: a join that succeeds gives
+// its place in the source's limit back, so an address that joins many
+// sessions (a help desk behind one address) is never limited by them, and
+// its wrong codes still have the whole limit.
+func TestRightCodesDoNotCountAgainstTheJoinLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 30})
+		u := f.user("ann", nil)
+		for i := range 2 * f.b.Config().JoinRate {
+			g := f.openCode(u, fmt.Sprintf("d%d", i))
+			_, _, err := f.b.Join(f.ctx, g.Session.Code, "192.0.2.9")
+			require.NoError(t, err, "join %d", i+1)
+		}
+		wrong := 0
+		for {
+			_, _, err := f.b.Join(f.ctx, "0000000000"[:f.b.Config().CodeDigits], "192.0.2.9")
+			if errors.Is(err, broker.ErrRateLimited) {
+				break
+			}
+			require.ErrorIs(t, err, broker.ErrNotFound)
+			wrong++
+		}
+		assert.Equal(t, f.b.Config().JoinRate, wrong)
+	})
+}
+
 func TestMalformedCodeIsNotFound(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
 		f := newFixture(t, c, setup{seats: 1})

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -38,11 +39,14 @@ const (
 	TokenWeb    = "web"    // the page's cookie session
 )
 
-// bcryptCost is bcrypt's work factor; tests lower it through SetBcryptCost.
-var bcryptCost = bcrypt.DefaultCost
+// hashing is bcrypt's work factor and the dummy hash made at it.
+var hashing struct {
+	mu    sync.Mutex
+	cost  int    // guarded by mu; tests lower it through SetBcryptCost
+	dummy []byte // guarded by mu; made at cost when first needed
+}
 
-// SetBcryptCost sets the password hashing cost (tests use bcrypt.MinCost).
-func SetBcryptCost(c int) { bcryptCost = c }
+func init() { hashing.cost = bcrypt.DefaultCost }
 
 // minTokenTTL is the shortest lifetime a token may be issued with; tests
 // lower it through SetMinTokenTTL.
@@ -52,32 +56,76 @@ var minTokenTTL = time.Minute
 // tests that watch tokens expire: call it before any test runs (TestMain).
 func SetMinTokenTTL(d time.Duration) { minTokenTTL = d }
 
-// dummyHash is compared against when a user does not exist, so a wrong
-// name costs as much time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("seatbroker-dummy"), bcrypt.MinCost)
+// SetBcryptCost sets the password hashing cost (default
+// bcrypt.DefaultCost; tests use bcrypt.MinCost). The dummy hash that
+// unknown user names are checked against is made again at the new cost.
+func SetBcryptCost(c int) {
+	hashing.mu.Lock()
+	defer hashing.mu.Unlock()
+	if c != hashing.cost {
+		hashing.cost, hashing.dummy = c, nil
+	}
+}
+
+func bcryptCost() int {
+	hashing.mu.Lock()
+	defer hashing.mu.Unlock()
+	return hashing.cost
+}
+
+// dummyHash is compared against when a user does not exist (or has no
+// password), so a wrong name costs as much time as a wrong password: it is
+// made at the cost real passwords are hashed at.
+func dummyHash() []byte {
+	hashing.mu.Lock()
+	defer hashing.mu.Unlock()
+	if hashing.dummy == nil {
+		h, err := bcrypt.GenerateFromPassword([]byte("seatbroker-dummy"), hashing.cost)
+		if err != nil { // a cost bcrypt refuses; setPassword fails the same way
+			h, _ = bcrypt.GenerateFromPassword([]byte("seatbroker-dummy"), bcrypt.DefaultCost)
+		}
+		hashing.dummy = h
+	}
+	return hashing.dummy
+}
 
 // SetPassword sets a user's password: the user itself, or the owner and
-// admins for anyone of their account.
-func (b *Broker) SetPassword(ctx context.Context, p Principal, uid, password string) error {
+// admins for anyone of their account but the owner, whose password only
+// the owner sets (an admin who could set it could sign in as the owner,
+// the one user that cannot be blocked or demoted). Every token of the user
+// stops working but keep, the caller's own token when users set their own
+// password (keep is ignored otherwise): a password set after a suspected
+// compromise locks out whoever signed in with the old one. The revocation
+// is announced like any other.
+func (b *Broker) SetPassword(ctx context.Context, p Principal, uid, password, keep string) error {
 	// the user is looked up first: an unknown id, or another account's,
 	// answers not_found to anyone (docs/api.md)
 	if !validID(uid) {
 		return ErrNotFound
 	}
-	if _, err := b.store.User(ctx, p.Account, uid); err != nil {
+	u, err := b.store.User(ctx, p.Account, uid)
+	if err != nil {
 		return storeErr(err)
 	}
-	if uid != p.UserID && !p.IsAdmin() {
+	if uid != p.UserID && (!p.IsAdmin() || u.Role == protocol.RoleOwner) {
 		return ErrForbidden
 	}
-	return b.setPassword(ctx, p.Account, uid, password)
+	if err := b.setPassword(ctx, p.Account, uid, password); err != nil {
+		return err
+	}
+	keepHash := ""
+	if uid == p.UserID && keep != "" {
+		keepHash = hashToken(keep)
+	}
+	_, err = b.revokeTokens(ctx, p.Account, uid, keepHash)
+	return err
 }
 
 func (b *Broker) setPassword(ctx context.Context, acct, uid, password string) error {
 	if len(password) < MinPassword || len(password) > MaxPassword {
 		return invalid("password", "must be 8 to 72 bytes")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost())
 	if err != nil {
 		return err
 	}
@@ -113,9 +161,12 @@ type IssuedToken struct {
 }
 
 // SignIn checks a password and issues a token of kind (client or web).
-// Failed attempts are rate limited per account user name and per source
-// address; every failure answers the same unauthorized, whether the
-// account, the user or the password was wrong.
+// Attempts are rate limited per account user name and per source address:
+// each takes its place in both limits before the password is checked, so
+// guesses sent at the same moment cannot pass the limits all at once, and
+// only a sign-in that succeeds gives its places back. Every failure
+// answers the same unauthorized, whether the account, the user or the
+// password was wrong, or the user is blocked.
 func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string, ttl time.Duration) (IssuedToken, error) {
 	if kind != TokenClient && kind != TokenWeb {
 		return IssuedToken{}, invalid("kind", "must be client or web")
@@ -129,50 +180,83 @@ func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string,
 	if len(c.Name) > MaxName || len(c.Password) > MaxPassword || len(c.Account) > 63 {
 		return IssuedToken{}, ErrUnauthorized
 	}
-	limits := []string{"signin:src:" + source, "signin:user:" + c.Account + "/" + strings.ToLower(c.Name)}
-	for _, l := range limits {
-		ok, retry, err := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, true)
-		if err != nil {
-			return IssuedToken{}, storeErr(err)
-		}
-		if !ok {
-			return IssuedToken{}, &RateLimitedError{RetryAfterSec: int((retry + time.Second - 1) / time.Second)}
-		}
+	limits := []limit{
+		{name: "signin:src:" + source, rate: SignInRate},
+		{name: "signin:user:" + c.Account + "/" + strings.ToLower(c.Name), rate: SignInRate},
 	}
-	p, err := b.checkPassword(ctx, c)
-	if errors.Is(err, ErrUnauthorized) {
-		for _, l := range limits {
-			if _, _, rerr := b.store.Allow(ctx, l, SignInRate, time.Minute, SignInRate, false); rerr != nil {
-				return IssuedToken{}, storeErr(rerr)
-			}
-		}
+	if err := b.take(ctx, limits...); err != nil {
+		return IssuedToken{}, err
 	}
+	p, hash, err := b.checkPassword(ctx, c)
 	if err != nil {
 		return IssuedToken{}, err
 	}
-	return b.issue(ctx, p, kind, ttl, "")
+	tok, err := b.issue(ctx, p, kind, ttl, "")
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	// A password set while this one was checked revokes the tokens it
+	// finds; this one may have been filed after it looked, so it is
+	// checked against the password now stored and revoked if that changed.
+	if err := b.stillCurrent(ctx, p, hash, tok.Token); err != nil {
+		return IssuedToken{}, err
+	}
+	b.giveBack(ctx, limits...)
+	return tok, nil
 }
 
-func (b *Broker) checkPassword(ctx context.Context, c Credentials) (Principal, error) {
-	hash := string(dummyHash)
-	uid := ""
+// checkPassword returns the principal whose password c holds, and the
+// hash it matched. A user that is blocked, or has no password, is
+// unauthorized like a wrong password. Its status is read before the hash
+// is compared, so a right password takes no longer than a wrong one.
+func (b *Broker) checkPassword(ctx context.Context, c Credentials) (Principal, string, error) {
+	hash, uid := string(dummyHash()), ""
 	if validAccount(c.Account) {
-		if id, err := b.store.UserByName(ctx, c.Account, c.Name); err == nil {
-			if h, err := b.store.Secret(ctx, c.Account, id); err == nil {
+		id, err := b.store.UserByName(ctx, c.Account, c.Name)
+		if err != nil && !isStatus(err, rdb.StatusNotFound) {
+			return Principal{}, "", storeErr(err)
+		}
+		if err == nil {
+			h, err := b.store.Secret(ctx, c.Account, id)
+			if err != nil && !isStatus(err, rdb.StatusNotFound) {
+				return Principal{}, "", storeErr(err)
+			}
+			if err == nil {
 				hash, uid = h, id
 			}
-		} else if !isStatus(err, rdb.StatusNotFound) {
-			return Principal{}, storeErr(err)
 		}
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(c.Password)) != nil || uid == "" {
-		return Principal{}, ErrUnauthorized
+	var p Principal
+	perr := ErrUnauthorized // no such user, or one without a password
+	if uid != "" {
+		p, perr = b.PrincipalFor(ctx, c.Account, uid)
 	}
-	p, err := b.PrincipalFor(ctx, c.Account, uid)
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, ErrUnauthorized
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(c.Password)) != nil {
+		return Principal{}, "", ErrUnauthorized
 	}
-	return p, err
+	if errors.Is(perr, ErrUnauthorized) || errors.Is(perr, ErrNotFound) || errors.Is(perr, ErrUserBlocked) {
+		return Principal{}, "", ErrUnauthorized
+	}
+	if perr != nil {
+		return Principal{}, "", perr
+	}
+	return p, hash, nil
+}
+
+// stillCurrent revokes the token just issued to p if p's password is no
+// longer hash.
+func (b *Broker) stillCurrent(ctx context.Context, p Principal, hash, tok string) error {
+	now, err := b.store.Secret(ctx, p.Account, p.UserID)
+	if err == nil && now == hash {
+		return nil
+	}
+	if derr := b.store.DeleteToken(ctx, p.Account, hashToken(tok)); derr != nil {
+		return storeErr(derr)
+	}
+	if err != nil && !isStatus(err, rdb.StatusNotFound) {
+		return storeErr(err)
+	}
+	return ErrUnauthorized
 }
 
 func isStatus(err error, st rdb.Status) bool {
@@ -283,27 +367,49 @@ func (b *Broker) tokensRevoked(ctx context.Context, acct, uid string) {
 	}
 }
 
-// RevokeUserTokens revokes every token of a user (owner and admins, or
-// the user itself): "sign out everywhere".
+// RevokeUserTokens revokes every token of a user: "sign out everywhere".
+// The user itself may, and the owner and admins for anyone of their
+// account but the owner, whose tokens only the owner revokes.
 func (b *Broker) RevokeUserTokens(ctx context.Context, p Principal, uid string) (int, error) {
-	if uid != p.UserID && !p.IsAdmin() {
-		return 0, ErrForbidden
+	if uid != p.UserID {
+		if !p.IsAdmin() {
+			return 0, ErrForbidden
+		}
+		if !validID(uid) {
+			return 0, ErrNotFound
+		}
+		u, err := b.store.User(ctx, p.Account, uid)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		if u.Role == protocol.RoleOwner {
+			return 0, ErrForbidden
+		}
 	}
-	toks, err := b.store.Tokens(ctx, p.Account)
+	return b.revokeTokens(ctx, p.Account, uid, "")
+}
+
+// revokeTokens revokes every token of a user but the one whose hash is
+// keep, and announces it.
+func (b *Broker) revokeTokens(ctx context.Context, acct, uid, keep string) (int, error) {
+	toks, err := b.store.Tokens(ctx, acct)
 	if err != nil {
 		return 0, storeErr(err)
 	}
 	n := 0
 	for h, t := range toks {
-		if t.User == uid {
-			if err := b.store.DeleteToken(ctx, p.Account, h); err != nil {
+		if t.User == uid && h != keep {
+			if err := b.store.DeleteToken(ctx, acct, h); err != nil {
+				if n > 0 {
+					b.tokensRevoked(ctx, acct, uid)
+				}
 				return n, storeErr(err)
 			}
 			n++
 		}
 	}
 	if n > 0 {
-		b.tokensRevoked(ctx, p.Account, uid)
+		b.tokensRevoked(ctx, acct, uid)
 	}
 	return n, nil
 }

@@ -138,22 +138,18 @@ func (b *Broker) reserveCode(ctx context.Context, acct, sid string) (string, err
 func (b *Broker) codeTTL() time.Duration { return max(b.cfg.Standby, MaxStandby) + time.Minute }
 
 // Join joins a standby session by its code, from the remote side at
-// source (an address, for the rate limit on wrong codes).
+// source (an address, for the rate limit on wrong codes). Every attempt
+// takes its place in the source's limit before the code is looked up, so
+// wrong codes sent together over many connections cannot pass the limit
+// all at once; only a join that succeeds gives its place back.
 func (b *Broker) Join(ctx context.Context, code, source string) (protocol.Session, string, error) {
-	limit := "join:" + source
-	ok, retry, err := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, true)
-	if err != nil {
-		return protocol.Session{}, "", storeErr(err)
-	}
-	if !ok {
-		return protocol.Session{}, "", &RateLimitedError{RetryAfterSec: int((retry + time.Second - 1) / time.Second)}
+	lim := limit{name: "join:" + source, rate: b.cfg.JoinRate}
+	if err := b.take(ctx, lim); err != nil {
+		return protocol.Session{}, "", err
 	}
 	s, acct, err := b.join(ctx, code)
-	if errors.Is(err, ErrNotFound) {
-		// only wrong codes count against the source
-		if _, _, rerr := b.store.Allow(ctx, limit, b.cfg.JoinRate, time.Minute, b.cfg.JoinRate, false); rerr != nil {
-			return protocol.Session{}, "", storeErr(rerr)
-		}
+	if err == nil {
+		b.giveBack(ctx, lim) // only failed joins count against the source
 	}
 	return s, acct, err
 }

@@ -265,13 +265,19 @@ func (c *Client) reconnect(ctx context.Context) (*link, error) {
 			return nil, ErrClosed
 		case <-t.C:
 		}
+		c.mu.Lock()
+		withToken := c.token != ""
+		c.mu.Unlock()
 		actx, cancel := context.WithTimeout(ctx, helloWait)
 		l, err := c.connect(actx)
 		cancel()
 		if err == nil {
 			return l, nil
 		}
-		if fatal(err) && !(CodeOf(err) == protocol.CodeUnauthorized && c.canSignIn()) {
+		// a refused token (revoked, expired) is dropped and the password
+		// tried; a refused password (changed since) stops the client,
+		// rather than fail sign-ins for ever under the user's name
+		if fatal(err) && !(CodeOf(err) == protocol.CodeUnauthorized && withToken && c.canSignIn()) {
 			return nil, err
 		}
 	}

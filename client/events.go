@@ -92,8 +92,8 @@ type Reconnected struct {
 }
 
 // Stopped: the client stopped for good without Close: it cannot connect
-// again (its token was revoked and it has no password, a remote side's
-// connection ended, ...). Err says why (CodeOf gives the code); requests
+// again (its token was revoked and it has no password, or its password
+// was refused too: changed since; a remote side's connection ended, ...). Err says why (CodeOf gives the code); requests
 // fail with it from now on. Close it to release it.
 type Stopped struct {
 	Err error

@@ -85,7 +85,7 @@ func newSite(t *testing.T, spec siteSpec) *site {
 	for _, us := range spec.users {
 		u, err := web.AddUser(ctx, op, us)
 		require.NoError(t, err)
-		require.NoError(t, web.SetPassword(ctx, op, u.ID, password))
+		require.NoError(t, web.SetPassword(ctx, op, u.ID, password, ""))
 		s.users[us.Name] = u
 	}
 	return s

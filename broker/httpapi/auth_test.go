@@ -1,14 +1,18 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/httpapi"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
@@ -239,6 +243,157 @@ func TestWrongPasswordsAreRateLimited(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, r.status)
 	assert.Equal(t, protocol.CodeRateLimited, r.errCode(t))
 	assert.NotEmpty(t, r.header.Get("Retry-After"))
+}
+
+// TestConcurrentWrongPasswordsStayWithinTheSignInLimit: each attempt
+// takes its place in the limits before its password is checked, so wrong
+// passwords sent at the same moment for one user name from one address
+// are checked no more often than the limit allows; the rest wait.
+func TestConcurrentWrongPasswordsStayWithinTheSignInLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	const n = 40
+	start := make(chan struct{})
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+				"account": a.id, "name": "owner", "password": "guess-" + strings.Repeat("x", i%10), "kind": "client"})
+			mu.Lock()
+			statuses[r.status]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	t.Logf("%d wrong passwords at once: statuses %v", n, statuses)
+	assert.LessOrEqual(t, statuses[http.StatusUnauthorized], broker.SignInRate,
+		"%d passwords were checked for one user name and one address; the limit is %d a minute",
+		statuses[http.StatusUnauthorized], broker.SignInRate)
+	assert.Equal(t, n, statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests], "%v", statuses)
+}
+
+// TestRightPasswordsDoNotCountAgainstTheSignInLimit: a sign-in that
+// succeeds gives back its places in the limits, so signing in often is
+// never limited, and the failures after it still have all of theirs.
+func TestRightPasswordsDoNotCountAgainstTheSignInLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false) // one sign-in already
+	for range 2 * broker.SignInRate {
+		e.signIn(a.id, "owner")
+	}
+	for i := range broker.SignInRate {
+		r := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+			"account": a.id, "name": "owner", "password": "wrong-password", "kind": "client"})
+		require.Equal(t, http.StatusUnauthorized, r.status, "failure %d", i+1)
+	}
+	r := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": a.id, "name": "owner", "password": password, "kind": "client"})
+	assert.Equal(t, http.StatusTooManyRequests, r.status)
+}
+
+// TestSignInTakesAsLongForAnUnknownUserName: a name that does not exist
+// is checked against a dummy hash made at the cost real passwords are
+// hashed at, so the time of a failed sign-in does not tell which user
+// names exist. Not parallel: it sets the package's bcrypt cost to
+// production's (and the dummy hash is made again at it).
+func TestSignInTakesAsLongForAnUnknownUserName(t *testing.T) {
+	broker.SetBcryptCost(bcrypt.DefaultCost)
+	defer broker.SetBcryptCost(bcrypt.MinCost)
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false) // the owner's password hashed at DefaultCost
+	timed := func(i int, name string) time.Duration {
+		began := time.Now()
+		// a source of its own for each attempt: more samples than one
+		// source's limit allows
+		_, err := e.b.SignIn(e.ctx, broker.Credentials{Account: a.id, Name: name, Password: "wrong-password"},
+			fmt.Sprintf("192.0.2.%d", i), broker.TokenClient, 0)
+		d := time.Since(began)
+		require.ErrorIs(t, err, broker.ErrUnauthorized)
+		return d
+	}
+	exists, missing := time.Hour, time.Hour
+	for i := range broker.SignInRate { // the owner's own limit
+		exists = min(exists, timed(2*i, "owner"))
+		missing = min(missing, timed(2*i+1, fmt.Sprintf("nobody-%d", i)))
+	}
+	t.Logf("wrong password of an existing user: %v; unknown user: %v", exists, missing)
+	assert.Less(t, exists, 2*missing, "a wrong password of an existing user is slower: the time tells who exists")
+	assert.Less(t, missing, 2*exists, "an unknown user is slower: the time tells who exists")
+}
+
+// TestBlockedUserSignInAnswersUnauthorizedWhateverThePassword: a blocked
+// user's right password answers as a wrong one does, 401 unauthorized,
+// and counts as a failure, so sign-in tells nothing about a blocked
+// user's password. A blocked user's tokens still answer user_blocked
+// (TestRevokedTokenStopsAtOnce): the page says why it was signed out.
+func TestBlockedUserSignInAnswersUnauthorizedWhateverThePassword(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	u := a.user("leaver", protocol.RoleMember)
+	e.mustDo(http.MethodPost, "/api/v1/users/"+u.ID+"/block", a.token, nil, nil)
+	signIn := func(pw string) reply {
+		return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+			"account": a.id, "name": "leaver", "password": pw, "kind": "client"})
+	}
+	wrong, right := signIn("wrong-password"), signIn(password)
+	assert.Equal(t, http.StatusUnauthorized, wrong.status)
+	assert.Equal(t, wrong.status, right.status, "the status tells a right password from a wrong one: %s", right.body)
+	assert.Equal(t, wrong.errCode(t), right.errCode(t), "the code tells a right password from a wrong one")
+	assert.Equal(t, string(wrong.body), string(right.body))
+	for i := 2; i < broker.SignInRate; i++ {
+		require.Equal(t, http.StatusUnauthorized, signIn(password).status)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, signIn(password).status, "the right password counted as a failure")
+}
+
+// TestPasswordChangeRevokesTheUsersOtherTokens: a password set by an
+// admin (a reset after a suspected compromise) stops every token of the
+// user; a password users set themselves stops all their tokens but the
+// one that set it. The old password signs in no more.
+func TestPasswordChangeRevokesTheUsersOtherTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	u := a.user("carol", protocol.RoleMember)
+	a.user("dan", protocol.RoleMember)
+	stolen, phone := e.signIn(a.id, "carol"), e.signIn(a.id, "carol")
+	dan := e.signIn(a.id, "dan")
+	e.mustDo(http.MethodPut, "/api/v1/users/"+u.ID+"/password", a.token,
+		map[string]string{"password": "a-brand-new-password"}, nil)
+	for _, tok := range []string{stolen, phone} {
+		r := e.request(http.MethodGet, "/api/v1/me", tok, nil)
+		assert.Equal(t, http.StatusUnauthorized, r.status, "a token issued before the reset still works: %s", r.body)
+	}
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", a.token, nil).status, "the admin's token works")
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", dan, nil).status, "another user's token works")
+
+	// carol changes her own password: the token she does it with stays
+	var out struct{ Token string }
+	e.mustDo(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": a.id, "name": "carol", "password": "a-brand-new-password", "kind": "client"}, &out)
+	mine := out.Token
+	laptop := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": a.id, "name": "carol", "password": "a-brand-new-password", "kind": "client"})
+	require.Equal(t, http.StatusOK, laptop.status)
+	require.NoError(t, jsonUnmarshal(laptop.body, &out))
+	e.mustDo(http.MethodPut, "/api/v1/users/"+u.ID+"/password", mine,
+		map[string]string{"password": "carols-own-choice"}, nil)
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", mine, nil).status, "the caller's own token stays")
+	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", out.Token, nil).status,
+		"her other token stops")
+
+	r := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": a.id, "name": "carol", "password": "a-brand-new-password", "kind": "client"})
+	assert.Equal(t, http.StatusUnauthorized, r.status, "the old password signs in no more")
 }
 
 // TestSignInTokensExpire: a token is refused once its time is up.

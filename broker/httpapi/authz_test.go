@@ -327,3 +327,44 @@ func TestMembersCannotAdminister(t *testing.T) {
 	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/users/"+m.ID, tok, nil).status)
 	assert.Equal(t, before, e.snapshot())
 }
+
+// TestOnlyTheOwnerSetsTheOwnersPasswordOrRevokesItsTokens: an admin who
+// could set the owner's password could sign in as the owner, the one user
+// that cannot be blocked or demoted, and take the account over; one who
+// could revoke the owner's tokens could lock the owner out. Both answer
+// forbidden to admins and change nothing; the owner does both itself, and
+// admins still do them for other users.
+func TestOnlyTheOwnerSetsTheOwnersPasswordOrRevokesItsTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	a := e.account(3, false)
+	a.user("rogue", protocol.RoleAdmin)
+	m := a.user("m", protocol.RoleMember)
+	rogue := e.signIn(a.id, "rogue")
+	before := e.snapshot()
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPut, "/api/v1/users/" + a.owner.ID + "/password", map[string]string{"password": "the-rogue-owns-it"}},
+		{http.MethodPost, "/api/v1/users/" + a.owner.ID + "/revoke-tokens", nil},
+	} {
+		r := e.request(tc.method, tc.path, rogue, tc.body)
+		assert.Equal(t, http.StatusForbidden, r.status, "%s %s: %s", tc.method, tc.path, r.body)
+		assert.Equal(t, protocol.CodeForbidden, r.errCode(t))
+	}
+	assert.Equal(t, before, e.snapshot(), "the refusals changed nothing")
+	assert.Equal(t, http.StatusOK, e.request(http.MethodGet, "/api/v1/me", a.token, nil).status, "the owner's token works")
+	r := e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+		"account": a.id, "name": "owner", "password": "the-rogue-owns-it", "kind": "client"})
+	assert.Equal(t, http.StatusUnauthorized, r.status, "the admin's password is not the owner's")
+
+	// admins act on other users
+	e.mustDo(http.MethodPut, "/api/v1/users/"+m.ID+"/password", rogue, map[string]string{"password": "reset-by-an-admin"}, nil)
+	e.mustDo(http.MethodPost, "/api/v1/users/"+m.ID+"/revoke-tokens", rogue, nil, nil)
+	// the owner acts on itself
+	e.mustDo(http.MethodPut, "/api/v1/users/"+a.owner.ID+"/password", a.token, map[string]string{"password": "the-owners-own-new"}, nil)
+	var rv struct{ Revoked int }
+	e.mustDo(http.MethodPost, "/api/v1/users/"+a.owner.ID+"/revoke-tokens", a.token, nil, &rv)
+	assert.Equal(t, 1, rv.Revoked, "the owner signed itself out everywhere")
+}

@@ -87,7 +87,7 @@ func (a *account) user(name, role string) protocol.User {
 	a.e.t.Helper()
 	u, err := a.e.b.AddUser(a.e.ctx, a.op, broker.UserSpec{Name: name, Role: role})
 	require.NoError(a.e.t, err)
-	require.NoError(a.e.t, a.e.b.SetPassword(a.e.ctx, a.op, u.ID, password))
+	require.NoError(a.e.t, a.e.b.SetPassword(a.e.ctx, a.op, u.ID, password, ""))
 	return u
 }
 

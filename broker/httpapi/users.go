@@ -59,7 +59,7 @@ func (h *api) addUser(c *gin.Context) {
 		return
 	}
 	if req.Password != "" {
-		if err := h.b.SetPassword(ctx, p, u.ID, req.Password); err != nil {
+		if err := h.b.SetPassword(ctx, p, u.ID, req.Password, ""); err != nil {
 			fail(c, err)
 			return
 		}
@@ -143,13 +143,16 @@ type passwordRequest struct {
 	Password string `json:"password"`
 }
 
+// setPassword sets a user's password; every other token of the user
+// stops working (the caller's own token stays when it sets its own).
 func (h *api) setPassword(c *gin.Context) {
 	var req passwordRequest
 	if err := bind(c, &req, false); err != nil {
 		fail(c, err)
 		return
 	}
-	if err := h.b.SetPassword(c.Request.Context(), who(c).p, c.Param("id"), req.Password); err != nil {
+	cl := who(c)
+	if err := h.b.SetPassword(c.Request.Context(), cl.p, c.Param("id"), req.Password, cl.token); err != nil {
 		fail(c, err)
 		return
 	}
@@ -162,7 +165,8 @@ type revokeResponse struct {
 }
 
 // revokeTokens signs a user out everywhere: every token of the user stops
-// working at once (the user itself, or owner and admins).
+// working at once (the user itself, or owner and admins for anyone but the
+// owner).
 func (h *api) revokeTokens(c *gin.Context) {
 	if err := noBody(c); err != nil {
 		fail(c, err)

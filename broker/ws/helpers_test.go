@@ -138,7 +138,7 @@ func newAccount(t *testing.T, b *broker.Broker, seats int64) account {
 	require.NoError(t, err)
 	ap, err := b.PrincipalFor(ctx, id, u.ID)
 	require.NoError(t, err)
-	require.NoError(t, b.SetPassword(ctx, op, u.ID, "ann-password"))
+	require.NoError(t, b.SetPassword(ctx, op, u.ID, "ann-password", ""))
 	ot, err := b.IssueToken(ctx, op, time.Hour, "test")
 	require.NoError(t, err)
 	at, err := b.IssueToken(ctx, ap, time.Hour, "test")

@@ -185,3 +185,31 @@ func closeFrame(t *testing.T, c *websocket.Conn, within time.Duration) *websocke
 		}
 	}
 }
+
+// A new password revokes the user's other tokens, announced like any
+// revocation: within a second the connections signed in with them close
+// on every node with 1008, and a client that signed in with the old
+// password cannot sign in again; the token the user set the password with
+// keeps its connection.
+func TestPasswordChangeClosesTheUsersOtherConnections(t *testing.T) {
+	t.Parallel()
+	na, nb := twoNodes(t)
+	acct := newAccount(t, na.b, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	own, err := na.b.IssueToken(ctx, acct.ann, time.Hour, "the page")
+	require.NoError(t, err)
+
+	raw := rawDesktop(t, nb.url, acct.annTok, "dev1")
+	byPassword := dial(t, nb.url, client.Options{Account: acct.id, Name: "ann", Password: acct.annPasswd, DeviceID: "dev2", MinBackoff: 20 * time.Millisecond})
+	stays := dial(t, na.url, desktop(own.Token, "dev3"))
+
+	require.NoError(t, na.b.SetPassword(ctx, acct.ann, acct.ann.UserID, "ann-new-password", own.Token))
+
+	assert.Equal(t, websocket.ClosePolicyViolation, closeCode(t, raw, time.Second))
+	waitFor[client.Disconnected](t, byPassword.Events(), time.Second)
+	stopped := waitFor[client.Stopped](t, byPassword.Events(), 2*time.Second)
+	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(stopped.Err), "the old password signs in no more: %v", stopped.Err)
+	_, err = stays.Open(ctx)
+	require.NoError(t, err, "the connection of the token that set the password stays")
+}

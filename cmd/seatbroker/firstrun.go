@@ -60,7 +60,7 @@ func seedDemo(ctx context.Context, b *broker.Broker) error {
 		if err != nil {
 			return err
 		}
-		if err := b.SetPassword(ctx, p, nu.ID, demoPassword); err != nil {
+		if err := b.SetPassword(ctx, p, nu.ID, demoPassword, ""); err != nil {
 			return err
 		}
 	}

@@ -355,16 +355,25 @@ func (s *Store) PublishEvent(ctx context.Context, acct string, ev Event) error {
 	return s.client.Publish(ctx, s.keys.Channel(acct), js).Err()
 }
 
-// Allow takes one request from the rate limit name, or with peek only
-// looks whether one more would pass: at most burst at once, refilled at
-// rate per period. It answers whether the request may go on and, if not,
-// when to retry.
-func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst int, peek bool) (bool, time.Duration, error) {
-	p := "0"
-	if peek {
-		p = "1"
-	}
-	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, p).Result()
+// Allow takes one request from the rate limit name: at most burst at
+// once, refilled at rate per period. It answers whether the request may go
+// on and, if not, when to retry. The request is taken before the caller
+// acts on it, so requests that arrive together cannot all pass; one that
+// turns out not to count is given back with Refund.
+func (s *Store) Allow(ctx context.Context, name string, rate int, period time.Duration, burst int) (bool, time.Duration, error) {
+	return s.rate(ctx, name, rate, period, burst, "take")
+}
+
+// Refund gives back one request that Allow took from the rate limit name
+// (with the same rate, period and burst). A limit never holds more than its
+// burst: a refund after the limit has refilled changes nothing.
+func (s *Store) Refund(ctx context.Context, name string, rate int, period time.Duration, burst int) error {
+	_, _, err := s.rate(ctx, name, rate, period, burst, "refund")
+	return err
+}
+
+func (s *Store) rate(ctx context.Context, name string, rate int, period time.Duration, burst int, mode string) (bool, time.Duration, error) {
+	v, err := scriptRate.Run(ctx, s.client, []string{s.keys.Rate(name)}, rate, period.Milliseconds(), burst, mode).Result()
 	if err != nil {
 		return false, 0, err
 	}
