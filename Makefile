@@ -17,7 +17,7 @@ build:
 ## test: vet, lint, then every test with the race detector against a throwaway redis-server (and headless Chromium for the page)
 test: vet lint
 	@command -v redis-server >/dev/null || { echo "make test: redis-server is not installed (apt-get install redis-server); the tests start their own on a free loopback port"; exit 1; }
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(GO) test -race -count=1 -timeout 8m $(TESTFLAGS) $(PKGS)
 	$(MAKE) --no-print-directory fuzz
 
 vet:

@@ -14,14 +14,14 @@ import (
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
-// TestReview7BothSidesCountDownTheWholeNoticeWhenTheRequestingNodeDies is
+// TestBothSidesCountDownTheWholeNoticeWhenTheRequestingNodeDies is
 // TestSessionEndsAtDeadlineWhenRequestingNodeDiesRightAfter with a lower
 // bound as well: that test's notice (700 ms) was shorter than its 1 s
 // tolerance and it checked only that the end came before deadline + 1 s,
 // so a session ended at once passed it. Here the notice is 2 s; neither
 // the desktop nor the remote side hears of the end before the deadline,
 // and both do within 1 s after it.
-func TestReview7BothSidesCountDownTheWholeNoticeWhenTheRequestingNodeDies(t *testing.T) {
+func TestBothSidesCountDownTheWholeNoticeWhenTheRequestingNodeDies(t *testing.T) {
 	t.Parallel()
 	rc := redisClient(t)
 	cfg := fastConfig(testredis.Prefix(t))
