@@ -385,12 +385,17 @@ type UserPatch struct {
 }
 
 // UpdateUser changes a user of the principal's account (owner and
-// admins). The owner's role does not change; lowering max_seats revokes
-// nothing.
+// admins; the owner only by itself). The owner's role does not change;
+// lowering max_seats revokes nothing.
 func (b *Broker) UpdateUser(ctx context.Context, p Principal, uid string, patch UserPatch) (protocol.User, error) {
 	u, err := b.adminTarget(ctx, p, uid)
 	if err != nil {
 		return protocol.User{}, err
+	}
+	if u.Role == protocol.RoleOwner && p.Role != protocol.RoleOwner {
+		// an admin may not rename the owner or cap its seats: only the
+		// owner changes the owner (as its password)
+		return protocol.User{}, ErrForbidden
 	}
 	if patch.Name != nil {
 		u.Name = *patch.Name

@@ -328,13 +328,13 @@ func TestMembersCannotAdminister(t *testing.T) {
 	assert.Equal(t, before, e.snapshot())
 }
 
-// TestOnlyTheOwnerSetsTheOwnersPasswordOrRevokesItsTokens: an admin who
-// could set the owner's password could sign in as the owner, the one user
-// that cannot be blocked or demoted, and take the account over; one who
-// could revoke the owner's tokens could lock the owner out. Both answer
-// forbidden to admins and change nothing; the owner does both itself, and
-// admins still do them for other users.
-func TestOnlyTheOwnerSetsTheOwnersPasswordOrRevokesItsTokens(t *testing.T) {
+// TestOnlyTheOwnerChangesTheOwner: an admin who could set the owner's
+// password could sign in as the owner, the one user that cannot be
+// blocked or demoted, and take the account over; one who could revoke the
+// owner's tokens, or cap its seats at 0, could lock the owner out. All
+// answer forbidden to admins and change nothing; the owner does them
+// itself, and admins still do them for other users.
+func TestOnlyTheOwnerChangesTheOwner(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Options{})
 	a := e.account(3, false)
@@ -348,6 +348,9 @@ func TestOnlyTheOwnerSetsTheOwnersPasswordOrRevokesItsTokens(t *testing.T) {
 	}{
 		{http.MethodPut, "/api/v1/users/" + a.owner.ID + "/password", map[string]string{"password": "the-rogue-owns-it"}},
 		{http.MethodPost, "/api/v1/users/" + a.owner.ID + "/revoke-tokens", nil},
+		// nor rename it, or cap its seats
+		{http.MethodPatch, "/api/v1/users/" + a.owner.ID, map[string]any{"max_seats": 0}},
+		{http.MethodPatch, "/api/v1/users/" + a.owner.ID, map[string]any{"name": "not-the-owner"}},
 	} {
 		r := e.request(tc.method, tc.path, rogue, tc.body)
 		assert.Equal(t, http.StatusForbidden, r.status, "%s %s: %s", tc.method, tc.path, r.body)
