@@ -3,7 +3,6 @@ package ws_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -197,15 +196,24 @@ func waitFor[T client.Event](t *testing.T, ch <-chan client.Event, within time.D
 	}
 }
 
-// proxy forwards TCP connections to a node and can cut them all, as a
-// network failure would: no close frame, no goodbye.
+// proxy forwards TCP connections to a target (a node, or Redis) and fails
+// them as networks do: cut closes every open connection with no goodbye;
+// freeze makes the open ones silently drop everything both ways (a
+// half-open connection: a dead NAT entry, a hung node) while new ones
+// work; refuse(true) also turns new connections away until refuse(false).
 type proxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	conns []net.Conn // guarded by mu
+	mu      sync.Mutex
+	conns   []*proxyConn // guarded by mu
+	refused bool         // guarded by mu
+}
+
+type proxyConn struct {
+	in, out net.Conn
+	frozen  atomic.Bool
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -219,7 +227,8 @@ func startProxy(t *testing.T, target string) *proxy {
 	return p
 }
 
-func (p *proxy) url() string { return "ws://" + p.ln.Addr().String() + protocol.WSPath }
+func (p *proxy) url() string  { return "ws://" + p.ln.Addr().String() + protocol.WSPath }
+func (p *proxy) addr() string { return p.ln.Addr().String() }
 
 func (p *proxy) accept() {
 	defer p.wg.Done()
@@ -228,82 +237,19 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
+		p.mu.Lock()
+		refused := p.refused
+		p.mu.Unlock()
+		if refused {
 			_ = in.Close()
 			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
-		go func() { defer p.wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// blackhole forwards TCP connections to a node; freeze makes the
-// connections open at that moment silently drop everything in both
-// directions (a half-open connection: a dead NAT entry, a hung node, a
-// network that stopped delivering) while new connections work.
-type blackhole struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []*bhConn // guarded by mu
-}
-
-type bhConn struct {
-	in, out net.Conn
-	frozen  atomic.Bool
-}
-
-func startBlackhole(t *testing.T, target string) *blackhole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &blackhole{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.in.Close()
-			_ = c.out.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *blackhole) url() string { return "ws://" + p.ln.Addr().String() + protocol.WSPath }
-
-func (p *blackhole) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
 		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {
 			_ = in.Close()
 			continue
 		}
-		c := &bhConn{in: in, out: out}
+		c := &proxyConn{in: in, out: out}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
 		p.mu.Unlock()
@@ -329,11 +275,32 @@ func (p *blackhole) accept() {
 	}
 }
 
-func (p *blackhole) freeze() {
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.in.Close()
+		_ = c.out.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
 		c.frozen.Store(true)
+	}
+}
+
+// refuse turns new connections away (and cuts the open ones), or takes
+// them again.
+func (p *proxy) refuse(on bool) {
+	p.mu.Lock()
+	p.refused = on
+	p.mu.Unlock()
+	if on {
+		p.cut()
 	}
 }
 

@@ -127,7 +127,7 @@ func TestHalfOpenConnectionIsGivenUpBeforeTheLeaseRunsOut(t *testing.T) {
 	cfg.Heartbeat, cfg.Lease = 300*time.Millisecond, 900*time.Millisecond // SPEC's 10 s / 30 s, scaled
 	n := startNode(t, redisClient(t), cfg, ws.Options{})
 	acct := newAccount(t, n.b, 2)
-	p := startBlackhole(t, n.http.Listener.Addr().String())
+	p := startProxy(t, n.http.Listener.Addr().String())
 	d := dial(t, p.url(), desktop(acct.annTok, "dev1"))
 	ctx := context.Background()
 	g, err := d.Open(ctx)

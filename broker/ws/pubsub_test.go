@@ -2,9 +2,6 @@ package ws_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,68 +13,6 @@ import (
 	"github.com/seatbroker/seatbroker/client"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
-
-// redisLine is a loopback TCP proxy to Redis that the test can cut (every
-// open connection closed, new ones refused) and mend.
-type redisLine struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	cut   bool                  // guarded by mu
-	conns map[net.Conn]struct{} // guarded by mu
-}
-
-func newRedisLine(t *testing.T, target string) *redisLine {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	l := &redisLine{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			if l.cut {
-				l.mu.Unlock()
-				_ = in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				l.mu.Unlock()
-				_ = in.Close()
-				continue
-			}
-			l.conns[in], l.conns[out] = struct{}{}, struct{}{}
-			l.mu.Unlock()
-			l.wg.Add(2)
-			go func() { defer l.wg.Done(); _, _ = io.Copy(out, in); _ = out.Close(); _ = in.Close() }()
-			go func() { defer l.wg.Done(); _, _ = io.Copy(in, out); _ = in.Close(); _ = out.Close() }()
-		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); l.setCut(true); l.wg.Wait() })
-	return l
-}
-
-func (l *redisLine) addr() string { return l.ln.Addr().String() }
-
-func (l *redisLine) setCut(cut bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cut = cut
-	if cut {
-		for c := range l.conns {
-			_ = c.Close()
-		}
-		clear(l.conns)
-	}
-}
 
 // TestANoticeLostDuringAPubSubOutageStillArrives: docs/protocol.md,
 // "Pub/sub may drop messages, so every heartbeat_ack carries any pending
@@ -91,7 +26,7 @@ func TestANoticeLostDuringAPubSubOutageStillArrives(t *testing.T) {
 	cfg := fastConfig(testredis.Prefix(t))
 	cfg.Heartbeat, cfg.Lease, cfg.Notice = 5*time.Second, 15*time.Second, 4*time.Second
 	na := startNode(t, redisClient(t), cfg, ws.Options{})
-	line := newRedisLine(t, redisAddr)
+	line := startProxy(t, redisAddr)
 	rcb := redis.NewClient(&redis.Options{Addr: line.addr(), DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	t.Cleanup(func() { _ = rcb.Close() })
@@ -102,13 +37,13 @@ func TestANoticeLostDuringAPubSubOutageStillArrives(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(200 * time.Millisecond)
 
-	line.setCut(true)
+	line.refuse(true)
 	time.Sleep(300 * time.Millisecond)
 	res, err := na.b.EndSessions(context.Background(), acct.owner, []string{g.Session.ID})
 	require.NoError(t, err)
 	require.True(t, res[0].OK)
 	time.Sleep(300 * time.Millisecond)
-	line.setCut(false)
+	line.refuse(false)
 	mended := time.Now()
 
 	n := waitFor[client.Notice](t, d.Events(), 3*time.Second)
