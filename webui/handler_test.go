@@ -138,3 +138,20 @@ func TestEveryScriptIsAModuleOfThePage(t *testing.T) {
 		assert.True(t, reached[m[1]], "preloaded %s is imported by the page", m[1])
 	}
 }
+
+// TestHeadAnswersAsGetWithoutABody: monitors and proxies check the page
+// with HEAD; it answers as GET does, headers included, with no body.
+func TestHeadAnswersAsGetWithoutABody(t *testing.T) {
+	t.Parallel()
+	srv := pageServer(t)
+	for _, path := range []string{"/", "/assets/app.js"} {
+		res, err := http.Head(srv.URL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusOK, res.StatusCode, path)
+		assert.Contains(t, res.Header.Get("Content-Security-Policy"), "script-src 'self'", path)
+		assert.Empty(t, body, path)
+	}
+}

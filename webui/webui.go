@@ -39,13 +39,13 @@ func Register(r *gin.Engine) {
 		panic(err)
 	}
 	assets := http.FileServer(http.FS(files))
-	r.GET("/", func(c *gin.Context) {
+	page := func(c *gin.Context) {
 		headers(c)
 		// The page is small; always revalidate so an upgrade shows at once.
 		c.Header("Cache-Control", "no-cache")
 		c.Data(http.StatusOK, "text/html; charset=utf-8", index)
-	})
-	r.GET("/assets/*file", func(c *gin.Context) {
+	}
+	asset := func(c *gin.Context) {
 		if strings.HasSuffix(c.Param("file"), "/") {
 			c.Status(http.StatusNotFound) // no folder listings
 			return
@@ -53,7 +53,13 @@ func Register(r *gin.Engine) {
 		headers(c)
 		c.Header("Cache-Control", "no-cache")
 		assets.ServeHTTP(c.Writer, c.Request)
-	})
+	}
+	// HEAD as GET, for monitors and proxies that check the page is there
+	// (net/http sends no body with a HEAD answer)
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		r.Handle(m, "/", page)
+		r.Handle(m, "/assets/*file", asset)
+	}
 }
 
 func headers(c *gin.Context) {

@@ -49,16 +49,21 @@ func New(b *broker.Broker, opts Options) *Node {
 	if opts.Log != nil {
 		r.Use(requestLog(opts.Log))
 	}
-	r.GET("/healthz", func(c *gin.Context) {
+	healthz := func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
-	})
-	r.GET("/readyz", func(c *gin.Context) {
+	}
+	readyz := func(c *gin.Context) {
 		if err := b.Ping(c.Request.Context()); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": "redis unreachable"})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
+	}
+	// HEAD as GET: load balancers probe with either
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		r.Handle(m, "/healthz", healthz)
+		r.Handle(m, "/readyz", readyz)
+	}
 	n := &Node{Handler: r}
 	mount(n, r, b, opts)
 	return n

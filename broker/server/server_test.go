@@ -51,6 +51,10 @@ func TestNotReadyAndGrantsNothingWhileRedisIsUnreachable(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, status("/healthz"))
 	require.Equal(t, http.StatusOK, status("/readyz"))
+	head, err := http.Head(hs.URL + "/readyz") // probes use either method
+	require.NoError(t, err)
+	head.Body.Close()
+	require.Equal(t, http.StatusOK, head.StatusCode)
 	srv.Stop()
 	require.Equal(t, http.StatusOK, status("/healthz"), "alive, though not ready")
 	require.Equal(t, http.StatusServiceUnavailable, status("/readyz"))
