@@ -194,11 +194,27 @@ func (c *conn) readPump() {
 	c.ws.SetReadLimit(maxMessageSize)
 	// until a hello succeeds, reads wait no later than helloBy, pongs or
 	// not: a connection that is nobody is not kept for long
+	// and a remote connection that said hello waits no later than joinBy
+	// for a session (join or rejoin): a remote hello alone is nobody too
 	helloBy := time.Now().Add(c.s.opts.HelloWait)
+	var joinBy time.Time // set when a remote hello succeeds
+	// by is the deadline of a connection that is still nobody (zero: none)
+	by := func() time.Time {
+		switch {
+		case !c.hello:
+			return helloBy
+		case c.role == protocol.RoleRemote && c.acct == "":
+			if joinBy.IsZero() {
+				joinBy = time.Now().Add(c.s.opts.JoinWait)
+			}
+			return joinBy
+		}
+		return time.Time{}
+	}
 	deadline := func() time.Time {
 		d := time.Now().Add(pongWait)
-		if !c.hello && helloBy.Before(d) {
-			return helloBy
+		if b := by(); !b.IsZero() && b.Before(d) {
+			return b
 		}
 		return d
 	}
@@ -225,8 +241,12 @@ func (c *conn) readPump() {
 		if err != nil {
 			// gorilla answered an oversized frame with 1009 already
 			var ne net.Error
-			if !c.hello && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(helloBy) {
-				c.stop(websocket.ClosePolicyViolation, fmt.Sprintf("no hello within %v", c.s.opts.HelloWait))
+			if b := by(); !b.IsZero() && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(b) {
+				if !c.hello {
+					c.stop(websocket.ClosePolicyViolation, fmt.Sprintf("no hello within %v", c.s.opts.HelloWait))
+				} else {
+					c.stop(websocket.ClosePolicyViolation, fmt.Sprintf("no session joined within %v", c.s.opts.JoinWait))
+				}
 			}
 			return
 		}

@@ -216,3 +216,37 @@ func TestAConnectionWithoutAHelloIsClosedAfterTheHelloWait(t *testing.T) {
 	require.NoError(t, greeted.ReadJSON(&m))
 	assert.Equal(t, protocol.TypeAck, m.Type, "%+v", m)
 }
+
+// A remote hello needs no credentials: until it joins (or rejoins) a
+// session the connection is still nobody, and one that joins none within
+// the join wait is closed with 1008, pings or not. One that joined stays.
+func TestARemoteConnectionThatJoinsNoSessionIsClosedAfterTheJoinWait(t *testing.T) {
+	t.Parallel()
+	const wait = 400 * time.Millisecond
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{JoinWait: wait})
+	acct := newAccount(t, n.b, 2)
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	g, err := d.Open(context.Background(), client.WithCode())
+	require.NoError(t, err)
+	hello := protocol.ClientMessage{Type: protocol.TypeHello, ID: "h", Version: protocol.Version, Role: protocol.RoleRemote}
+	began := time.Now()
+	nobody := rawHello(t, n.url, hello)
+	joins := rawHello(t, n.url, hello)
+	require.NoError(t, joins.WriteJSON(protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: g.Session.Code}))
+
+	ce := closeFrame(t, nobody, 2*time.Second)
+	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+	assert.Equal(t, "no session joined within 400ms", ce.Text)
+	assert.GreaterOrEqual(t, time.Since(began), wait, "closed before the join wait was over")
+
+	time.Sleep(wait) // the joined one is well past its join wait
+	require.NoError(t, joins.WriteJSON(protocol.ClientMessage{Type: protocol.TypeHeartbeat, ID: "hb"}))
+	require.NoError(t, joins.SetReadDeadline(time.Now().Add(2*time.Second)))
+	for {
+		var m protocol.ServerMessage
+		require.NoError(t, joins.ReadJSON(&m), "the remote side that joined was kept")
+		if m.Type == protocol.TypeAck {
+			break
+		}
+	}
+}

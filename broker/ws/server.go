@@ -50,6 +50,10 @@ const (
 	// successful hello: until then it is nobody, and must not hold the
 	// node's sockets and goroutines for as long as it answers pings.
 	defaultHelloWait = 10 * time.Second
+	// defaultJoinWait is how long a remote connection may stay after its
+	// hello without a session: time for a person to type the code, not
+	// for an anonymous socket to be kept.
+	defaultJoinWait = 2 * time.Minute
 	// requestTimeout bounds the broker calls of one request.
 	requestTimeout = 10 * time.Second
 	// maxConnSessions is how many sessions one connection may hold.
@@ -74,6 +78,10 @@ type Options struct {
 	// HelloWait is how long a new connection may take to say hello (a
 	// successful one) before it is closed with 1008 (default 10s).
 	HelloWait time.Duration
+	// JoinWait is how long a remote connection may stay after its hello
+	// without joining (or rejoining) a session before it is closed with
+	// 1008 (default 2m).
+	JoinWait time.Duration
 }
 
 // Server is the websocket hub of one node.
@@ -108,6 +116,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = defaultSendQueue
+	}
+	if opts.JoinWait <= 0 {
+		opts.JoinWait = defaultJoinWait
 	}
 	if opts.HelloWait <= 0 {
 		opts.HelloWait = defaultHelloWait
