@@ -1,7 +1,8 @@
 package main
 
-// Review 10: failing tests for bugs found by using seatctl as a new user.
-// Each test states what a user ran, what happened, and what should.
+// Tests of seatctl as a user meets it: help, flags and arguments, error
+// messages and where they go. Each states what a user ran, what went wrong
+// before, and what should happen.
 
 import (
 	"bytes"
@@ -29,15 +30,15 @@ import (
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
-// r10Node is a broker node with an account "acme" (owner boss).
-type r10Node struct {
+// cliNode is a broker node with an account "acme" (owner boss).
+type cliNode struct {
 	b     *broker.Broker
 	url   string
 	owner broker.Principal
 	token string // boss's client token
 }
 
-func r10Start(t *testing.T) *r10Node {
+func startCLINode(t *testing.T) *cliNode {
 	t.Helper()
 	// the tests' own flags must win over a developer's environment
 	for _, k := range []string{"SEATBROKER_TOKEN", "SEATBROKER_PASSWORD", "SEATBROKER_ACCOUNT", "SEATBROKER_USER", "SEATBROKER_SERVER"} {
@@ -54,12 +55,12 @@ func r10Start(t *testing.T) *r10Node {
 	require.NoError(t, err)
 	op, err := b.PrincipalFor(ctx, "acme", owner.ID)
 	require.NoError(t, err)
-	n := &r10Node{b: b, url: srv.URL, owner: op}
+	n := &cliNode{b: b, url: srv.URL, owner: op}
 	n.token = n.signIn(t, "boss", "boss-password")
 	return n
 }
 
-func (n *r10Node) signIn(t *testing.T, name, password string) string {
+func (n *cliNode) signIn(t *testing.T, name, password string) string {
 	t.Helper()
 	c := &rest{restclient.Client{Base: n.url + "/api/v1"}}
 	var out struct{ Token string }
@@ -69,11 +70,11 @@ func (n *r10Node) signIn(t *testing.T, name, password string) string {
 }
 
 // as runs an admin command with the node's address and a token.
-func (n *r10Node) as(token string, fn func(context.Context, []string) error, args ...string) error {
+func (n *cliNode) as(token string, fn func(context.Context, []string) error, args ...string) error {
 	return fn(context.Background(), append([]string{"-server", n.url, "-token", token}, args...))
 }
 
-func (n *r10Node) userID(t *testing.T, name string) string {
+func (n *cliNode) userID(t *testing.T, name string) string {
 	t.Helper()
 	us, err := n.b.Users(context.Background(), n.owner)
 	require.NoError(t, err)
@@ -86,9 +87,9 @@ func (n *r10Node) userID(t *testing.T, name string) string {
 	return ""
 }
 
-// r10Capture runs fn with os.Stdout and os.Stderr sent to buffers. Tests
+// captureOutput runs fn with os.Stdout and os.Stderr sent to buffers. Tests
 // that use it must not be parallel.
-func r10Capture(t *testing.T, fn func()) (stdout, stderr string) {
+func captureOutput(t *testing.T, fn func()) (stdout, stderr string) {
 	t.Helper()
 	oldOut, oldErr := os.Stdout, os.Stderr
 	ro, wo, err := os.Pipe()
@@ -115,8 +116,8 @@ func r10Capture(t *testing.T, fn func()) (stdout, stderr string) {
 // prints the same usage) printed the token, and `seatctl open -h` /
 // `seatctl login -h` the password from SEATBROKER_PASSWORD, as the flags'
 // defaults: a credential on the terminal, in scrollback and CI logs.
-func TestReview10HelpDoesNotPrintTheTokenOrPassword(t *testing.T) {
-	const token, password = "sbt_acme_review10SECRETtoken", "review10-SECRET-password"
+func TestHelpDoesNotPrintTheTokenOrPassword(t *testing.T) {
+	const token, password = "sbt_acme_SECRETtoken", "SECRET-password"
 	t.Setenv("SEATBROKER_TOKEN", token)
 	t.Setenv("SEATBROKER_PASSWORD", password)
 	var leaks []string
@@ -124,7 +125,7 @@ func TestReview10HelpDoesNotPrintTheTokenOrPassword(t *testing.T) {
 		if name == "version" {
 			continue
 		}
-		_, stderr := r10Capture(t, func() { _ = c.run(context.Background(), []string{"-h"}) })
+		_, stderr := captureOutput(t, func() { _ = c.run(context.Background(), []string{"-h"}) })
 		if strings.Contains(stderr, token) {
 			leaks = append(leaks, name+" -h prints SEATBROKER_TOKEN")
 		}
@@ -139,15 +140,15 @@ func TestReview10HelpDoesNotPrintTheTokenOrPassword(t *testing.T) {
 // `seatctl overview -h` showed "-token seatctl login" and "a client token
 // from seatctl login": the back-quotes in the flag's usage are taken by
 // package flag as the name of the flag's value.
-func TestReview10TokenFlagUsageIsNotMangled(t *testing.T) {
+func TestTokenFlagUsageIsNotMangled(t *testing.T) {
 	t.Setenv("SEATBROKER_TOKEN", "")
-	_, stderr := r10Capture(t, func() { _ = cmdOverview(context.Background(), []string{"-h"}) })
+	_, stderr := captureOutput(t, func() { _ = cmdOverview(context.Background(), []string{"-h"}) })
 	assert.Contains(t, stderr, "-token string")
 	assert.NotContains(t, stderr, "-token seatctl login")
 }
 
-// r10Build builds seatctl into a temporary folder.
-func r10Build(t *testing.T) string {
+// buildSeatctl builds seatctl into a temporary folder.
+func buildSeatctl(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "seatctl")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -156,8 +157,8 @@ func r10Build(t *testing.T) string {
 	return bin
 }
 
-// r10Run runs the binary bin with args.
-func r10Run(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+// runSeatctl runs the binary bin with args.
+func runSeatctl(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var o, e bytes.Buffer
@@ -174,10 +175,10 @@ func r10Run(t *testing.T, bin string, args ...string) (stdout, stderr string, co
 // `seatctl login -h` (and every other command's -h) exited 1 and ended
 // with the error line "seatctl login: flag: help requested": asking for
 // help is not a failure (`seatctl help` exits 0).
-func TestReview10DashHExitsZeroWithoutAnError(t *testing.T) {
-	bin := r10Build(t)
+func TestDashHExitsZeroWithoutAnError(t *testing.T) {
+	bin := buildSeatctl(t)
 	for _, name := range []string{"login", "sessions", "open", "join"} {
-		_, stderr, code := r10Run(t, bin, name, "-h")
+		_, stderr, code := runSeatctl(t, bin, name, "-h")
 		assert.Equal(t, 0, code, "seatctl %s -h exit code", name)
 		assert.NotContains(t, stderr, "help requested", "seatctl %s -h", name)
 	}
@@ -187,24 +188,25 @@ func TestReview10DashHExitsZeroWithoutAnError(t *testing.T) {
 // "unauthorized: sign in first (sign in with `seatctl login` and set
 // SEATBROKER_TOKEN)": the user is running seatctl login; the problem is
 // the account, name or password.
-func TestReview10LoginWithAWrongPasswordSaysSo(t *testing.T) {
-	n := r10Start(t)
+func TestLoginWithAWrongPasswordSaysSo(t *testing.T) {
+	n := startCLINode(t)
 	var err error
-	r10Capture(t, func() {
+	captureOutput(t, func() {
 		err = cmdLogin(context.Background(), []string{"-server", n.url, "-account", "acme", "-name", "boss", "-password", "wrong-password"})
 	})
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "sign in with `seatctl login`", "login's own failure tells the user to run login")
+	assert.Contains(t, err.Error(), "wrong account, name or password")
 }
 
 // `seatctl login ... -ttl 500ms` (or -ttl 0) printed a token that lives a
 // day: ttl is truncated to whole seconds and 0 is the API's default, while
 // -ttl 30s is refused ("a minute to a year", as the help says).
-func TestReview10LoginRefusesATTLBelowAMinute(t *testing.T) {
-	n := r10Start(t)
+func TestLoginRefusesATTLBelowAMinute(t *testing.T) {
+	n := startCLINode(t)
 	for _, ttl := range []string{"500ms", "0s"} {
 		var err error
-		stdout, _ := r10Capture(t, func() {
+		stdout, _ := captureOutput(t, func() {
 			err = cmdLogin(context.Background(), []string{"-server", n.url, "-account", "acme", "-name", "boss", "-password", "boss-password", "-ttl", ttl})
 		})
 		assert.Error(t, err, "-ttl %s gave a token: %s", ttl, strings.TrimSpace(stdout))
@@ -216,14 +218,14 @@ func TestReview10LoginRefusesATTLBelowAMinute(t *testing.T) {
 // and ignores the arguments, so -code was silently dropped. It should
 // either take the flag (as the admin commands do) or refuse the stray
 // argument.
-func TestReview10OpenDoesNotDropFlagsAfterAnArgument(t *testing.T) {
-	n := r10Start(t)
+func TestOpenDoesNotDropFlagsAfterAnArgument(t *testing.T) {
+	n := startCLINode(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- runOpen(ctx, []string{"-server", n.url, "-account", "acme", "-user", "boss", "-password", "boss-password",
-			"-device", "r10-dev", "now", "-code"})
+			"-device", "cli-dev", "now", "-code"})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -249,10 +251,10 @@ func TestReview10OpenDoesNotDropFlagsAfterAnArgument(t *testing.T) {
 // `seatctl join 123456789 -name rita` failed with the usage line, while
 // every admin command takes its flags after its arguments too
 // (`seatctl topup 5 -key k`).
-func TestReview10JoinTakesFlagsAfterTheCode(t *testing.T) {
-	n := r10Start(t)
+func TestJoinTakesFlagsAfterTheCode(t *testing.T) {
+	n := startCLINode(t)
 	var err error
-	r10Capture(t, func() {
+	captureOutput(t, func() {
 		err = runJoin(context.Background(), []string{"123456789", "-name", "rita", "-server", n.url})
 	})
 	require.Error(t, err, "no such code")
@@ -263,10 +265,10 @@ func TestReview10JoinTakesFlagsAfterTheCode(t *testing.T) {
 // stdout and only "seatctl join: could not join" on stderr: the reason of
 // a failed command belongs on stderr with the error (the same holds for
 // open's "no seat" refusal).
-func TestReview10JoinRefusalGoesToStderr(t *testing.T) {
-	n := r10Start(t)
+func TestJoinRefusalGoesToStderr(t *testing.T) {
+	n := startCLINode(t)
 	var err error
-	stdout, stderr := r10Capture(t, func() {
+	stdout, stderr := captureOutput(t, func() {
 		err = runJoin(context.Background(), []string{"-server", n.url, "000000000"})
 	})
 	require.Error(t, err)
@@ -278,30 +280,30 @@ func TestReview10JoinRefusalGoesToStderr(t *testing.T) {
 // "forbidden: not allowed" (the name is looked up in GET /users, which is
 // for admins), although `-user <carol's id>` works and the help says
 // "name or id".
-func TestReview10MemberFiltersSessionsByName(t *testing.T) {
-	n := r10Start(t)
-	r10Capture(t, func() {
+func TestMemberFiltersSessionsByName(t *testing.T) {
+	n := startCLINode(t)
+	captureOutput(t, func() {
 		require.NoError(t, n.as(n.token, cmdUserAdd, "carol", "-password", "carol-password"))
 	})
 	carol := n.signIn(t, "carol", "carol-password")
 	var err error
-	r10Capture(t, func() { err = n.as(carol, cmdSessions, "-user", "carol") })
+	captureOutput(t, func() { err = n.as(carol, cmdSessions, "-user", "carol") })
 	assert.NoError(t, err)
 }
 
 // `seatctl sessions -user NAME` for a user whose name is 36 characters
 // long (an e-mail address, say) listed nothing: any 36-character value is
 // taken for a user id.
-func TestReview10SessionsUserByA36CharacterName(t *testing.T) {
-	n := r10Start(t)
+func TestSessionsUserByA36CharacterName(t *testing.T) {
+	n := startCLINode(t)
 	name := "maria.fernandez-garcia@example.co.uk"
 	require.Len(t, name, 36)
-	r10Capture(t, func() {
+	captureOutput(t, func() {
 		require.NoError(t, n.as(n.token, cmdUserAdd, name, "-password", "maria-password"))
 	})
 	g, err := n.b.Open(context.Background(), broker.OpenRequest{Account: "acme", UserID: n.userID(t, name), DeviceID: "d"})
 	require.NoError(t, err)
-	stdout, _ := r10Capture(t, func() { err = n.as(n.token, cmdSessions, "-json", "-user", name) })
+	stdout, _ := captureOutput(t, func() { err = n.as(n.token, cmdSessions, "-json", "-user", name) })
 	require.NoError(t, err)
 	assert.Contains(t, stdout, g.Session.ID, "the user's session is not listed")
 }
@@ -309,10 +311,10 @@ func TestReview10SessionsUserByA36CharacterName(t *testing.T) {
 // `seatctl user-add dora -max-seats -5` added dora with no limit: a
 // negative value is silently "no limit" (user-set refuses it: "must be 0
 // to 1000000").
-func TestReview10UserAddRefusesNegativeMaxSeats(t *testing.T) {
-	n := r10Start(t)
+func TestUserAddRefusesNegativeMaxSeats(t *testing.T) {
+	n := startCLINode(t)
 	var err error
-	r10Capture(t, func() { err = n.as(n.token, cmdUserAdd, "dora", "-password", "dora-password", "-max-seats", "-5") })
+	captureOutput(t, func() { err = n.as(n.token, cmdUserAdd, "dora", "-password", "dora-password", "-max-seats", "-5") })
 	assert.Error(t, err, "-max-seats -5 was taken as no limit")
 }
 
@@ -320,14 +322,14 @@ func TestReview10UserAddRefusesNegativeMaxSeats(t *testing.T) {
 // the one named, and said nothing: the commands that take no arguments
 // (logout, overview, settings, users, ledger, sessions, permissions,
 // login) ignore any they are given.
-func TestReview10LogoutRefusesAnArgument(t *testing.T) {
-	n := r10Start(t)
+func TestCommandsThatTakeNoArgumentsRefuseThem(t *testing.T) {
+	n := startCLINode(t)
 	var err error
-	r10Capture(t, func() { err = n.as(n.token, cmdLogout, "sbt_acme_some_other_token") })
+	captureOutput(t, func() { err = n.as(n.token, cmdLogout, "sbt_acme_some_other_token") })
 	assert.Error(t, err, "logout took an argument it does not use")
-	r10Capture(t, func() { err = n.as(n.token, cmdOverview) })
+	captureOutput(t, func() { err = n.as(n.token, cmdOverview) })
 	assert.NoError(t, err, "the token in use was revoked instead")
 
-	r10Capture(t, func() { err = n.as(n.token, cmdSessions, "carol") })
+	captureOutput(t, func() { err = n.as(n.token, cmdSessions, "carol") })
 	assert.Error(t, err, "sessions ignores its argument and lists every session")
 }
