@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 )
 
@@ -29,7 +33,7 @@ func init() {
 	register(command{"seats", "N: set the account's licenses", cmdSeats})
 	register(command{"permissions", "[-user U] -view S -control S: set the account's defaults, or a user's override (\"\" follows the account)", cmdPermissions})
 	register(command{"users", "list the users", cmdUsers})
-	register(command{"user-add", "NAME [-role member|admin] [-password P] [-max-seats N] [-view S] [-control S]: add a user", cmdUserAdd})
+	register(command{"user-add", "NAME [-role member|admin] [-password P] [-max-seats N|none] [-view S] [-control S]: add a user", cmdUserAdd})
 	register(command{"user-set", "USER [-name N] [-role R] [-max-seats N|none]: change a user", cmdUserSet})
 	register(command{"block", "USER: block a user (its sessions end with the notice)", cmdBlock(true)})
 	register(command{"unblock", "USER: unblock a user", cmdBlock(false)})
@@ -53,6 +57,19 @@ func setup(name string, args []string, own func(*flag.FlagSet)) (*rest, []string
 	return client(), rest, nil
 }
 
+// setupNoArgs is setup for a command that takes flags only: an argument
+// is refused, not ignored.
+func setupNoArgs(name string, args []string, own func(*flag.FlagSet)) (*rest, error) {
+	c, rest, err := setup(name, args, own)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, usageErr("seatctl %s takes no arguments, got %q", name, rest[0])
+	}
+	return c, nil
+}
+
 func table() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0) }
 
 func printJSON(v any) error {
@@ -64,17 +81,24 @@ func printJSON(v any) error {
 func cmdLogin(ctx context.Context, args []string) error {
 	var acct, name, password string
 	var ttl time.Duration
-	c, _, err := setup("login", args, func(fs *flag.FlagSet) {
+	var passwordFromEnv func()
+	c, err := setupNoArgs("login", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&acct, "account", os.Getenv("SEATBROKER_ACCOUNT"), "the account (env SEATBROKER_ACCOUNT)")
 		fs.StringVar(&name, "name", os.Getenv("SEATBROKER_USER"), "the user name (env SEATBROKER_USER)")
-		fs.StringVar(&password, "password", os.Getenv("SEATBROKER_PASSWORD"), "the password (env SEATBROKER_PASSWORD; else read from stdin)")
+		fs.StringVar(&password, "password", "", "the password (env SEATBROKER_PASSWORD; else read from stdin)")
 		fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token lives (a minute to a year)")
+		passwordFromEnv = func() { secretFromEnv(fs, "password", "SEATBROKER_PASSWORD", &password) }
 	})
 	if err != nil {
 		return err
 	}
+	passwordFromEnv()
 	if acct == "" || name == "" {
 		return usageErr("seatctl login -account A -name N")
+	}
+	// the API takes whole seconds and reads 0 as its default (a day)
+	if ttl < time.Minute || ttl > broker.MaxTokenTTL {
+		return usageErr("-ttl %s: a token lives a minute to a year", ttl)
 	}
 	if password == "" {
 		fmt.Fprint(os.Stderr, "password: ")
@@ -84,13 +108,21 @@ func cmdLogin(ctx context.Context, args []string) error {
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
+	if password == "" {
+		return usageErr("seatctl login: no password given (-password, SEATBROKER_PASSWORD or stdin)")
+	}
 	var out struct {
 		Token   string        `json:"token"`
 		Expires time.Time     `json:"expires"`
 		User    protocol.User `json:"user"`
 	}
-	err = c.do(ctx, http.MethodPost, "/auth/signin", map[string]any{
+	// c.Do, not c.do: a failed sign-in is not a missing token
+	err = c.Do(ctx, http.MethodPost, "/auth/signin", map[string]any{
 		"account": acct, "name": name, "password": password, "kind": "client", "ttl_sec": int64(ttl / time.Second)}, &out)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Detail.Code == protocol.CodeUnauthorized {
+		return errors.New("wrong account, name or password")
+	}
 	if err != nil {
 		return err
 	}
@@ -101,7 +133,7 @@ func cmdLogin(ctx context.Context, args []string) error {
 }
 
 func cmdLogout(ctx context.Context, args []string) error {
-	c, _, err := setup("logout", args, nil)
+	c, err := setupNoArgs("logout", args, nil)
 	if err != nil {
 		return err
 	}
@@ -109,7 +141,7 @@ func cmdLogout(ctx context.Context, args []string) error {
 }
 
 func cmdOverview(ctx context.Context, args []string) error {
-	c, _, err := setup("overview", args, nil)
+	c, err := setupNoArgs("overview", args, nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +167,7 @@ func onOff(b bool) string {
 }
 
 func cmdSettings(ctx context.Context, args []string) error {
-	c, _, err := setup("settings", args, nil)
+	c, err := setupNoArgs("settings", args, nil)
 	if err != nil {
 		return err
 	}
@@ -176,7 +208,7 @@ func cmdSeats(ctx context.Context, args []string) error {
 func cmdPermissions(ctx context.Context, args []string) error {
 	var user, view, control string
 	var setView, setControl bool
-	c, _, err := setup("permissions", args, func(fs *flag.FlagSet) {
+	c, err := setupNoArgs("permissions", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&user, "user", "", "a user (name or id): set its override instead of the account's defaults")
 		fs.Func("view", "none, own or domain (\"\" follows the account, for a user)", func(s string) error { view, setView = s, true; return nil })
 		fs.Func("control", "none, own or domain (\"\" follows the account, for a user)", func(s string) error { control, setControl = s, true; return nil })
@@ -212,12 +244,27 @@ func cmdPermissions(ctx context.Context, args []string) error {
 	return printUsers([]protocol.User{u})
 }
 
-// userID finds a user by id or name.
+// userID finds a user by id or name. The list of users is for admins; a
+// member may still name itself, found by GET /me.
 func (c *rest) userID(ctx context.Context, user string) (string, error) {
 	var out struct {
 		Users []protocol.User `json:"users"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/users", nil, &out); err != nil {
+	err := c.do(ctx, http.MethodGet, "/users", nil, &out)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Detail.Code == protocol.CodeForbidden {
+		var me struct {
+			User protocol.User `json:"user"`
+		}
+		if merr := c.do(ctx, http.MethodGet, "/me", nil, &me); merr != nil {
+			return "", merr
+		}
+		if me.User.ID == user || strings.EqualFold(me.User.Name, user) {
+			return me.User.ID, nil
+		}
+		return "", err
+	}
+	if err != nil {
 		return "", err
 	}
 	for _, u := range out.Users {
@@ -230,7 +277,7 @@ func (c *rest) userID(ctx context.Context, user string) (string, error) {
 
 func cmdUsers(ctx context.Context, args []string) error {
 	var asJSON bool
-	c, _, err := setup("users", args, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") })
+	c, err := setupNoArgs("users", args, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") })
 	if err != nil {
 		return err
 	}
@@ -270,11 +317,22 @@ func scope(effective, override string) string {
 
 func cmdUserAdd(ctx context.Context, args []string) error {
 	var role, password, view, control string
-	maxSeats := -1
+	var maxSeats *int // nil: no limit
 	c, rest, err := setup("user-add", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&role, "role", "member", "member or admin")
 		fs.StringVar(&password, "password", "", "the user's password (8 to 72 bytes)")
-		fs.IntVar(&maxSeats, "max-seats", -1, "the most licenses the user may hold (default no limit)")
+		fs.Func("max-seats", "the most licenses the user may hold, or none (default none: no limit)", func(s string) error {
+			if s == "none" {
+				maxSeats = nil
+				return nil
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return errors.New("a number from 0, or none")
+			}
+			maxSeats = &n
+			return nil
+		})
 		fs.StringVar(&view, "view", "", "view override (default: follow the account)")
 		fs.StringVar(&control, "control", "", "control override (default: follow the account)")
 	})
@@ -285,8 +343,8 @@ func cmdUserAdd(ctx context.Context, args []string) error {
 		return usageErr("seatctl user-add NAME [flags]")
 	}
 	body := map[string]any{"name": rest[0], "role": role, "password": password, "view": view, "control": control}
-	if maxSeats >= 0 {
-		body["max_seats"] = maxSeats
+	if maxSeats != nil {
+		body["max_seats"] = *maxSeats
 	}
 	var u protocol.User
 	if err := c.do(ctx, http.MethodPost, "/users", body, &u); err != nil {
@@ -380,7 +438,7 @@ func cmdTopUp(ctx context.Context, args []string) error {
 
 func cmdLedger(ctx context.Context, args []string) error {
 	var offset, limit int
-	c, _, err := setup("ledger", args, func(fs *flag.FlagSet) {
+	c, err := setupNoArgs("ledger", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&offset, "offset", 0, "entries to skip")
 		fs.IntVar(&limit, "limit", 100, "entries to show")
 	})
@@ -408,7 +466,7 @@ func cmdSessions(ctx context.Context, args []string) error {
 	var state, user string
 	var limit int
 	var asJSON bool
-	c, _, err := setup("sessions", args, func(fs *flag.FlagSet) {
+	c, err := setupNoArgs("sessions", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&state, "state", "", "comma-separated states (default: all but ended)")
 		fs.StringVar(&user, "user", "", "only this user's (name or id)")
 		fs.IntVar(&limit, "limit", 100, "sessions to show")
@@ -423,7 +481,7 @@ func cmdSessions(ctx context.Context, args []string) error {
 	}
 	if user != "" {
 		id := user
-		if len(user) != 36 {
+		if uuid.Validate(user) != nil || len(user) != 36 { // a name, or an id in another form
 			if id, err = c.userID(ctx, user); err != nil {
 				return err
 			}

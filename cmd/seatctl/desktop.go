@@ -25,9 +25,14 @@ func runOpen(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("open", flag.ContinueOnError)
 	f.bind(fs, true)
 	withCode := fs.Bool("code", false, "generate a session code for the remote side to join")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseAll(fs, args)
+	if err != nil {
 		return err
 	}
+	if len(rest) != 0 {
+		return usageErr("seatctl open takes no arguments, got %q", rest[0])
+	}
+	f.secrets(fs)
 	opts, err := f.options(client.RoleDesktop)
 	if err != nil {
 		return err
@@ -47,7 +52,7 @@ func runOpen(ctx context.Context, args []string) error {
 	}
 	g, err := c.Open(ctx, oo...)
 	if err != nil {
-		f.explain(os.Stdout, err)
+		f.explain(os.Stderr, err)
 		return errors.New("no seat")
 	}
 	sid := g.Session.ID

@@ -22,11 +22,12 @@ func runJoin(ctx context.Context, args []string) error {
 	var f wsFlags
 	fs := flag.NewFlagSet("join", flag.ContinueOnError)
 	f.bind(fs, false)
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseAll(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: seatctl join [-server URL] [-name NAME] CODE")
+	if len(rest) != 1 {
+		return usageErr("seatctl join [-server URL] [-name NAME] CODE")
 	}
 	opts, _ := f.options(client.RoleRemote)
 	c, err := client.Dial(ctx, f.server, opts)
@@ -35,9 +36,9 @@ func runJoin(ctx context.Context, args []string) error {
 		return errors.New("could not connect")
 	}
 	defer c.Close()
-	s, err := c.Join(ctx, fs.Arg(0))
+	s, err := c.Join(ctx, rest[0])
 	if err != nil {
-		f.explain(os.Stdout, err)
+		f.explain(os.Stderr, err)
 		return errors.New("could not join")
 	}
 	fmt.Printf("joined session %s of %s on %s: %s\n", s.ID, s.UserName, s.DeviceName, s.State)

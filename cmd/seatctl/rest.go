@@ -30,10 +30,26 @@ type apiError = restclient.Error
 // SEATBROKER_TOKEN) to fs; call the returned function after parsing.
 func restFlags(fs *flag.FlagSet) func() *rest {
 	server := fs.String("server", envOr("SEATBROKER_SERVER", defaultServer), "the node's address (env SEATBROKER_SERVER)")
-	token := fs.String("token", os.Getenv("SEATBROKER_TOKEN"), "a client token from `seatctl login` (env SEATBROKER_TOKEN)")
+	token := fs.String("token", "", "a client token from seatctl login (env SEATBROKER_TOKEN)")
 	return func() *rest {
+		secretFromEnv(fs, "token", "SEATBROKER_TOKEN", token)
 		return &rest{restclient.Client{Base: strings.TrimSuffix(*server, "/") + "/api/v1", Token: *token,
 			HTTP: &http.Client{Timeout: 30 * time.Second}}}
+	}
+}
+
+// secretFromEnv sets *v from the environment variable env when the flag
+// name was not given. A secret is never a flag's default: -h and every
+// flag error print the defaults.
+func secretFromEnv(fs *flag.FlagSet, name, env string, v *string) {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	if !set {
+		*v = os.Getenv(env)
 	}
 }
 

@@ -41,10 +41,18 @@ func (f *wsFlags) bind(fs *flag.FlagSet, desktop bool) {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.account, "account", wsEnv("SEATBROKER_ACCOUNT", ""), "account id (env SEATBROKER_ACCOUNT)")
 	fs.StringVar(&f.user, "user", wsEnv("SEATBROKER_USER", ""), "user name (env SEATBROKER_USER)")
-	fs.StringVar(&f.password, "password", wsEnv("SEATBROKER_PASSWORD", ""), "password (env SEATBROKER_PASSWORD)")
-	fs.StringVar(&f.token, "token", wsEnv("SEATBROKER_TOKEN", ""), "a client token instead of the password (env SEATBROKER_TOKEN)")
+	fs.StringVar(&f.password, "password", "", "password (env SEATBROKER_PASSWORD)")
+	fs.StringVar(&f.token, "token", "", "a client token instead of the password (env SEATBROKER_TOKEN)")
 	fs.StringVar(&f.deviceID, "device", wsEnv("SEATBROKER_DEVICE", "seatctl-"+host), "this device's id (env SEATBROKER_DEVICE)")
 	fs.StringVar(&f.deviceName, "device-name", host, "this device's name")
+}
+
+// secrets reads -password and -token from SEATBROKER_PASSWORD and
+// SEATBROKER_TOKEN when they were not given; call it after parsing a
+// desktop command's flags.
+func (f *wsFlags) secrets(fs *flag.FlagSet) {
+	secretFromEnv(fs, "password", "SEATBROKER_PASSWORD", &f.password)
+	secretFromEnv(fs, "token", "SEATBROKER_TOKEN", &f.token)
 }
 
 func (f *wsFlags) options(role string) (client.Options, error) {
