@@ -15,6 +15,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -185,7 +186,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 func wsURL(addr string) (string, error) {
 	u, err := url.Parse(addr)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("client: the address %q must be ws://, wss://, http:// or https://host[:port][/path]: %w", addr, err)
 	}
 	switch u.Scheme {
 	case "http":
@@ -196,6 +197,9 @@ func wsURL(addr string) (string, error) {
 	default:
 		return "", errors.New("client: the address must be ws://, wss://, http:// or https://")
 	}
+	if u.Host == "" {
+		return "", fmt.Errorf("client: the address %q names no host", addr)
+	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = protocol.WSPath
 	}
@@ -203,7 +207,9 @@ func wsURL(addr string) (string, error) {
 }
 
 // Events delivers what the broker says, in order. Read it until it is
-// closed (after Close, or when the client stops for good); it never
+// closed: when the client stops for good, after its Stopped event (and
+// all before it) was read; or by Close, after which only what fits in a
+// small buffer is still delivered and the rest is dropped. It never
 // blocks the client, whose backlog grows while nobody reads.
 func (c *Client) Events() <-chan Event { return c.events.out }
 
@@ -266,6 +272,13 @@ func WithCode() OpenOption { return func(m *protocol.ClientMessage) { m.WithCode
 
 // Open opens a session (desktop). A refusal by the seat rules is an
 // *Error with Denied set.
+//
+// A ctx that has ended before the request is sent fails it and sends
+// nothing. One that ends while the reply is on its way makes Open return
+// ctx's error, but the broker may grant the session all the same: the
+// client then holds it like any other (Sessions, heartbeats, reconnects),
+// and a Granted event tells it; close it (CloseSession) if it is not
+// wanted. The same goes for Resume and Join.
 func (c *Client) Open(ctx context.Context, opts ...OpenOption) (Grant, error) {
 	m := protocol.ClientMessage{Type: protocol.TypeOpen}
 	for _, o := range opts {
@@ -339,6 +352,9 @@ func (c *Client) request(ctx context.Context, m protocol.ClientMessage) (protoco
 	if err != nil {
 		return protocol.ServerMessage{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return protocol.ServerMessage{}, err // not sent: nothing happens
+	}
 	ch := make(chan protocol.ServerMessage, 1)
 	c.mu.Lock()
 	c.nextID++
@@ -383,6 +399,12 @@ func (c *Client) request(ctx context.Context, m protocol.ClientMessage) (protoco
 // live returns the live connection, waiting while the client reconnects.
 func (c *Client) live(ctx context.Context) (*link, error) {
 	for {
+		select {
+		case <-c.done:
+			// checked first: a client closed after it stopped says so
+			return nil, ErrClosed
+		default:
+		}
 		c.mu.Lock()
 		l, up := c.link, c.up
 		c.mu.Unlock()

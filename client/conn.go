@@ -191,12 +191,19 @@ func (c *Client) run(ctx context.Context, l *link) {
 	defer c.wg.Done()
 	var stopErr error
 	defer func() {
+		select {
+		case <-c.done:
+			// closed, not stopped: Close ends the events itself
+			stopErr = nil
+		default:
+		}
 		c.mu.Lock()
 		c.stopErr = stopErr
 		close(c.stopped)
 		c.mu.Unlock()
 		if stopErr != nil {
 			c.events.push(Stopped{Err: stopErr})
+			c.events.finish()
 		}
 	}()
 	for {
@@ -218,6 +225,14 @@ func (c *Client) run(ctx context.Context, l *link) {
 		if err != nil {
 			stopErr = err
 			return
+		}
+		select {
+		case <-c.done:
+			// Close came while the link was being made, and may have
+			// looked for it before it was live: it is not served
+			l.shut(websocket.CloseNormalClosure, "client closing")
+			return
+		default:
 		}
 		if c.opts.Role == RoleRemote && len(c.Sessions()) == 0 {
 			// its session ended, or cannot be taken back: nothing to stay for

@@ -93,8 +93,10 @@ type Reconnected struct {
 
 // Stopped: the client stopped for good without Close: it cannot connect
 // again (its token was revoked and it has no password, or its password
-// was refused too: changed since; a remote side's connection ended, ...). Err says why (CodeOf gives the code); requests
-// fail with it from now on. Close it to release it.
+// was refused too: changed since; a remote side's connection ended, ...).
+// Err says why (CodeOf gives the code); requests fail with it from now on
+// (with ErrClosed once the client is closed). It is the last event: Events
+// is closed once it was read. Close the client to release it.
 type Stopped struct {
 	Err error
 }
@@ -120,11 +122,13 @@ const eventBuffer = 32
 // without ever blocking them: events are rare, so the backlog of a slow
 // reader stays small.
 type queue struct {
-	out     chan Event
-	signal  chan struct{} // a push happened
-	closing chan struct{} // closed by close
-	done    chan struct{} // closed when the pump has closed out
-	once    sync.Once
+	out      chan Event
+	signal   chan struct{} // a push happened
+	closing  chan struct{} // closed by close
+	finished chan struct{} // closed by finish
+	done     chan struct{} // closed when the pump has closed out
+	once     sync.Once
+	finOnce  sync.Once
 
 	mu    sync.Mutex
 	items []Event // guarded by mu
@@ -132,7 +136,7 @@ type queue struct {
 
 func newQueue() *queue {
 	q := &queue{out: make(chan Event, eventBuffer), signal: make(chan struct{}, 1),
-		closing: make(chan struct{}), done: make(chan struct{})}
+		closing: make(chan struct{}), finished: make(chan struct{}), done: make(chan struct{})}
 	go q.pump()
 	return q
 }
@@ -155,6 +159,12 @@ func (q *queue) close() {
 	<-q.done
 }
 
+// finish ends the queue once everything pushed before it was read; close
+// still cuts it short.
+func (q *queue) finish() {
+	q.finOnce.Do(func() { close(q.finished) })
+}
+
 func (q *queue) pump() {
 	defer close(q.done)
 	defer close(q.out)
@@ -168,6 +178,13 @@ func (q *queue) pump() {
 			case <-q.closing:
 				q.drain(nil)
 				return
+			case <-q.finished:
+				q.mu.Lock()
+				empty := len(q.items) == 0
+				q.mu.Unlock()
+				if empty {
+					return
+				}
 			}
 		}
 		e := q.items[0]

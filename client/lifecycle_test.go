@@ -1,0 +1,148 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/client"
+)
+
+// cutter is a dialer whose connections the test can cut, and whose new
+// dials it can refuse.
+type cutter struct {
+	mu      sync.Mutex
+	conns   []net.Conn // guarded by mu
+	refused bool       // guarded by mu
+}
+
+func (k *cutter) dialer() *websocket.Dialer {
+	return &websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		k.mu.Lock()
+		refused := k.refused
+		k.mu.Unlock()
+		if refused {
+			return nil, errors.New("refused by the test")
+		}
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			k.mu.Lock()
+			k.conns = append(k.conns, nc)
+			k.mu.Unlock()
+		}
+		return nc, err
+	}}
+}
+
+// cut closes every connection; refuse also turns new ones away.
+func (k *cutter) cut(refuse bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refused = refuse
+	for _, nc := range k.conns {
+		_ = nc.Close()
+	}
+	k.conns = nil
+}
+
+func dialT(t *testing.T, opts client.Options) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, nodeURL, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// next reads one event, failing after within or if the channel is closed.
+func next(t *testing.T, c *client.Client, within time.Duration) client.Event {
+	t.Helper()
+	select {
+	case e, ok := <-c.Events():
+		require.True(t, ok, "events closed")
+		return e
+	case <-time.After(within):
+		t.Fatalf("no event within %v", within)
+		return nil
+	}
+}
+
+func waitEvent[T client.Event](t *testing.T, c *client.Client, within time.Duration) T {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if e, ok := next(t, c, time.Until(deadline)).(T); ok {
+			return e
+		}
+	}
+}
+
+func TestEventsCloseOnceTheClientStopsForGood(t *testing.T) {
+	k := &cutter{}
+	c := dialT(t, client.Options{Token: annToken, DeviceID: "stops-1", Dialer: k.dialer(), NoReconnect: true})
+	k.cut(true)
+	waitEvent[client.Stopped](t, c, 3*time.Second)
+	select {
+	case e, ok := <-c.Events():
+		assert.False(t, ok, "an event after Stopped: %#v", e)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Events stays open after the client stopped for good")
+	}
+}
+
+func TestCloseWhileReconnectingSendsNoStopped(t *testing.T) {
+	k := &cutter{}
+	c, err := client.Dial(context.Background(), nodeURL, client.Options{Token: annToken, DeviceID: "stops-2", Dialer: k.dialer(),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	require.NoError(t, err)
+	k.cut(true)
+	waitEvent[client.Disconnected](t, c, 3*time.Second)
+	time.Sleep(50 * time.Millisecond) // a few refused attempts
+	require.NoError(t, c.Close())
+	for e := range c.Events() {
+		_, stopped := e.(client.Stopped)
+		assert.False(t, stopped, "Stopped after Close: %#v", e)
+	}
+}
+
+func TestRequestsAfterCloseFailWithErrClosed(t *testing.T) {
+	k := &cutter{}
+	c, err := client.Dial(context.Background(), nodeURL, client.Options{Token: annToken, DeviceID: "stops-3", Dialer: k.dialer(), NoReconnect: true})
+	require.NoError(t, err)
+	k.cut(true)
+	waitEvent[client.Stopped](t, c, 3*time.Second)
+	require.NoError(t, c.Close())
+	for range 50 {
+		_, err := c.Open(context.Background())
+		require.ErrorIs(t, err, client.ErrClosed)
+	}
+}
+
+func TestOpenWithAnEndedContextTakesNoSeat(t *testing.T) {
+	c := dialT(t, client.Options{Token: annToken, DeviceID: "cancelled-open"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.Open(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	// replies come in order: once this one is in, a grant would be too
+	_, err = c.Pause(context.Background(), "no-such-session")
+	require.Error(t, err)
+	assert.Empty(t, c.Sessions())
+}
+
+func TestDialRefusesAnAddressWithoutSchemeOrHost(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", "http:///ws", "ws://"} {
+		_, err := client.Dial(context.Background(), addr, client.Options{Token: "x", DeviceID: "d"})
+		require.Error(t, err, addr)
+		assert.Contains(t, err.Error(), "client: the address", addr)
+	}
+}
