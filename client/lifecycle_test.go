@@ -146,3 +146,66 @@ func TestDialRefusesAnAddressWithoutSchemeOrHost(t *testing.T) {
 		assert.Contains(t, err.Error(), "client: the address", addr)
 	}
 }
+
+func TestOneClientServesManyGoroutinesAtOnce(t *testing.T) {
+	c := dialT(t, client.Options{Token: annToken, DeviceID: "many-goroutines"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				g, err := c.Open(ctx)
+				if !assert.NoError(t, err) {
+					return
+				}
+				_ = c.Sessions()
+				_, err = c.CloseSession(ctx, g.Session.ID)
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Empty(t, c.Sessions())
+}
+
+func TestCloseEndsARequestInFlight(t *testing.T) {
+	c, err := client.Dial(context.Background(), nodeURL, client.Options{Token: annToken, DeviceID: "close-in-flight"})
+	require.NoError(t, err)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { _, err := c.Pause(context.Background(), "no-such-session"); errs <- err }()
+	}
+	require.NoError(t, c.Close())
+	for range 8 {
+		select {
+		case err := <-errs:
+			assert.Error(t, err)
+		case <-time.After(3 * time.Second):
+			t.Fatal("a request outlived Close")
+		}
+	}
+}
+
+func TestRemoteComesBackToItsSessionAfterACut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	desk := dialT(t, client.Options{Token: annToken, DeviceID: "rejoin-desk"})
+	g, err := desk.Open(ctx, client.WithCode())
+	require.NoError(t, err)
+	k := &cutter{}
+	remote := dialT(t, client.Options{Role: client.RoleRemote, Dialer: k.dialer(), MinBackoff: 10 * time.Millisecond})
+	_, err = remote.Join(ctx, g.Session.Code)
+	require.NoError(t, err)
+	k.cut(false)
+	waitEvent[client.Disconnected](t, remote, 3*time.Second)
+	r := waitEvent[client.Reconnected](t, remote, 3*time.Second)
+	require.Len(t, r.Sessions, 1)
+	assert.Equal(t, g.Session.ID, r.Sessions[0].ID)
+	_, err = remote.CloseSession(ctx, g.Session.ID)
+	require.NoError(t, err)
+	waitEvent[client.Ended](t, desk, 3*time.Second)
+	waitEvent[client.Stopped](t, remote, 3*time.Second)
+}
