@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,8 @@ func init() {
 func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 	fs := flag.NewFlagSet("seatctl account-create", flag.ContinueOnError)
 	redisURL := fs.String("redis-url", os.Getenv("SEATBROKER_REDIS_URL"), "the Redis the nodes use (env SEATBROKER_REDIS_URL)")
+	inCluster, _ := strconv.ParseBool(os.Getenv("SEATBROKER_REDIS_CLUSTER"))
+	cluster := fs.Bool("redis-cluster", inCluster, "the URL is a Redis Cluster seed, as the nodes' -redis-cluster (env SEATBROKER_REDIS_CLUSTER)")
 	prefix := fs.String("prefix", envOr("SEATBROKER_PREFIX", broker.DefaultConfig().Prefix), "key prefix of the nodes (env SEATBROKER_PREFIX)")
 	name := fs.String("name", "", "display name (default: the id)")
 	owner := fs.String("owner", "owner", "the owner's user name")
@@ -52,11 +55,20 @@ func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 		return fmt.Errorf("read the password from stdin: %w", err)
 	}
 	password := strings.TrimRight(line, "\r\n")
-	opt, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		return fmt.Errorf("redis-url: %w", err)
+	var rc redis.UniversalClient
+	if *cluster {
+		opt, err := redis.ParseClusterURL(*redisURL)
+		if err != nil {
+			return fmt.Errorf("redis-url: %w", err)
+		}
+		rc = redis.NewClusterClient(opt)
+	} else {
+		opt, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			return fmt.Errorf("redis-url: %w", err)
+		}
+		rc = redis.NewClient(opt)
 	}
-	rc := redis.NewClient(opt)
 	defer rc.Close()
 	cfg := broker.DefaultConfig()
 	cfg.Prefix = *prefix

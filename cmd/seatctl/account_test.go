@@ -38,3 +38,25 @@ func TestAccountCreateMakesAnAccountItsOwnerCanSignInTo(t *testing.T) {
 	_, err = b.SignIn(ctx, broker.Credentials{Account: "globex", Name: "hank", Password: "hank-password"}, "127.0.0.1", broker.TokenClient, 0)
 	require.NoError(t, err)
 }
+
+// TestAccountCreateWorksOnARedisCluster creates accounts whose keys fall
+// on every master of a Redis Cluster: with -redis-cluster the URL is a
+// cluster seed, not the one node that owns every key.
+func TestAccountCreateWorksOnARedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cl := testredis.StartCluster(t)
+	prefix := testredis.Prefix(t)
+	url := "redis://" + cl.Addrs[0] + "?addr=" + cl.Addrs[1]
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = prefix
+	b, err := broker.New(cl.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	for _, id := range []string{"acme", "globex", "initech", "umbrella", "hooli", "wonka"} {
+		args := []string{id, "-redis-url", url, "-redis-cluster", "-prefix", prefix, "-owner", "hank"}
+		require.NoError(t, accountCreate(ctx, args, strings.NewReader("hank-password\n")), id)
+		_, err := b.SignIn(ctx, broker.Credentials{Account: id, Name: "hank", Password: "hank-password"}, "127.0.0.1", broker.TokenClient, 0)
+		require.NoError(t, err, id)
+	}
+}
