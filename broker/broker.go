@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,20 @@ func (b *Broker) Ready() bool { return b.ready.Load() }
 
 // Ping checks Redis now.
 func (b *Broker) Ping(ctx context.Context) error {
-	if err := b.store.Client().Ping(ctx).Err(); err != nil {
+	c := b.store.Client()
+	if err := c.Ping(ctx).Err(); err != nil {
 		return errors.Join(ErrUnavailable, err)
+	}
+	// a Redis Cluster node answers PING while the cluster is down (a
+	// master lost, its slots served by nobody): ask for the cluster's state
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		info, err := cc.ClusterInfo(ctx).Result()
+		if err != nil {
+			return errors.Join(ErrUnavailable, err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return errors.Join(ErrUnavailable, errors.New("the Redis Cluster is down (cluster_state is not ok)"))
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -73,5 +74,30 @@ func waitEvent(t *testing.T, events <-chan broker.Event, sid, state string) {
 		case <-timeout:
 			t.Fatalf("no %s event for %s within 1 s", state, sid)
 		}
+	}
+}
+
+// TestANodeOnADownRedisClusterIsNotReady: a Redis Cluster node answers
+// PING while the cluster is down (a master lost, its slots served by
+// nobody), so readiness asks for the cluster's state: the node says it is
+// not ready (unavailable), as with a single Redis that is gone.
+func TestANodeOnADownRedisClusterIsNotReady(t *testing.T) {
+	t.Parallel()
+	cl := testredis.StartCluster(t)
+	b := startBroker(t, cl.Client(t), fastConfig(testredis.Prefix(t)))
+	require.NoError(t, b.Ping(context.Background()))
+	cl.Kill(0)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := b.Ping(ctx)
+		return err != nil && errors.Is(err, broker.ErrUnavailable)
+	}, 15*time.Second, 100*time.Millisecond, "the node still says it is ready with a master of the cluster gone")
+	// and says so every time, whichever live node a check reaches
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := b.Ping(ctx)
+		cancel()
+		require.ErrorIs(t, err, broker.ErrUnavailable, "check %d said ready", i)
 	}
 }

@@ -46,6 +46,8 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", nodeDir+"/nodes.conf",
+			// a lost master is noticed in about a second, not 15
+			"--cluster-node-timeout", "1000",
 			"--save", "", "--appendonly", "no", "--dir", nodeDir, "--loglevel", "warning")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -90,6 +92,11 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
+}
+
+// Kill stops node i at once, as a crash would.
+func (c *Cluster) Kill(i int) {
+	_ = c.cmds[i].Process.Kill()
 }
 
 func (c *Cluster) stop() {
