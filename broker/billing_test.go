@@ -186,7 +186,7 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 	}
 	for sid := range billed {
 		if _, ok := stretches[sid]; !ok {
-			t.Errorf("session %s billed without PPU active time", sid)
+			t.Errorf("session %s billed without PPU active time (at %v); its events: %q", sid, billedAt[sid], history[sid])
 		}
 	}
 	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong", len(stretches), len(seen), wrong)

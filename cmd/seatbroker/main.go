@@ -22,6 +22,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/redisopen"
 )
 
 func main() {
@@ -117,45 +118,12 @@ func openRedis(o options, log *slog.Logger) (redis.UniversalClient, func(), erro
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		return c, func() { _ = c.Close(); m.Close() }, nil
 	}
-	var c redis.UniversalClient
-	switch {
-	case o.redisCluster:
-		opt, err := redis.ParseClusterURL(o.redisURL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("redis-url: %w", err)
-		}
-		c = redis.NewClusterClient(opt)
-	case o.sentinelMaster != "":
-		opt, err := redis.ParseURL(strings.Replace(o.redisURL, ",", "", -1))
-		if err != nil {
-			return nil, nil, fmt.Errorf("redis-url: %w", err)
-		}
-		c = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: o.sentinelMaster, SentinelAddrs: sentinelAddrs(o.redisURL),
-			Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
-		})
-	default:
-		opt, err := redis.ParseURL(o.redisURL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("redis-url: %w", err)
-		}
-		opt.PoolSize = max(opt.PoolSize, 64)
-		c = redis.NewClient(opt)
+	c, err := redisopen.Client(o.redisURL, o.redisCluster, o.sentinelMaster)
+	if err != nil {
+		return nil, nil, err
 	}
 	log.Info("redis", "url", redactURL(o.redisURL), "cluster", o.redisCluster, "sentinel", o.sentinelMaster)
 	return c, func() { _ = c.Close() }, nil
-}
-
-// sentinelAddrs reads "redis://[auth@]h1:p1,h2:p2/db" into its hosts.
-func sentinelAddrs(u string) []string {
-	rest := u[strings.Index(u, "://")+3:]
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	if slash := strings.Index(rest, "/"); slash >= 0 {
-		rest = rest[:slash]
-	}
-	return splitList(rest)
 }
 
 func redactURL(u string) string {

@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/internal/redisopen"
 )
 
 // account-create is an operator's command: it writes to Redis directly,
@@ -55,19 +54,9 @@ func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 		return fmt.Errorf("read the password from stdin: %w", err)
 	}
 	password := strings.TrimRight(line, "\r\n")
-	var rc redis.UniversalClient
-	if *cluster {
-		opt, err := redis.ParseClusterURL(*redisURL)
-		if err != nil {
-			return fmt.Errorf("redis-url: %w", err)
-		}
-		rc = redis.NewClusterClient(opt)
-	} else {
-		opt, err := redis.ParseURL(*redisURL)
-		if err != nil {
-			return fmt.Errorf("redis-url: %w", err)
-		}
-		rc = redis.NewClient(opt)
+	rc, err := redisopen.Client(*redisURL, *cluster, "")
+	if err != nil {
+		return err
 	}
 	defer rc.Close()
 	cfg := broker.DefaultConfig()
