@@ -36,6 +36,7 @@ func (e *env) openStream(ctx context.Context, headers ...string) <-chan sse {
 	}
 	resp, err := e.hc.Do(req)
 	require.NoError(e.t, err)
+	e.checkAnswer(http.MethodGet, "/api/v1/events", reply{status: resp.StatusCode, header: resp.Header})
 	require.Equal(e.t, http.StatusOK, resp.StatusCode)
 	require.Equal(e.t, "text/event-stream", resp.Header.Get("Content-Type"))
 	out := make(chan sse, 256)

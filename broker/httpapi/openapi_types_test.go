@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"sort"
@@ -194,4 +195,93 @@ func compareSchema(t *testing.T, doc map[string]any, where string, schema map[st
 			t.Errorf("%s: required is %v; Go always writes %v", where, declared, required)
 		}
 	}
+}
+
+// TestOpenAPIRequestBodiesAreTheGoTypes: every request body the document
+// declares has the properties the handler's Go type reads, of the JSON
+// types it reads, and no others (the API refuses unknown fields, so a
+// property the document lacks could not be sent, and one it has but Go
+// lacks would be refused).
+func TestOpenAPIRequestBodiesAreTheGoTypes(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(OpenAPI, &doc))
+	bodies := map[string]any{
+		"POST /auth/signin":              signInRequest{},
+		"POST /sessions/end":             endRequest{},
+		"POST /codes":                    codeRequest{},
+		"POST /users":                    addUserRequest{},
+		"PATCH /users/{id}":              updateUserRequest{},
+		"PUT /users/{id}/password":       passwordRequest{},
+		"PATCH /settings":                broker.SettingsPatch{},
+		"POST /ppu/topup":                topUpRequest{},
+		"POST /auth/signout":             struct{}{},
+		"POST /sessions/{id}/pause":      struct{}{},
+		"POST /sessions/{id}/resume":     struct{}{},
+		"POST /users/{id}/block":         struct{}{},
+		"POST /users/{id}/unblock":       struct{}{},
+		"POST /users/{id}/revoke-tokens": struct{}{},
+	}
+	seen := map[string]bool{}
+	for p, ops := range doc["paths"].(map[string]any) {
+		for m, op := range ops.(map[string]any) {
+			rb, ok := op.(map[string]any)["requestBody"].(map[string]any)
+			if !ok {
+				continue
+			}
+			name := strings.ToUpper(m) + " " + p
+			goBody, ok := bodies[name]
+			require.True(t, ok, "%s: no Go type listed for this request body", name)
+			seen[name] = true
+			schema := resolve(t, doc, rb["content"].(map[string]any)["application/json"].(map[string]any)["schema"])
+			if schema["additionalProperties"] != false {
+				t.Errorf("%s: additionalProperties is not false, yet unknown fields are refused", name)
+			}
+			props, _ := schema["properties"].(map[string]any)
+			typ := reflect.TypeOf(goBody)
+			var names []string
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				jn, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				names = append(names, jn)
+				ps, ok := props[jn]
+				if !ok {
+					t.Errorf("%s: Go reads %q, the document does not declare it", name, jn)
+					continue
+				}
+				want := requestType(f.Type)
+				got := fmt.Sprint(resolve(t, doc, ps)["type"])
+				if !strings.Contains(got, want) {
+					t.Errorf("%s.%s: type %s, Go reads %s", name, jn, got, want)
+				}
+			}
+			for jn := range props {
+				if !slices.Contains(names, jn) {
+					t.Errorf("%s: the document declares %q, Go refuses it", name, jn)
+				}
+			}
+		}
+	}
+	for n := range bodies {
+		require.True(t, seen[n], "%s: no request body in the document", n)
+	}
+}
+
+// requestType is the JSON type a request field of Go type typ reads.
+func requestType(typ reflect.Type) string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch {
+	case typ == reflect.TypeFor[nullableInt]():
+		return "integer"
+	case typ.Kind() == reflect.Slice:
+		return "array"
+	case typ.Kind() == reflect.String:
+		return "string"
+	case typ.Kind() == reflect.Bool:
+		return "boolean"
+	case typ.Kind() >= reflect.Int && typ.Kind() <= reflect.Uint64:
+		return "integer"
+	}
+	return "object"
 }
