@@ -249,3 +249,18 @@ func TestProtocolDocErrorsAreTheCodes(t *testing.T) {
 	sort.Strings(got)
 	assert.Equal(t, want, got)
 }
+
+// TestProtocolDocListsEveryEndedReason: the reasons an ended message may
+// carry are the session's end reasons, and gone.
+func TestProtocolDocListsEveryEndedReason(t *testing.T) {
+	doc := protocolDoc(t)
+	_, rest, ok := strings.Cut(doc, "`ended` reasons:")
+	require.True(t, ok)
+	rest, _, _ = strings.Cut(rest, "\n\n")
+	got := ticks(rest)
+	want := []string{protocol.ReasonClosed, protocol.ReasonTerminated, protocol.ReasonExpired,
+		protocol.ReasonLeaseLost, protocol.ReasonPPUExhausted, protocol.ReasonUserBlocked, "gone"}
+	sort.Strings(got)
+	sort.Strings(want)
+	assert.Equal(t, want, got)
+}
