@@ -177,3 +177,34 @@ func TestAnUnreachableRedisAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	assert.Equal(t, protocol.CodeUnavailable, r.errCode(t))
 	assert.True(t, e.answered("GET /overview 503"))
 }
+
+// TestOpenAPISecurityIsTheRoutes: an operation the document marks as
+// needing no credentials (security: []) answers without them, and every
+// other answers 401 unauthorized without them.
+func TestOpenAPISecurityIsTheRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Options{})
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security *[]any `json:"security"`
+		} `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(httpapi.OpenAPI, &doc))
+	for p, ops := range doc.Paths {
+		path := "/api/v1" + strings.ReplaceAll(p, "{id}", "00000000-0000-0000-0000-000000000000")
+		for m, op := range ops {
+			method := strings.ToUpper(m)
+			if method == http.MethodGet && p == "/events" {
+				continue // a stream: below
+			}
+			r := e.request(method, path, "", nil)
+			if op.Security != nil && len(*op.Security) == 0 {
+				assert.NotEqual(t, http.StatusUnauthorized, r.status, "%s %s needs no credentials by the document", method, p)
+				continue
+			}
+			assert.Equal(t, http.StatusUnauthorized, r.status, "%s %s without credentials: %s", method, p, r.body)
+		}
+	}
+	r := e.request(http.MethodGet, "/api/v1/events", "", nil)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+}
