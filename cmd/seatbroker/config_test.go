@@ -87,3 +87,12 @@ func TestEnvironmentValuesAreParsedAsTheirFlags(t *testing.T) {
 	assert.Equal(t, 9, o.cfg.CodeDigits, "the flag wins")
 	assert.Equal(t, "debug", o.logLevel)
 }
+
+// TestDashHPrintsTheFlagsAndSucceeds: docs/configuration.md says
+// "`seatbroker -h` prints them all"; it did, then said "seatbroker: flag:
+// help requested" and exited 1, as if something had gone wrong.
+func TestDashHPrintsTheFlagsAndSucceeds(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		assert.NoError(t, run([]string{arg}), arg)
+	}
+}

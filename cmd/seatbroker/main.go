@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,6 +35,9 @@ func main() {
 
 func run(args []string) error {
 	o, err := parseOptions(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the flags were printed, as asked
+	}
 	if err != nil {
 		return err
 	}
