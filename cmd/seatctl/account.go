@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/internal/redisopen"
@@ -50,12 +48,10 @@ func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 	if *redisURL == "" {
 		return errors.New("-redis-url (or SEATBROKER_REDIS_URL) is required: accounts are created in Redis by an operator")
 	}
-	fmt.Fprint(os.Stderr, "owner's password: ")
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return fmt.Errorf("read the password from stdin: %w", err)
+	password, err := readSecret(stdin, "owner's password: ")
+	if err != nil {
+		return err
 	}
-	password := strings.TrimRight(line, "\r\n")
 	rc, err := redisopen.Client(*redisURL, *cluster, *sentinel)
 	if err != nil {
 		return err
