@@ -25,12 +25,12 @@ type Broker struct {
 	log    *slog.Logger
 
 	offset atomic.Int64 // Redis clock (the reaper's: Store.Now) minus this node's clock, ns
+	ready  atomic.Bool  // Redis answered the last clock check
+	loaded atomic.Bool  // the account code is loaded (loadCode succeeded)
 	// clocks is, on a Redis Cluster, each master's clock minus this
 	// node's, by address (Store.NodeOf); guarded by clockMu
 	clocks  map[string]time.Duration
 	clockMu sync.Mutex
-	ready   atomic.Bool // Redis answered the last clock check
-	loaded  atomic.Bool // the account code is loaded (loadCode succeeded)
 	// loadFailed says a load failed and was logged, loadNext when to try
 	// again; only clockLoop touches them after Run's first attempt.
 	loadFailed bool
