@@ -66,7 +66,7 @@ func (b *Broker) CreateAccount(ctx context.Context, spec AccountSpec) (protocol.
 		"view": protocol.ScopeDomain, "control": protocol.ScopeOwn,
 	}
 	owner := rdb.UserRec{ID: uuid.NewString(), Name: spec.OwnerName, Role: protocol.RoleOwner,
-		Status: protocol.UserActive, Created: b.Now().UnixMilli()}
+		Status: protocol.UserActive, Created: b.Now(ctx, spec.ID).UnixMilli()}
 	if err := b.store.CreateAccount(ctx, spec.ID, fields, owner); err != nil {
 		return protocol.Settings{}, protocol.User{}, storeErr(err)
 	}
@@ -314,7 +314,7 @@ func (b *Broker) AddUser(ctx context.Context, p Principal, spec UserSpec) (proto
 		return protocol.User{}, invalid("role", "must be admin or member")
 	}
 	u := rdb.UserRec{ID: uuid.NewString(), Name: spec.Name, Role: spec.Role, Status: protocol.UserActive,
-		MaxSeats: spec.MaxSeats, View: spec.View, Control: spec.Control, Created: b.Now().UnixMilli()}
+		MaxSeats: spec.MaxSeats, View: spec.View, Control: spec.Control, Created: b.Now(ctx, p.Account).UnixMilli()}
 	if err := checkUser(u); err != nil {
 		return protocol.User{}, err
 	}

@@ -197,7 +197,7 @@ func (h *Hub) Run(ctx context.Context) {
 					}
 				}
 			case *redis.Message:
-				h.dispatch(msg.Channel, msg.Payload)
+				h.dispatch(ctx, msg.Channel, msg.Payload)
 			}
 		}
 	}
@@ -216,7 +216,7 @@ func (h *Hub) confirmed(acct string) bool {
 	return ok
 }
 
-func (h *Hub) dispatch(channel, payload string) {
+func (h *Hub) dispatch(ctx context.Context, channel, payload string) {
 	batch, err := h.b.store.Keys().DecodeEvents(channel, payload)
 	if err != nil {
 		h.b.log.Warn("undecodable event", "err", err)
@@ -229,7 +229,7 @@ func (h *Hub) dispatch(channel, payload string) {
 			if e.Session == nil {
 				continue
 			}
-			s := h.b.view(*e.Session)
+			s := view(*e.Session, h.b.Now(ctx, batch.Account))
 			ev.Session = &s
 		case "user":
 			if e.User != nil {

@@ -73,7 +73,7 @@ func (b *Broker) grant(ctx context.Context, acct, uid string, r rdb.SessionReply
 		return protocol.Grant{}, rdb.ErrUnexpectedReply
 	}
 	return protocol.Grant{
-		Session:      b.ownView(*r.Session),
+		Session:      ownView(*r.Session, b.Now(ctx, acct)),
 		Fence:        r.Session.Fence,
 		LeaseSec:     int(b.cfg.Lease / time.Second),
 		HeartbeatSec: int(b.cfg.Heartbeat / time.Second),
@@ -81,8 +81,8 @@ func (b *Broker) grant(ctx context.Context, acct, uid string, r rdb.SessionReply
 }
 
 // ownView is a session as its own user sees it: it may control it.
-func (b *Broker) ownView(r rdb.SessionRec) protocol.Session {
-	s := b.view(r)
+func ownView(r rdb.SessionRec, now time.Time) protocol.Session {
+	s := view(r, now)
 	s.CanControl = true
 	return s
 }
@@ -101,7 +101,7 @@ func (b *Broker) denied(ctx context.Context, acct, uid string, r rdb.SessionRepl
 			if p, perr := b.PrincipalFor(ctx, acct, uid); perr == nil {
 				for _, s := range r.Own {
 					if p.CanControl(s.User, s.State) {
-						own = append(own, b.ownView(s))
+						own = append(own, ownView(s, b.Now(ctx, acct)))
 					}
 				}
 			}
@@ -170,7 +170,7 @@ func (b *Broker) join(ctx context.Context, code string) (protocol.Session, strin
 		return protocol.Session{}, "", ErrNotFound
 	}
 	_ = b.store.DropCode(ctx, code) // single use; the script refuses a second join anyway
-	return b.view(*r.Session), acct, nil
+	return view(*r.Session, b.Now(ctx, acct)), acct, nil
 }
 
 // RejoinPrefix starts every rejoin secret.
@@ -224,7 +224,7 @@ func (b *Broker) Rejoin(ctx context.Context, sid, secret string) (protocol.Sessi
 	if r.State != protocol.StateEnded {
 		_ = b.store.PutRejoin(ctx, h, acct, sid, rejoinTTL) // a fresh day
 	}
-	return b.view(r), acct, nil
+	return view(r, b.Now(ctx, acct)), acct, nil
 }
 
 // SessionRef names a session and the fencing token its holder has.
@@ -266,7 +266,7 @@ func (b *Broker) Renew(ctx context.Context, acct, uid string, refs []SessionRef)
 	for i, r := range res {
 		out[i] = RenewResult{ID: r.ID, Err: statusErr(r.Status)}
 		if r.Session != nil {
-			out[i].Session = b.ownView(*r.Session)
+			out[i].Session = ownView(*r.Session, b.Now(ctx, acct))
 		}
 	}
 	return out, nil
@@ -288,7 +288,7 @@ func (b *Broker) Pause(ctx context.Context, acct, uid, sid, fence string) (proto
 	if r.Status != rdb.StatusOK {
 		return protocol.Session{}, statusErr(r.Status)
 	}
-	return b.ownView(*r.Session), nil
+	return ownView(*r.Session, b.Now(ctx, acct)), nil
 }
 
 // Resume resumes the user's own paused session, taking a seat by the seat
@@ -324,7 +324,7 @@ func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid, fence str
 	if res.Status != rdb.StatusOK || res.Session == nil {
 		return protocol.Session{}, ErrNotFound
 	}
-	return b.ownView(*res.Session), nil
+	return ownView(*res.Session, b.Now(ctx, acct)), nil
 }
 
 // EndSessions is "End Selected Sessions": each session the principal may
@@ -380,7 +380,7 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 				out[i].Error = &d
 				continue
 			}
-			s := b.view(*r.Session)
+			s := view(*r.Session, b.Now(ctx, p.Account))
 			s.CanControl = p.CanControl(r.Session.User, r.Session.State)
 			out[i].OK = true
 			out[i].Session = &s
@@ -435,6 +435,7 @@ func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]
 	for _, st := range f.States {
 		want[st] = true
 	}
+	now := b.Now(ctx, p.Account)
 	var all []protocol.Session
 	for _, r := range recs {
 		if len(want) > 0 && !want[r.State] || len(want) == 0 && r.State == protocol.StateEnded {
@@ -446,7 +447,7 @@ func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]
 		if !p.CanView(r.User, r.State) {
 			continue
 		}
-		s := b.view(r)
+		s := view(r, now)
 		s.CanControl = p.CanControl(r.User, r.State)
 		all = append(all, s)
 	}
@@ -471,7 +472,7 @@ func (b *Broker) Session(ctx context.Context, p Principal, sid string) (protocol
 	if !p.CanView(r.User, r.State) {
 		return protocol.Session{}, ErrNotFound
 	}
-	s := b.view(r)
+	s := view(r, b.Now(ctx, p.Account))
 	s.CanControl = p.CanControl(r.User, r.State)
 	return s, nil
 }
@@ -489,7 +490,7 @@ func (b *Broker) OwnSession(ctx context.Context, acct, uid, sid string) (protoco
 	if r.User != uid {
 		return protocol.Session{}, ErrNotFound
 	}
-	return b.ownView(r), nil
+	return ownView(r, b.Now(ctx, acct)), nil
 }
 
 // sortSessions orders newest first, ties by id, so pages are stable.

@@ -57,7 +57,12 @@ type Options struct {
 	Header http.Header
 	// Dialer dials the websocket (default websocket.DefaultDialer).
 	Dialer *websocket.Dialer
-	// NoReconnect turns automatic reconnection off.
+	// NoReconnect turns automatic reconnection off: a lost connection
+	// then stops the client (Disconnected, then Stopped with
+	// ErrDisconnected). Its sessions are not lost: the broker holds them
+	// until their leases run out, so the client reports no Lost and
+	// Sessions still lists them, for a new client (Options.Sessions) to
+	// take back on the same seat within the lease.
 	NoReconnect bool
 	// MinBackoff and MaxBackoff bound the jittered wait between reconnect
 	// attempts (defaults 100ms and 5s; never more than a quarter of the
@@ -278,7 +283,9 @@ func WithCode() OpenOption { return func(m *protocol.ClientMessage) { m.WithCode
 // ctx's error, but the broker may grant the session all the same: the
 // client then holds it like any other (Sessions, heartbeats, reconnects),
 // and a Granted event tells it; close it (CloseSession) if it is not
-// wanted. The same goes for Resume and Join.
+// wanted. The same goes for Resume and Join. A refusal that comes after
+// (an error reply) changed nothing and is dropped; a denial is still told
+// by a Denied event, like every denial.
 func (c *Client) Open(ctx context.Context, opts ...OpenOption) (Grant, error) {
 	m := protocol.ClientMessage{Type: protocol.TypeOpen}
 	for _, o := range opts {

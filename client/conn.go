@@ -216,9 +216,10 @@ func (c *Client) run(ctx context.Context, l *link) {
 		c.events.push(Disconnected{Err: err})
 		if c.opts.NoReconnect || (c.opts.Role == RoleRemote && len(c.Sessions()) == 0) {
 			// a remote side comes back only to the session it joined,
-			// with the rejoin secret the join gave it
+			// with the rejoin secret the join gave it. The sessions are
+			// not lost: the broker holds them until their leases run out,
+			// and Sessions keeps them for a client that takes them back
 			stopErr = ErrDisconnected
-			c.dropSessions(err)
 			return
 		}
 		l, err = c.reconnect(ctx)
@@ -241,24 +242,6 @@ func (c *Client) run(ctx context.Context, l *link) {
 			return
 		}
 		c.events.push(Reconnected{Sessions: c.Sessions()})
-	}
-}
-
-// dropSessions tells that the sessions the client held are lost to it.
-func (c *Client) dropSessions(cause error) {
-	c.mu.Lock()
-	ids := make([]string, 0, len(c.sessions))
-	for id := range c.sessions {
-		ids = append(ids, id)
-	}
-	c.sessions = map[string]*known{}
-	c.mu.Unlock()
-	msg := "the connection was lost"
-	if cause != nil {
-		msg += ": " + cause.Error()
-	}
-	for _, id := range ids {
-		c.events.push(Lost{SessionID: id, Error: protocol.ErrorDetail{Code: protocol.CodeUnavailable, Message: msg}})
 	}
 }
 

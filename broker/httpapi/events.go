@@ -63,7 +63,7 @@ func (h *api) events(c *gin.Context) {
 	// nothing else checks the token again unless the viewer changes: the
 	// stream ends when it expires (the page then finds its cookie gone and
 	// signs out)
-	expired := time.NewTimer(h.b.Until(cl.expires))
+	expired := time.NewTimer(h.b.Until(ctx, cl.p.Account, cl.expires))
 	defer expired.Stop()
 	if s.write(": connected\n\n") != nil {
 		return

@@ -280,7 +280,7 @@ func (c *conn) expireAt(exp time.Time) {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
-	c.expiry = time.AfterFunc(c.s.b.Until(exp), func() {
+	c.expiry = time.AfterFunc(c.s.b.Until(c.ctx, c.acct, exp), func() {
 		c.stop(websocket.ClosePolicyViolation, "unauthorized: the token expired")
 	})
 }
@@ -345,7 +345,7 @@ func (c *conn) onSession(s protocol.Session) {
 	var msg *protocol.ServerMessage
 	switch s.State {
 	case protocol.StateTerminating:
-		if n := c.s.notice(s); n != nil && !a.notice.Equal(n.Deadline) {
+		if n := c.s.notice(c.ctx, c.acct, s); n != nil && !a.notice.Equal(n.Deadline) {
 			a.notice = n.Deadline
 			msg = &protocol.ServerMessage{Type: protocol.TypeNotice, SessionID: s.ID, Notice: n, Session: &s}
 		}
@@ -459,13 +459,13 @@ func (c *conn) refresh() {
 	}
 }
 
-// notice is the ending notice of a terminating session, with the time
-// left measured on the Redis clock.
-func (s *Server) notice(sess protocol.Session) *protocol.Notice {
+// notice is the ending notice of a terminating session of acct, with the
+// time left measured on the account's Redis clock.
+func (s *Server) notice(ctx context.Context, acct string, sess protocol.Session) *protocol.Notice {
 	n := protocol.NoticeOf(sess)
 	if n == nil {
 		return nil
 	}
-	n.MSLeft = max(0, n.Deadline.Sub(s.b.Now()).Milliseconds())
+	n.MSLeft = max(0, n.Deadline.Sub(s.b.Now(ctx, acct)).Milliseconds())
 	return n
 }

@@ -91,7 +91,7 @@ func TestSessionEndsAtDeadlineWhenRequestingNodeDiesRightAfter(t *testing.T) {
 	n := waitFor[client.Notice](t, d.Events(), time.Second)
 	assert.Equal(t, deadline, n.Deadline)
 	e := waitFor[client.Ended](t, d.Events(), 3*time.Second)
-	arrived := nb.b.Now() // the Redis clock, as node B measures it
+	arrived := nb.b.Now(context.Background(), acct.id) // the Redis clock, as node B measures it
 	assert.Equal(t, protocol.ReasonTerminated, e.Reason)
 	assert.True(t, arrived.Before(deadline.Add(time.Second)),
 		"ended %v after the deadline", arrived.Sub(deadline))

@@ -298,11 +298,6 @@ func (s *Store) SessionLedger(ctx context.Context, acct, sid string, minutes int
 	return decodeAll[LedgerEntry](raw)
 }
 
-// Now returns the Redis server's clock.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	return s.client.Time(ctx).Result()
-}
-
 // ReserveCode files a live code for a session, unless the code is live
 // already (false).
 func (s *Store) ReserveCode(ctx context.Context, code, acct, sid string, ttl time.Duration) (bool, error) {
