@@ -177,11 +177,13 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 type ppuLog struct {
 	stretches map[string][][2]int64 // session -> PPU active stretches [from, to)
 	open      map[string]int64      // session -> start of its running stretch
+	promoted  map[string]int64      // session -> its last promotion seen
 	history   map[string][]string   // session -> its events, for a failure's message
 }
 
 func newPPULog() *ppuLog {
-	return &ppuLog{stretches: map[string][][2]int64{}, open: map[string]int64{}, history: map[string][]string{}}
+	return &ppuLog{stretches: map[string][][2]int64{}, open: map[string]int64{}, promoted: map[string]int64{},
+		history: map[string][]string{}}
 }
 
 // apply takes the next event of session s.
@@ -190,6 +192,8 @@ func (l *ppuLog) apply(s *rdb.SessionRec) {
 		s.State, s.Kind, s.At, s.Billed, s.PPUms, s.PPUAt, s.Promoted))
 	onPPU := s.State == protocol.StateActive && s.Kind == protocol.KindPPU
 	from, running := l.open[s.ID]
+	promoted := s.Promoted != 0 && s.Promoted != l.promoted[s.ID]
+	l.promoted[s.ID] = s.Promoted
 	switch {
 	case onPPU && !running:
 		l.open[s.ID] = s.At
@@ -204,6 +208,13 @@ func (l *ppuLog) apply(s *rdb.SessionRec) {
 		}
 		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{from, end})
 		delete(l.open, s.ID)
+	case !onPPU && !running && promoted:
+		// Promoted with no PPU stretch seen: an operation of the call
+		// granted it on PPU (open, join, resume) and a later one freed a
+		// seat, all at the call's one instant. It ran on PPU for no time,
+		// and that grant started a minute if it began on one
+		// (docs/design.md).
+		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{s.Promoted, s.Promoted})
 	}
 }
 
