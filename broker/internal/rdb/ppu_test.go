@@ -2,10 +2,13 @@ package rdb
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // ppuStore is batchStore with one prepaid seat, PPU on and 100 minutes.
@@ -70,4 +73,126 @@ func TestGrantOnPPUPromotedInTheSameCallPaysItsFirstMinute(t *testing.T) {
 		}
 	}
 	require.Equal(t, bob, *seen, "the event is the session as the call left it")
+}
+
+// warnStore is a store whose low-balance warning is at 3 minutes and whose
+// PPU minute lasts an hour (so each grant on PPU bills one minute and no
+// timer bills another), with an account "acme" of no prepaid seats, PPU on
+// and the balance given.
+func warnStore(t *testing.T, balance int64) *Store {
+	t.Helper()
+	c := testredis.Client(t)
+	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: time.Hour, Retention: time.Hour, Warn: []int{3}})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true)
+	require.NoError(t, err)
+	_, _, err = s.TopUp(ctx, "acme", balance, "first", "owner", "")
+	require.NoError(t, err)
+	return s
+}
+
+// The low-balance warning goes out each time the balance falls through
+// its threshold, again after a top-up took it back above, and never on
+// the way up. At 0 every running PPU session gets the notice and no new
+// one is granted; a top-up during the notice grants again at once, and
+// the notice runs on (a terminating session only ends). The ledger sums
+// to the balance throughout.
+func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
+	s := warnStore(t, 5)
+	ctx := context.Background()
+	sub := s.Subscribe(ctx, "acme")
+	defer sub.Close()
+	_, err := sub.Receive(ctx)
+	require.NoError(t, err)
+	n := 0
+	open := func() SessionReply {
+		t.Helper()
+		n++
+		r, err := s.Open(ctx, "acme", fmt.Sprintf("s%d", n), "ann", fmt.Sprintf("d%d", n), "host", "")
+		require.NoError(t, err)
+		return r
+	}
+	var warned []int64 // the balance of each warning, in order
+	drain := func() {
+		t.Helper()
+		const mark = "test: drained"
+		require.NoError(t, s.Client().Publish(ctx, s.keys.Channel("acme"), mark).Err())
+		for {
+			select {
+			case m := <-sub.Channel():
+				if m.Payload == mark {
+					return
+				}
+				b, err := s.keys.DecodeEvents(m.Channel, m.Payload)
+				require.NoError(t, err, m.Payload)
+				for _, e := range b.Events {
+					if e.Type == "warning" {
+						require.Equal(t, int64(3), e.Threshold)
+						warned = append(warned, e.Balance)
+					}
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the channel went quiet")
+			}
+		}
+	}
+	balance := func() int64 {
+		t.Helper()
+		a, err := s.Account(ctx, "acme")
+		require.NoError(t, err)
+		es, _, err := s.Ledger(ctx, "acme", 0, -1)
+		require.NoError(t, err)
+		var sum int64
+		for _, e := range es {
+			sum += e.Delta
+		}
+		require.Equal(t, a["balance"], fmt.Sprint(sum), "the ledger sums to the balance")
+		return sum
+	}
+
+	open()
+	open() // 5 -> 4 -> 3: the warning
+	drain()
+	require.Equal(t, []int64{3}, warned)
+	_, _, err = s.TopUp(ctx, "acme", 3, "again", "owner", "") // 6: above it again, no warning
+	require.NoError(t, err)
+	drain()
+	require.Equal(t, []int64{3}, warned)
+	open()
+	open()
+	open() // 6 -> 3: the warning again
+	drain()
+	require.Equal(t, []int64{3, 3}, warned)
+
+	var running []string
+	for range 3 { // 3 -> 0
+		running = append(running, open().Session.ID)
+	}
+	require.Equal(t, int64(0), balance())
+	all, err := s.Sessions(ctx, "acme")
+	require.NoError(t, err)
+	for _, x := range all {
+		require.Equal(t, "terminating", x.State, x.ID)
+		require.Equal(t, "ppu_exhausted", x.Reason, x.ID)
+	}
+	require.Equal(t, StatusPPUExhausted, open().Status)
+	_, _, err = s.TopUp(ctx, "acme", 2, "rescue", "owner", "")
+	require.NoError(t, err)
+	r := open()
+	require.Equal(t, StatusOK, r.Status)
+	require.Equal(t, "active", r.Session.State)
+	require.Equal(t, "ppu", r.Session.Kind)
+	require.Equal(t, int64(1), balance())
+	for _, id := range running {
+		x, err := s.Session(ctx, "acme", id)
+		require.NoError(t, err)
+		require.Equal(t, "terminating", x.State, "a top-up does not call the notice off")
+	}
+	drain()
+	require.Equal(t, []int64{3, 3}, warned, "a top-up from 0 to 2 crosses nothing on the way down")
 }
