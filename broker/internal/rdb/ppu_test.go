@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/internal/testredis"
@@ -195,4 +196,50 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 	}
 	drain()
 	require.Equal(t, []int64{3, 3}, warned, "a top-up from 0 to 2 crosses nothing on the way down")
+}
+
+// A grant on PPU comes after every PPU minute that started before it: when
+// those minutes use the balance up, the account ran out at the first of
+// them, and the grant is refused (ppu_exhausted) instead of taking the
+// last minute while an earlier started one goes unbilled. Here the call's
+// catch-up stops at its limit (one timer) with a started minute of
+// another session not yet billed.
+func TestGrantOnPPUComesAfterTheMinutesThatStartedBeforeIt(t *testing.T) {
+	const minute = 300 * time.Millisecond
+	c := testredis.Client(t)
+	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	for _, id := range []string{"ann", "bob", "cy"} {
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		require.NoError(t, err)
+	}
+	_, _, err := s.TopUp(ctx, "acme", 4, "k1", "owner", "")
+	require.NoError(t, err)
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 2 left
+	ann, bob := sessionOf(t, rs[0]), sessionOf(t, rs[1])
+	require.Equal(t, "ppu", ann.Kind)
+	require.Equal(t, "ppu", bob.Kind)
+	// both second minutes start at the same instant: they take the last
+	// two minutes, and the account runs out then
+	time.Sleep(minute + minute/3)
+
+	r, err := s.Open(ctx, "acme", "s-cy", "cy", "d1", "host", "")
+	require.NoError(t, err)
+	assert.Equal(t, StatusPPUExhausted, r.Status, "the balance ran out before cy asked")
+	for _, id := range []string{"s-ann", "s-bob"} {
+		x, err := s.Session(ctx, "acme", id)
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), x.Billed, "%s: its second minute started before cy's open", id)
+		assert.Equal(t, "terminating", x.State, id)
+		assert.Equal(t, "ppu_exhausted", x.Reason, id)
+		assert.Equal(t, ann.Created+minute.Milliseconds(), x.At, "%s: the notice began when the balance ran out", id)
+	}
+	a, err := s.Account(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, "0", a["balance"])
 }
