@@ -92,6 +92,16 @@ local function settle(s, t)
   stop_stretch(s, t)
 end
 
+-- bill_started (timers.lua) bills the PPU minutes that started before a
+-- grant, before the grant looks at the balance.
+local bill_started
+
+-- before_ppu_grant calls bill_started when the minutes it would bill could
+-- use the balance up (see there); otherwise it costs a comparison.
+local function before_ppu_grant(t)
+  if A.ppu_sess > 0 and (LAGGING or A.balance <= A.ppu_sess + 1) then bill_started(t) end
+end
+
 -- ---------------------------------------------------------------- seat moves
 
 -- attach gives s the seat of key, whose new seat string v lists s.
@@ -182,6 +192,8 @@ local MAX_KEYS, MAX_SHARE = 100, 100
 
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
+  -- a grant on PPU comes after the minutes that started before it
+  before_ppu_grant(t)
   local key = seat_key(s)
   local v = seat(key)
   if v then

@@ -69,6 +69,51 @@ local function overdue(s, now)
 end
 
 
+-- bill_started bills, in time order, the minutes of running PPU sessions
+-- that started before t and are not billed yet (and ends those whose lease
+-- ran out before t), so that a grant at t, which may take the last minute,
+-- comes after them: had they taken it, the account ran out at the first
+-- of them and the grant is refused. Such minutes are left at t in two
+-- cases: one that started at t - 1 (its timer fires at t, and what falls
+-- due at t belongs to the caller), and any number while catch-up stopped
+-- at its limit (LAGGING). acquire calls it only when they could use the
+-- balance up: while LAGGING, or when the balance is at most one more than
+-- the sessions on PPU, each of which has at most one such minute otherwise
+-- (and the grant takes one). A lease that runs out at t itself is left to
+-- the caller, as in catch-up.
+bill_started = function(t)
+  local list = {}
+  for _, key in ipairs(rcall('ZRANGE', K_PPUQ, 0, -1)) do
+    local v = seat(key)
+    if v then
+      for _, sid in ipairs(seat_sids(v)) do
+        local s = sess(sid)
+        if s and s.state == 'active' and s.ppu_at then list[#list + 1] = s end
+      end
+    end
+  end
+  while true do
+    local first, ft, nb
+    for i = 1, #list do
+      local s = list[i]
+      if s.state == 'active' and s.ppu_at then
+        local d, b = due(s), next_bill(s)
+        if d and (d < t or b < t) and (not ft or d < ft) then first, ft, nb = s, d, b end
+      end
+    end
+    if not first then return end
+    if ft < t then
+      step(first, ft)
+    else
+      bill_upto(first, t - 1) -- a minute that started at t - 1, due at t
+    end
+    touch(first)
+    if first.state == 'active' and first.ppu_at and next_bill(first) == nb and due(first) == ft then
+      return -- (nothing changed: never loop)
+    end
+  end
+end
+
 -- first_due returns when the account's first timer fires, or nil. (Numbers
 -- go to redis.call as strings: Redis formats a Lua number argument with
 -- printf's %.17g. The score, the same text from call to call, is parsed
