@@ -206,20 +206,8 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 // another session not yet billed.
 func TestGrantOnPPUComesAfterTheMinutesThatStartedBeforeIt(t *testing.T) {
 	const minute = 300 * time.Millisecond
-	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
-		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
-	t.Cleanup(s.Close)
+	s := laggingStore(t, minute, 4)
 	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	for _, id := range []string{"ann", "bob", "cy"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
-		require.NoError(t, err)
-	}
-	_, _, err := s.TopUp(ctx, "acme", 4, "k1", "owner", "")
-	require.NoError(t, err)
 	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 2 left
 	ann, bob := sessionOf(t, rs[0]), sessionOf(t, rs[1])
 	require.Equal(t, "ppu", ann.Kind)
@@ -242,4 +230,55 @@ func TestGrantOnPPUComesAfterTheMinutesThatStartedBeforeIt(t *testing.T) {
 	a, err := s.Account(ctx, "acme")
 	require.NoError(t, err)
 	assert.Equal(t, "0", a["balance"])
+}
+
+// laggingStore is a store whose catch-up fires one timer a call, with an
+// account "acme" of no prepaid seats, PPU on and the balance given, and
+// users ann, bob and cy.
+func laggingStore(t *testing.T, minute time.Duration, balance int64) *Store {
+	t.Helper()
+	c := testredis.Client(t)
+	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	for _, id := range []string{"ann", "bob", "cy"} {
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		require.NoError(t, err)
+	}
+	_, _, err := s.TopUp(ctx, "acme", balance, "k1", "owner", "")
+	require.NoError(t, err)
+	return s
+}
+
+// The minutes a grant bills first go in time order across sessions: two
+// sessions that started together, several minutes behind, share the rest
+// of the balance minute by minute, and the notice begins at the minute
+// that took the last of it.
+func TestMinutesBilledBeforeAGrantGoInTimeOrder(t *testing.T) {
+	const minute = 100 * time.Millisecond
+	s := laggingStore(t, minute, 7)
+	ctx := context.Background()
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 5 left
+	t0 := sessionOf(t, rs[0]).Created
+	require.Equal(t, t0, sessionOf(t, rs[1]).Created)
+	// minutes 2 and 3 of each leave 1, and the first minute 4 takes it
+	time.Sleep(4*minute + minute/2)
+
+	r, err := s.Open(ctx, "acme", "s-cy", "cy", "d1", "host", "")
+	require.NoError(t, err)
+	assert.Equal(t, StatusPPUExhausted, r.Status)
+	var billed int64
+	for _, id := range []string{"s-ann", "s-bob"} {
+		x, err := s.Session(ctx, "acme", id)
+		require.NoError(t, err)
+		assert.Contains(t, []int64{3, 4}, x.Billed, id)
+		billed += x.Billed
+		assert.Equal(t, "terminating", x.State, id)
+		assert.Equal(t, t0+3*minute.Milliseconds(), x.At, "%s: the notice began at the last minute", id)
+	}
+	assert.Equal(t, int64(7), billed)
 }

@@ -82,34 +82,63 @@ end
 -- (and the grant takes one). A lease that runs out at t itself is left to
 -- the caller, as in catch-up.
 bill_started = function(t)
-  local list = {}
+  -- a binary heap of the sessions that have such a timer, by when it fires
+  -- (while catch-up is behind there may be many, each with many minutes)
+  local hs, hk, n = {}, {}, 0
+  local function push(s)
+    if s.state ~= 'active' or not s.ppu_at then return end
+    local d = due(s)
+    if not (d < t or next_bill(s) < t) then return end
+    n = n + 1
+    local i = n
+    while i > 1 do
+      local p = math.floor(i / 2)
+      if hk[p] <= d then break end
+      hs[i], hk[i] = hs[p], hk[p]
+      i = p
+    end
+    hs[i], hk[i] = s, d
+  end
+  local function pop()
+    local s, d = hs[1], hk[1]
+    local ls, lk = hs[n], hk[n]
+    hs[n], hk[n] = nil, nil
+    n = n - 1
+    if n > 0 then
+      local i = 1
+      while true do
+        local c = 2 * i
+        if c > n then break end
+        if c < n and hk[c + 1] < hk[c] then c = c + 1 end
+        if lk <= hk[c] then break end
+        hs[i], hk[i] = hs[c], hk[c]
+        i = c
+      end
+      hs[i], hk[i] = ls, lk
+    end
+    return s, d
+  end
   for _, key in ipairs(rcall('ZRANGE', K_PPUQ, 0, -1)) do
     local v = seat(key)
     if v then
       for _, sid in ipairs(seat_sids(v)) do
         local s = sess(sid)
-        if s and s.state == 'active' and s.ppu_at then list[#list + 1] = s end
+        if s then push(s) end
       end
     end
   end
-  while true do
-    local first, ft, nb
-    for i = 1, #list do
-      local s = list[i]
-      if s.state == 'active' and s.ppu_at then
-        local d, b = due(s), next_bill(s)
-        if d and (d < t or b < t) and (not ft or d < ft) then first, ft, nb = s, d, b end
+  while n > 0 do
+    local s, d = pop()
+    -- (running out of minutes may have given it the notice meanwhile)
+    if s.state == 'active' and s.ppu_at then
+      local nb = next_bill(s)
+      if d < t then
+        step(s, d)
+      else
+        bill_upto(s, t - 1) -- a minute that started at t - 1, due at t
       end
-    end
-    if not first then return end
-    if ft < t then
-      step(first, ft)
-    else
-      bill_upto(first, t - 1) -- a minute that started at t - 1, due at t
-    end
-    touch(first)
-    if first.state == 'active' and first.ppu_at and next_bill(first) == nb and due(first) == ft then
-      return -- (nothing changed: never loop)
+      -- back in, unless nothing changed (never loop)
+      if next_bill(s) ~= nb or due(s) ~= d then push(s) end
     end
   end
 end
