@@ -282,3 +282,53 @@ func TestMinutesBilledBeforeAGrantGoInTimeOrder(t *testing.T) {
 	}
 	assert.Equal(t, int64(7), billed)
 }
+
+// A seat that frees while catch-up is behind may promote a PPU session
+// late, after it was billed further (an operation that names a session
+// fires that session's own overdue timers first: docs/design.md). The
+// promotion then never ends the session's PPU stretch before a minute it
+// was billed: its record shows the PPU time its minutes started in.
+func TestLatePromotionKeepsTheMinutesAlreadyBilledInsideTheStretch(t *testing.T) {
+	const minute = 300 * time.Millisecond
+	c := testredis.Client(t)
+	s := New(c, testredis.Prefix(t), Defaults{Lease: 750 * time.Millisecond, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	for _, id := range []string{"ann", "bob"} {
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		require.NoError(t, err)
+	}
+	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")
+	require.NoError(t, err)
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1"))
+	require.Equal(t, "prepaid", sessionOf(t, rs[0]).Kind) // ann's lease runs out at 750 ms: never renewed
+	bob := sessionOf(t, rs[1])
+	require.Equal(t, "ppu", bob.Kind)
+	renew := func() {
+		t.Helper()
+		res, _, err := s.Renew(ctx, "acme", "bob", []FenceRef{{ID: bob.ID, Fence: bob.Fence}})
+		require.NoError(t, err)
+		require.Equal(t, StatusOK, res[0].Status)
+	}
+	time.Sleep(minute + minute/2)
+	renew() // at ~450 ms: bob's lease runs to ~1200 ms
+	time.Sleep(2 * minute)
+	// at ~1050 ms: catch-up fires one timer (bob's third minute), and the
+	// heartbeat fires bob's own next (his fourth minute, at 900 ms) ahead of
+	// ann's lease (750 ms)
+	renew()
+	r := runBatch(t, s, op("acme", opReap, "1"))[0] // ann's lease: her seat goes to bob
+	require.NoError(t, r.err)
+	got, err := s.Session(ctx, "acme", bob.ID)
+	require.NoError(t, err)
+	require.Equal(t, "prepaid", got.Kind)
+	require.Equal(t, int64(4), got.Billed)
+	m := minute.Milliseconds()
+	assert.Greater(t, got.Promoted, bob.Created+3*m, "promoted after the start of the last minute billed")
+	assert.Equal(t, got.Promoted-bob.Created, got.PPUms, "its PPU time runs to the promotion")
+	assert.Equal(t, got.Billed, (got.PPUms+m-1)/m, "one minute billed per started minute of its PPU time")
+}
