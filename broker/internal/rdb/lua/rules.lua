@@ -109,15 +109,9 @@ local function settle(s, t)
   stop_stretch(s, t)
 end
 
--- bill_started (timers.lua) bills the PPU minutes that started before a
--- grant, before the grant looks at the balance.
-local bill_started
-
--- before_ppu_grant calls bill_started when the minutes it would bill could
--- use the balance up (see there); otherwise it costs a comparison.
-local function before_ppu_grant(t)
-  if A.ppu_sess > 0 and (LAGGING or A.balance <= A.ppu_sess + 1) then bill_started(t) end
-end
+-- before_ppu_grant (timers.lua) bills the PPU minutes that started before
+-- a grant, before the grant looks at the balance, when they could use it up.
+local before_ppu_grant
 
 -- ---------------------------------------------------------------- seat moves
 

@@ -69,19 +69,26 @@ local function overdue(s, now)
 end
 
 
+-- first_due returns when the account's first timer fires, or nil. (Numbers
+-- go to redis.call as strings: Redis formats a Lua number argument with
+-- printf's %.17g. The score, the same text from call to call, is parsed
+-- once: str_num.)
+local function first_due()
+  local f = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
+  if #f == 0 then return nil end
+  return str_num(f[2])
+end
+
 -- bill_started bills, in time order, the minutes of running PPU sessions
 -- that started before t and are not billed yet (and ends those whose lease
 -- ran out before t), so that a grant at t, which may take the last minute,
--- comes after them: had they taken it, the account ran out at the first
--- of them and the grant is refused. Such minutes are left at t in two
+-- comes after them: if they take the last minute, the account ran out
+-- then, and the grant is refused. Such minutes are left at t in two
 -- cases: one that started at t - 1 (its timer fires at t, and what falls
 -- due at t belongs to the caller), and any number while catch-up stopped
--- at its limit (LAGGING). acquire calls it only when they could use the
--- balance up: while LAGGING, or when the balance is at most one more than
--- the sessions on PPU, each of which has at most one such minute otherwise
--- (and the grant takes one). A lease that runs out at t itself is left to
--- the caller, as in catch-up.
-bill_started = function(t)
+-- at its limit (LAGGING). A lease that runs out at t itself is left to the
+-- caller, as in catch-up.
+local function bill_started(t)
   -- a binary heap of the sessions that have such a timer, by when it fires
   -- (while catch-up is behind there may be many, each with many minutes)
   local hs, hk, n = {}, {}, 0
@@ -143,14 +150,20 @@ bill_started = function(t)
   end
 end
 
--- first_due returns when the account's first timer fires, or nil. (Numbers
--- go to redis.call as strings: Redis formats a Lua number argument with
--- printf's %.17g. The score, the same text from call to call, is parsed
--- once: str_num.)
-local function first_due()
-  local f = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
-  if #f == 0 then return nil end
-  return str_num(f[2])
+-- before_ppu_grant calls bill_started when the minutes it would bill could
+-- use the balance up (the grant takes one more): each session on PPU has
+-- at most one such minute, unless catch-up is behind, when each has at
+-- most one per minute since the account's first timer, and one more.
+-- Otherwise it costs a comparison (those minutes are billed by their
+-- timers, in time order with everything else).
+before_ppu_grant = function(t)
+  local n = A.ppu_sess
+  if n <= 0 then return end
+  if LAGGING then
+    local f = first_due()
+    if f and f < t then n = n * (math.floor((t - f) / CFG.minute) + 2) end
+  end
+  if A.balance <= n + 1 then bill_started(t) end
 end
 
 -- call_list runs cmd on key with the list's items as its arguments, in
