@@ -598,15 +598,15 @@ func (b *Broker) Reconcile(ctx context.Context, p Principal) (Reconciliation, er
 	if !p.IsAdmin() {
 		return Reconciliation{}, ErrForbidden
 	}
-	m, err := b.account(ctx, p.Account)
-	if err != nil {
-		return Reconciliation{}, err
+	if !validAccount(p.Account) {
+		return Reconciliation{}, ErrNotFound
 	}
-	es, n, err := b.store.Ledger(ctx, p.Account, 0, -1)
+	// one state: a minute billed between two reads would be a mismatch
+	m, es, err := b.store.AccountWithLedger(ctx, p.Account)
 	if err != nil {
 		return Reconciliation{}, storeErr(err)
 	}
-	r := Reconciliation{Balance: num(m, "balance"), Entries: n}
+	r := Reconciliation{Balance: num(m, "balance"), Entries: int64(len(es))}
 	seen := map[string]bool{}
 	for _, e := range es {
 		r.LedgerSum += e.Delta

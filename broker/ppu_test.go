@@ -1,7 +1,10 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // Pay-per-use (SPEC.md, seat rules 4 to 7 and "Pay-per-use"). The billing
@@ -444,4 +449,55 @@ func TestEveryBilledMinuteTellsTheAccountsWatchers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// beforeLedgerRead is a go-redis hook that, once armed, runs fn once just
+// before a pipeline that reads an account's ledger goes to Redis.
+type beforeLedgerRead struct {
+	ledger string // the ledger key
+	once   sync.Once
+	armed  atomic.Bool
+	fn     func()
+}
+
+func (h *beforeLedgerRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *beforeLedgerRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *beforeLedgerRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if a := c.Args(); h.armed.Load() && c.Name() == "lrange" && len(a) > 1 && a[1] == h.ledger {
+				h.once.Do(h.fn)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// Reconcile of an account that bills (or is topped up) while it reads
+// agrees with itself: it reads the balance and the ledger as one state.
+// Here a top-up lands just before the ledger is read.
+func TestReconcileWhileTheAccountChangesAgrees(t *testing.T) {
+	cfg := fastConfig(testredis.Prefix(t))
+	hook := &beforeLedgerRead{}
+	rc := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
+	rc.AddHook(hook)
+	t.Cleanup(func() { _ = rc.Close() })
+	b := startBroker(t, rc, cfg)
+	f := accountOn(t, b, setup{seats: 0, ppu: true})
+	f.topUp(10)
+	f.mustOpen(f.user("ann", nil), "d1")
+	other := startBroker(t, testredis.Client(t), cfg)
+	hook.ledger = rdb.NewKeys(cfg.Prefix).Ledger(f.acct)
+	hook.fn = func() {
+		_, err := other.TopUp(context.Background(), f.owner, 5, "", "")
+		assert.NoError(t, err)
+	}
+	hook.armed.Store(true)
+	r, err := f.b.Reconcile(f.ctx, f.owner)
+	require.NoError(t, err)
+	assert.True(t, r.OK, "%+v", r)
+	assert.Equal(t, r.Balance, r.LedgerSum)
+	assert.Equal(t, int64(14), r.Balance, "the top-up is in both or in neither")
 }

@@ -60,6 +60,28 @@ func (s *Store) AccountWithPPUKeys(ctx context.Context, acct string) (map[string
 	return ac.Val(), zc.Val(), nil
 }
 
+// AccountWithLedger reads an account hash and its whole PPU ledger as one
+// state (MULTI: a minute billed or a top-up between two reads would make
+// the balance and the ledger disagree). StatusNotFound when the account
+// is missing.
+func (s *Store) AccountWithLedger(ctx context.Context, acct string) (map[string]string, []LedgerEntry, error) {
+	var ac *redis.MapStringStringCmd
+	var lr *redis.StringSliceCmd
+	_, err := s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		ac = pipe.HGetAll(ctx, s.keys.AccountHash(acct))
+		lr = pipe.LRange(ctx, s.keys.Ledger(acct), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ac.Val()) == 0 {
+		return nil, nil, statusErr(StatusNotFound)
+	}
+	out, err := decodeAll[LedgerEntry](lr.Val())
+	return ac.Val(), out, err
+}
+
 // AccountIDs lists every account.
 func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return s.client.SMembers(ctx, s.keys.Accounts()).Result()
