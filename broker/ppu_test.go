@@ -501,3 +501,39 @@ func TestReconcileWhileTheAccountChangesAgrees(t *testing.T) {
 	assert.Equal(t, r.Balance, r.LedgerSum)
 	assert.Equal(t, int64(14), r.Balance, "the top-up is in both or in neither")
 }
+
+// Turning pay-per-use off stops new PPU spending (SPEC rule 4: "if PPU is
+// on"): a session that would share a key running on PPU, opened or resumed,
+// is refused account_limit like any session finding no prepaid seat, and
+// nothing changes. The PPU sessions already running go on, billed, until
+// they end (docs/design.md).
+func TestWithPPUOffNoNewSessionJoinsAPPUKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		// long times: no minute, lease or pause runs out between the snapshots
+		f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute, c.Lease, c.Paused = time.Minute, 30*time.Second, 30*time.Second
+		}})
+		f.topUp(100)
+		f.mustOpen(f.user("ann", nil), "d1")
+		bob := f.user("bob", nil)
+		g1 := f.mustOpen(bob, "d1")
+		g2 := f.mustOpen(bob, "d1")
+		require.Equal(t, protocol.KindPPU, g1.Session.Kind)
+		_, err := f.b.Pause(f.ctx, f.acct, bob.UserID, g2.Session.ID, g2.Fence)
+		require.NoError(t, err)
+		off := false
+		_, err = f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{PPUEnabled: &off})
+		require.NoError(t, err)
+
+		before := f.snapshot()
+		_, err = f.open(bob, "d1")
+		assert.ErrorIs(t, err, broker.ErrAccountLimit, "a new session on the PPU key")
+		_, err = f.b.Resume(f.ctx, f.acct, bob.UserID, g2.Session.ID)
+		assert.ErrorIs(t, err, broker.ErrAccountLimit, "a resume onto the PPU key")
+		assert.Equal(t, before, f.snapshot(), "a refusal changes nothing")
+
+		assert.Equal(t, protocol.StateActive, f.state(g1.Session.ID).State, "the running PPU session goes on")
+		assert.Equal(t, protocol.KindPPU, f.state(g1.Session.ID).Kind)
+		assert.Equal(t, int64(1), f.overview().PPUSessions)
+	})
+}

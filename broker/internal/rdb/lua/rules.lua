@@ -211,7 +211,12 @@ local function acquire(s, u, t)
   local key = seat_key(s)
   local v = seat(key)
   if v then
-    if byte(v, 1) == 85 and A.balance <= 0 then return ST_PPU_EXHAUSTED end
+    -- a key on PPU takes new sessions only while PPU is on: turning it off
+    -- stops new PPU spending; the sessions running go on (docs/design.md)
+    if byte(v, 1) == 85 then
+      if A.ppu ~= '1' and not seat_has(v, s.id) then return ST_ACCOUNT_LIMIT end
+      if A.balance <= 0 then return ST_PPU_EXHAUSTED end
+    end
     -- the seat lists its sessions' ids, each after a space: they are
     -- counted only when the list is long (the broker's ids are UUIDs, 37
     -- bytes with the space: from ~half of MAX_SHARE on), not on every
