@@ -57,16 +57,18 @@ type Session struct {
 
 // Overview is the License tab of an account.
 type Overview struct {
-	Account     string `json:"account"`
-	Name        string `json:"name"`
-	Seats       int64  `json:"seats"`
-	InUse       int64  `json:"in_use"`
-	Free        int64  `json:"free"`
-	Over        int64  `json:"over"`
-	PPUEnabled  bool   `json:"ppu_enabled"`
-	PPUBalance  int64  `json:"ppu_balance"`
-	PPUSessions int64  `json:"ppu_sessions"`
-	PPUKeys     int64  `json:"ppu_keys"`
+	Account    string `json:"account"`
+	Name       string `json:"name"`
+	Seats      int64  `json:"seats"`
+	InUse      int64  `json:"in_use"`
+	Free       int64  `json:"free"`
+	Over       int64  `json:"over"`
+	PPUEnabled bool   `json:"ppu_enabled"`
+	PPUBalance int64  `json:"ppu_balance"`
+	// PPUSessions counts the sessions that hold a PPU seat: standby, active
+	// and terminating (only active ones are billed).
+	PPUSessions int64 `json:"ppu_sessions"`
+	PPUKeys     int64 `json:"ppu_keys"`
 	// Degraded is set while Redis is unreachable: the numbers are the last
 	// known and nothing new is granted.
 	Degraded bool `json:"degraded,omitempty"`
