@@ -259,7 +259,7 @@ func TestProtocolDocListsEveryEndedReason(t *testing.T) {
 	rest, _, _ = strings.Cut(rest, "\n\n")
 	got := ticks(rest)
 	want := []string{protocol.ReasonClosed, protocol.ReasonTerminated, protocol.ReasonExpired,
-		protocol.ReasonLeaseLost, protocol.ReasonPPUExhausted, protocol.ReasonUserBlocked, "gone"}
+		protocol.ReasonLeaseLost, protocol.ReasonPPUExhausted, protocol.ReasonUserBlocked, protocol.ReasonGone}
 	sort.Strings(got)
 	sort.Strings(want)
 	assert.Equal(t, want, got)

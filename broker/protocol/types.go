@@ -25,6 +25,10 @@ const (
 	ReasonLeaseLost    = "lease_lost"
 	ReasonPPUExhausted = "ppu_exhausted"
 	ReasonUserBlocked  = "user_blocked"
+	// ReasonGone is the reason of an ended message for a session whose
+	// record no longer exists (its retention passed while the client was
+	// away): the message carries no session. Never a stored session's reason.
+	ReasonGone = "gone"
 )
 
 // Session is one session as a viewer sees it.

@@ -454,7 +454,7 @@ func (c *conn) refresh() {
 		case err == nil:
 			c.onSession(s)
 		case isNotFound(err):
-			c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: ReasonGone})
+			c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: protocol.ReasonGone})
 		}
 	}
 }

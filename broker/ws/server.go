@@ -60,10 +60,6 @@ const (
 	maxConnSessions = protocol.MaxHelloSessions
 )
 
-// ReasonGone is the reason of an ended message for a session whose record
-// no longer exists (its retention passed while the client was away).
-const ReasonGone = "gone"
-
 // Options configure a Server.
 type Options struct {
 	// Log receives connection errors (nil: none).
