@@ -74,6 +74,8 @@ func (h *api) events(c *gin.Context) {
 			return
 		case <-expired.C:
 			return
+		case <-s.h.opts.Stopping:
+			return // the node is stopping: the page comes back to another
 		case <-s.ovDue.C:
 			if s.sendOverview(ctx) != nil {
 				return
