@@ -53,6 +53,12 @@ type Options struct {
 	// an earlier process saved from Client.Sessions. Within their lease
 	// they come back on the same seat (desktop only).
 	Sessions []protocol.SessionRef
+	// Addresses are other broker nodes (as Dial's addr) to fall back on
+	// where no load balancer stands before the nodes: when a connection is
+	// lost, or a node cannot be reached, the client tries the next address,
+	// in turn, so a node that died or stopped does not take the client's
+	// sessions with it (default none: the client comes back to addr only).
+	Addresses []string
 	// Header is added to the upgrade request (tests, proxies).
 	Header http.Header
 	// Dialer dials the websocket (default websocket.DefaultDialer).
@@ -118,7 +124,7 @@ type known struct {
 // Client is one connection to a broker, kept alive across reconnects.
 // Its methods are safe for concurrent use.
 type Client struct {
-	url    string
+	urls   []string // Dial's address, then Options.Addresses
 	opts   Options
 	events *queue
 	cancel context.CancelFunc // ends the run loop's context
@@ -128,6 +134,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	link      *link                                  // the live connection, nil while away; guarded by mu
+	at        int                                    // the index in urls of the node to connect to; guarded by mu
 	up        chan struct{}                          // closed when a link is live; guarded by mu
 	stopped   chan struct{}                          // closed when the client stops for good
 	stopErr   error                                  // why it stopped; guarded by mu
@@ -163,12 +170,16 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Dialer == nil {
 		opts.Dialer = websocket.DefaultDialer
 	}
-	u, err := wsURL(addr)
-	if err != nil {
-		return nil, err
+	var urls []string
+	for _, a := range append([]string{addr}, opts.Addresses...) {
+		u, err := wsURL(a)
+		if err != nil {
+			return nil, err
+		}
+		urls = append(urls, u)
 	}
 	c := &Client{
-		url: u, opts: opts, done: make(chan struct{}), up: make(chan struct{}), stopped: make(chan struct{}),
+		urls: urls, opts: opts, done: make(chan struct{}), up: make(chan struct{}), stopped: make(chan struct{}),
 		token: opts.Token, sessions: map[string]*known{}, pending: map[string]chan protocol.ServerMessage{},
 	}
 	c.events = newQueue()
@@ -176,6 +187,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		c.sessions[r.ID] = &known{fence: r.Fence}
 	}
 	l, err := c.connect(ctx)
+	for tries := 1; err != nil && tries < len(urls) && !fatal(err) && ctx.Err() == nil; tries++ {
+		// that node is down: the next one
+		c.moveOn()
+		l, err = c.connect(ctx)
+	}
 	if err != nil {
 		c.events.close()
 		return nil, err

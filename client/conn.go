@@ -73,7 +73,7 @@ func fatal(err error) bool {
 // the welcome. On success the link is live.
 func (c *Client) connect(ctx context.Context) (*link, error) {
 	c.mu.Lock()
-	tok := c.token
+	tok, url := c.token, c.urls[c.at]
 	// the sessions to take back: a desktop side's with their fencing
 	// tokens, a remote side's with its rejoin secret
 	refs := c.refsLocked()
@@ -85,7 +85,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if c.opts.Role == RoleDesktop && tok != "" {
 		hdr.Set("Authorization", "Bearer "+tok)
 	}
-	wsc, resp, err := c.opts.Dialer.DialContext(ctx, c.url, hdr)
+	wsc, resp, err := c.opts.Dialer.DialContext(ctx, url, hdr)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			_ = resp.Body.Close()
@@ -214,6 +214,8 @@ func (c *Client) run(ctx context.Context, l *link) {
 		default:
 		}
 		c.events.push(Disconnected{Err: err})
+		// the node may be dying (a 1001 says it is): come back to another
+		c.moveOn()
 		if c.opts.NoReconnect || (c.opts.Role == RoleRemote && len(c.Sessions()) == 0) {
 			// a remote side comes back only to the session it joined,
 			// with the rejoin secret the join gave it. The sessions are
@@ -272,6 +274,7 @@ func (c *Client) reconnect(ctx context.Context) (*link, error) {
 		if err == nil {
 			return l, nil
 		}
+		c.moveOn()
 		// a refused token (revoked, expired) is dropped and the password
 		// tried; a refused password (changed since) stops the client,
 		// rather than fail sign-ins for ever under the user's name
@@ -279,6 +282,14 @@ func (c *Client) reconnect(ctx context.Context) (*link, error) {
 			return nil, err
 		}
 	}
+}
+
+// moveOn makes the next address (Options.Addresses) the one to connect
+// to.
+func (c *Client) moveOn() {
+	c.mu.Lock()
+	c.at = (c.at + 1) % len(c.urls)
+	c.mu.Unlock()
 }
 
 func (c *Client) canSignIn() bool {

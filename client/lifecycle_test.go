@@ -247,3 +247,21 @@ func TestANoReconnectClientThatLosesItsConnectionKeepsItsSessionsForTheNextClien
 	_, err = c2.CloseSession(ctx, g.Session.ID)
 	require.NoError(t, err)
 }
+
+// TestDialTriesTheOtherAddressesWhenANodeIsDown: a node that is down when
+// the client starts does not keep it from the others it was given.
+func TestDialTriesTheOtherAddressesWhenANodeIsDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := "ws://" + l.Addr().String() + "/ws"
+	require.NoError(t, l.Close()) // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, down, client.Options{Token: annToken, DeviceID: "dev-fallback", Addresses: []string{nodeURL}})
+	require.NoError(t, err)
+	defer c.Close()
+	g, err := c.Open(ctx)
+	require.NoError(t, err)
+	_, err = c.CloseSession(ctx, g.Session.ID)
+	require.NoError(t, err)
+}
