@@ -446,18 +446,50 @@ func (c *conn) refresh() {
 		items = append(items, item{sid, a.owner})
 	}
 	c.mu.Unlock()
+	// past a lease the client's own heartbeat (or its absence) decides
+	until := time.Now().Add(c.s.b.Config().Lease)
 	for _, it := range items {
-		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
-		s, err := c.s.b.OwnSession(ctx, c.acct, it.owner, it.id)
-		cancel()
-		switch {
-		case err == nil:
-			c.onSession(s)
-		case isNotFound(err):
-			c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: protocol.ReasonGone})
+		wait := refreshWait
+		for {
+			ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+			s, err := c.s.b.OwnSession(ctx, c.acct, it.owner, it.id)
+			cancel()
+			if err == nil {
+				c.onSession(s)
+				break
+			}
+			if isNotFound(err) {
+				c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: protocol.ReasonGone})
+				break
+			}
+			if !errors.Is(err, broker.ErrUnavailable) {
+				break
+			}
+			// Redis did not answer: it may be loading its data after a
+			// restart (it takes subscriptions before it serves reads), or a
+			// connection of the pool was dead. What was missed would
+			// otherwise wait for the client's next heartbeat
+			if time.Now().Add(wait).After(until) {
+				return
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-c.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = min(2*wait, refreshMaxWait)
 		}
 	}
 }
+
+// A refresh whose read fails tries again, for up to a lease, waiting from
+// refreshWait up to refreshMaxWait in between.
+const (
+	refreshWait    = 100 * time.Millisecond
+	refreshMaxWait = time.Second
+)
 
 // notice is the ending notice of a terminating session of acct, with the
 // time left measured on the account's Redis clock.
