@@ -111,9 +111,6 @@ func (s *Server) Kill() {
 // disk.
 func (s *Server) Restart() error { return s.start() }
 
-// Dir is the server's folder (its RDB and AOF files).
-func (s *Server) Dir() string { return s.dir }
-
 // Stop kills the server and removes its folder.
 func (s *Server) Stop() {
 	s.Kill()
