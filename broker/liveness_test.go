@@ -362,3 +362,27 @@ func TestASessionOpenedDuringAReapPassLosesItsSeatOnTime(t *testing.T) {
 	assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
 	assert.Equal(t, int64(0), f.overview().InUse)
 }
+
+// One account whose timers cannot fire (here its timer set is not a sorted
+// set any more; on a Redis Cluster, an account whose master is down until
+// the failover) does not hold up the others: every other account's lease
+// still runs out on time (invariants 4 and 5).
+func TestAnAccountThatFailsToReapDoesNotHoldUpTheOthers(t *testing.T) {
+	c := testredis.Client(t)
+	cfg := fastConfig(testPrefix(t))
+	shortLease(&cfg)
+	b := startBroker(t, c, cfg)
+	bad := accountOn(t, b, setup{seats: 1})
+	bad.mustOpen(bad.user("ann", nil), "d1")
+	// its timer is filed in the global index; now its own timers break
+	due := cfg.Prefix + ":{" + bad.acct + "}:due"
+	require.NoError(t, c.Del(bad.ctx, due).Err())
+	require.NoError(t, c.Set(bad.ctx, due, "not a sorted set", 0).Err())
+
+	good := accountOn(t, b, setup{seats: 1})
+	g := good.mustOpen(good.user("bob", nil), "d1")
+	leaseEnd := time.Now().Add(cfg.Lease)
+	s := good.waitState(g.Session.ID, protocol.StateEnded, cfg.Lease+time.Second)
+	assert.WithinDuration(t, leaseEnd, time.Now(), time.Second)
+	assert.Equal(t, protocol.ReasonLeaseLost, s.Reason)
+}
