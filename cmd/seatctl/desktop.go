@@ -37,7 +37,8 @@ func runOpen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(ctx, f.server, opts)
+	first, _ := f.addrs()
+	c, err := client.Dial(ctx, first, opts)
 	if err != nil {
 		f.explain(os.Stderr, err)
 		return errors.New("could not connect")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"testing"
 
@@ -10,24 +9,6 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker/protocol"
 )
-
-// capture runs fn with os.Stdout and os.Stderr sent to pipes and returns
-// what each got. Not parallel: it swaps the process's own files.
-func capture(t *testing.T, fn func()) (stdout, stderr string) {
-	t.Helper()
-	read := func(p **os.File) func() string {
-		r, w, err := os.Pipe()
-		require.NoError(t, err)
-		old := *p
-		*p = w
-		done := make(chan string)
-		go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-		return func() string { *p = old; w.Close(); return <-done }
-	}
-	out, errs := read(&os.Stdout), read(&os.Stderr)
-	fn()
-	return out(), errs()
-}
 
 // A password piped in (`echo pw | seatctl login ...`) is read without a
 // prompt: nobody is at a terminal to read one, and it would end up in the
@@ -39,7 +20,7 @@ func TestAPipedPasswordIsReadWithoutAPrompt(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	var got string
-	_, stderr := capture(t, func() { got, err = readSecret(r, "password: ") })
+	_, stderr := captureOutput(t, func() { got, err = readSecret(r, "password: ") })
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret pass", got)
 	assert.Empty(t, stderr)
@@ -56,7 +37,7 @@ func TestAPipedPasswordIsReadWithoutAPrompt(t *testing.T) {
 // `seatctl settings` shows the three durations in one unit, as the
 // server's flags take them.
 func TestSettingsShowTheDurationsInOneUnit(t *testing.T) {
-	stdout, _ := capture(t, func() {
+	stdout, _ := captureOutput(t, func() {
 		require.NoError(t, printSettings(protocol.Settings{NoticeSec: 30, StandbySec: 1800, PausedSec: 8 * 3600}))
 	})
 	assert.Regexp(t, `(?m)^notice\s+30s$`, stdout)

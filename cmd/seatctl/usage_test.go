@@ -381,3 +381,30 @@ func TestOpenRefusesATokenOfAnotherUserThanTheOneNamed(t *testing.T) {
 	}
 	t.Fatal("open neither opened a session nor returned")
 }
+
+// `seatctl open -server A,B`: with its first node down the desktop opens
+// its session through the next one (the client's fallback addresses), as
+// it would keep it there when its node died.
+func TestOpenFallsBackOnTheNextServerGiven(t *testing.T) {
+	n := startCLINode(t)
+	down := httptest.NewServer(nil)
+	downURL := down.URL
+	down.Close() // a node that is down: its port refuses connections
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runOpen(ctx, []string{"-server", downURL + "," + n.url, "-account", "acme", "-user", "boss", "-password", "boss-password", "-device", "cli-fallback"})
+	}()
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("open returned: %v", err)
+		default:
+		}
+		ss, _, err := n.b.Sessions(context.Background(), n.owner, broker.SessionFilter{})
+		return err == nil && len(ss) == 1 && ss[0].DeviceID == "cli-fallback"
+	}, 10*time.Second, 50*time.Millisecond, "no session opened through the second server")
+	cancel()
+	<-done
+}
