@@ -42,6 +42,7 @@ type conn struct {
 	pre        *broker.Principal // authenticated at upgrade
 	preToken   string            // the upgrade's bearer token
 	preExpires time.Time         // its expiry, on the Redis clock
+	pageURL    string            // the License Usage page, absolute on the address the client reached (broker.PageURLFor)
 	token      string            // the desktop client's token ("" for remote)
 	tokenUser  string            // its user, for revocations
 	hello      bool              // reader only

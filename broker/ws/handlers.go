@@ -256,6 +256,9 @@ func (c *conn) refused(id string, err error) {
 	var de *broker.DeniedError
 	if errors.As(err, &de) {
 		d := c.s.errDetail(err)
+		if d.PageURL != "" {
+			d.PageURL = c.pageURL // absolute on the address the client reached
+		}
 		c.enqueue(protocol.ServerMessage{Type: protocol.TypeDenied, ID: id, Error: &d})
 		return
 	}

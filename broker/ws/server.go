@@ -237,6 +237,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, wsc, sourceOf(r), pre)
 	c.preToken, c.preExpires = preToken, preExpires
+	c.pageURL = broker.PageURLFor(s.b.Config().PageURL, r)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
