@@ -323,7 +323,9 @@ func answerOf(t *testing.T, r reply, state string) visWant {
 // state as the viewer may see it).
 func TestNoUserSeesOrActsOnASessionTheRulesHide(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, server.Options{})
+	// no session made here heartbeats: no lease may run out while the
+	// test runs, on a slow machine too
+	e := newEnvWith(t, server.Options{}, func(c *broker.Config) { c.Lease = time.Hour })
 	ctx := context.Background()
 	w := &visWorld{t: t, e: e, ctx: ctx, reg: map[string]visSess{}, fix: map[string]string{}}
 	w.a, w.b = e.account(100000, false), e.account(100000, false)
