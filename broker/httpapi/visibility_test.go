@@ -275,9 +275,22 @@ func (w *visWorld) state(id string) string {
 func (w *visWorld) truth(acct string) map[string]string {
 	w.t.Helper()
 	out := map[string]string{}
+	for id, s := range w.sessions(acct) {
+		out[id] = s.State
+	}
+	return out
+}
+
+// sessions is every session the test made in acct as it really is, as
+// its own desktop client reads it.
+func (w *visWorld) sessions(acct string) map[string]protocol.Session {
+	w.t.Helper()
+	out := map[string]protocol.Session{}
 	for id, s := range w.reg {
 		if s.acct.id == acct {
-			out[id] = w.state(id)
+			got, err := w.e.b.OwnSession(w.ctx, s.acct.id, s.owner, id)
+			require.NoError(w.t, err)
+			out[id] = got
 		}
 	}
 	return out
@@ -294,6 +307,30 @@ func (w *visWorld) seatKeys(truth map[string]string, uid string) int {
 		}
 	}
 	return len(keys)
+}
+
+// counts are the overview's counts of the sessions: prepaid seat keys
+// held, seat keys on PPU, and sessions on PPU, all of seat-holding
+// sessions only (a paused session holds no seat and is not billed).
+func (w *visWorld) counts(ss map[string]protocol.Session) (prepaid, ppuKeys, ppuSessions int64) {
+	keys := map[string]string{}
+	for id, s := range ss {
+		if !holdsSeat(s.State) {
+			continue
+		}
+		keys[w.reg[id].owner+"/"+w.reg[id].device] = s.Kind
+		if s.Kind == protocol.KindPPU {
+			ppuSessions++
+		}
+	}
+	for _, kind := range keys {
+		if kind == protocol.KindPPU {
+			ppuKeys++
+		} else {
+			prepaid++
+		}
+	}
+	return prepaid, ppuKeys, ppuSessions
 }
 
 // answer is what a refusal or success said, in the model's terms.
@@ -328,10 +365,14 @@ func TestNoUserSeesOrActsOnASessionTheRulesHide(t *testing.T) {
 	e := newEnvWith(t, server.Options{}, func(c *broker.Config) { c.Lease = time.Hour })
 	ctx := context.Background()
 	w := &visWorld{t: t, e: e, ctx: ctx, reg: map[string]visSess{}, fix: map[string]string{}}
-	w.a, w.b = e.account(100000, false), e.account(100000, false)
+	// A: 20 licenses and PPU, so that its sessions run on both, and its
+	// counts show both
+	w.a, w.b = e.account(20, true), e.account(100000, false)
+	_, err := e.b.TopUp(ctx, w.a.op, 1000000, "", "matrix")
+	require.NoError(t, err)
 	notice := int64(600) // no terminating session ends while the test runs
 	for _, acct := range []*account{w.a, w.b} {
-		_, err := e.b.UpdateSettings(ctx, acct.op, broker.SettingsPatch{NoticeSec: &notice})
+		_, err = e.b.UpdateSettings(ctx, acct.op, broker.SettingsPatch{NoticeSec: &notice})
 		require.NoError(t, err)
 	}
 	a := w.a
@@ -403,7 +444,10 @@ func TestNoUserSeesOrActsOnASessionTheRulesHide(t *testing.T) {
 			cells += w.runActor(act, tokens[act.uid], a, q.ID)
 		}
 	}
-	t.Logf("visibility matrix: %d cells, %d disagreements, %d sessions", cells, w.errors, len(w.reg))
+	prepaid, ppuKeys, ppuSessions := w.counts(w.sessions(a.id))
+	t.Logf("visibility matrix: %d cells, %d disagreements, %d sessions; A ends with %d prepaid keys, %d PPU keys, %d PPU sessions",
+		cells, w.errors, len(w.reg), prepaid, ppuKeys, ppuSessions)
+	require.Positive(t, ppuSessions, "the counts were checked with sessions on PPU")
 }
 
 // runActor checks every cell of one actor and returns how many.
@@ -623,12 +667,14 @@ func (w *visWorld) countCells(act visActor, tok string) int {
 		}
 		return 2
 	}
+	ss := w.sessions(act.acct)
 	truth := w.truth(act.acct)
 	var ov protocol.Overview
 	require.Equal(t, http.StatusOK, r.status)
 	require.NoError(t, json.Unmarshal(r.body, &ov))
-	if ov.InUse != int64(w.seatKeys(truth, "")) || ov.Account != act.acct {
-		w.disagree(act.name+" / GET /overview", "in_use %d of %s, want %d of %s", ov.InUse, ov.Account, w.seatKeys(truth, ""), act.acct)
+	prepaid, ppuKeys, ppuSessions := w.counts(ss)
+	if got, want := fmt.Sprint(ov.Account, ov.InUse, ov.PPUKeys, ov.PPUSessions), fmt.Sprint(act.acct, prepaid, ppuKeys, ppuSessions); got != want {
+		w.disagree(act.name+" / GET /overview", "account, in_use, ppu_keys, ppu_sessions %s, want %s", got, want)
 	}
 	var me protocol.User
 	e.mustDo(http.MethodGet, "/api/v1/users/"+act.uid, tok, nil, &me)
