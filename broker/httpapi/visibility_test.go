@@ -410,11 +410,36 @@ func TestNoUserSeesOrActsOnASessionTheRulesHide(t *testing.T) {
 		tokens[u.ID] = e.signIn(a.id, fmt.Sprintf("over%d", i))
 	}
 
+	// watcher follows the account's default and only watches: its stream
+	// stays open while the default changes under it
+	watcher := a.user("watcher", protocol.RoleMember)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wstream := e.openStream(wctx, "Authorization", "Bearer "+e.signIn(a.id, "watcher"))
+	next(t, wstream, 5*time.Second, func(ev sse) bool { return ev.name == "overview" })
+	var wevents []sse // guarded by the channels: read after wdone
+	wresync := make(chan struct{}, len(visPairs)+1)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		for ev := range wstream {
+			wevents = append(wevents, ev)
+			if ev.name == "resync" {
+				wresync <- struct{}{}
+			}
+		}
+	}()
+
 	cells := 0
 	for k, pair := range visPairs {
 		// the account's default is pair k: def follows it, and the member
 		// whose override is pair k+1 must keep its own
 		e.mustDo(http.MethodPatch, "/api/v1/settings", a.token, map[string]string{"view": pair[0], "control": pair[1]}, nil)
+		select {
+		case <-wresync: // the watcher's stream took the new default
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no resync for the watcher when the default became %v", pair)
+		}
 		o := (k + 1) % len(visPairs)
 		actors := []visActor{
 			{name: fmt.Sprintf("member by default %s/%s", pair[0], pair[1]), acct: a.id, uid: def.ID,
@@ -444,6 +469,9 @@ func TestNoUserSeesOrActsOnASessionTheRulesHide(t *testing.T) {
 			cells += w.runActor(act, tokens[act.uid], a, q.ID)
 		}
 	}
+	wcancel()
+	<-wdone
+	cells += w.watcherCells(watcher.ID, a.id, wevents)
 	prepaid, ppuKeys, ppuSessions := w.counts(w.sessions(a.id))
 	t.Logf("visibility matrix: %d cells, %d disagreements, %d sessions; A ends with %d prepaid keys, %d PPU keys, %d PPU sessions",
 		cells, w.errors, len(w.reg), prepaid, ppuKeys, ppuSessions)
@@ -822,5 +850,43 @@ func (w *visWorld) streamCells(act visActor, tok string, s *visStream, touched m
 			}
 		}
 	}
+	return cells
+}
+
+// watcherCells: every event the watcher's stream sent is one it may see by
+// the account's default in force when it came: the first resync starts
+// the first phase's default (before it, new accounts' domain/own), each
+// next one the next.
+func (w *visWorld) watcherCells(uid, acct string, events []sse) int {
+	cells, phase := 0, -1
+	for _, ev := range events {
+		pair := [2]string{"domain", "own"}
+		if phase >= 0 {
+			pair = visPairs[phase]
+		}
+		act := visActor{name: fmt.Sprintf("watcher under default %s/%s", pair[0], pair[1]), acct: acct, uid: uid,
+			role: protocol.RoleMember, view: pair[0], control: pair[1]}
+		switch ev.name {
+		case "resync":
+			phase++
+		case "session":
+			cells++
+			var ss protocol.Session
+			require.NoError(w.t, json.Unmarshal([]byte(ev.data), &ss))
+			rs, ok := w.reg[ss.ID]
+			switch {
+			case !ok || !act.sees(rs.acct.id, rs.owner, ss.State):
+				w.disagree(act.name+" / events", "a session event it may not see: %s", ev.data)
+			case ss.CanControl != act.controls(rs.acct.id, rs.owner, ss.State):
+				w.disagree(act.name+" / events", "can_control %v: %s", ss.CanControl, ev.data)
+			}
+		case "session_hidden":
+			cells++
+			if pair[0] != "domain" {
+				w.disagree(act.name+" / events", "session_hidden about a session it never could see: %s", ev.data)
+			}
+		}
+	}
+	require.Equal(w.t, len(visPairs)-1, phase, "one resync per change of the default")
 	return cells
 }
