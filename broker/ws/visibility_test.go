@@ -392,5 +392,51 @@ func TestNoConnectionActsOnASessionItDoesNotTakePartIn(t *testing.T) {
 			t.Errorf("DISAGREES %s heard of a session it does not take part in: %s", a.name, raw)
 		}
 	}
+
+	// credentials that do not work get no connection to name a session
+	// on: at the upgrade (a bearer token) or in the hello
+	blocked, blockedTok := overrideDomain("blocked", protocol.RoleMember)
+	_, err = b.BlockUser(ctx, acct.owner, blocked.UserID, true)
+	require.NoError(t, err)
+	revoked, err := b.IssueToken(ctx, acct.ann, time.Hour, "revoked")
+	require.NoError(t, err)
+	require.NoError(t, b.Revoke(ctx, acct.ann, revoked.Token))
+	expired, err := b.IssueToken(ctx, acct.ann, time.Second, "expired")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := b.Authenticate(ctx, expired.Token, broker.TokenClient)
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "the short token expires")
+	for _, c := range []struct {
+		name, tok string
+		status    int
+		code      protocol.Code
+	}{
+		{"a blocked user", blockedTok, http.StatusForbidden, protocol.CodeUserBlocked},
+		{"a revoked token", revoked.Token, http.StatusUnauthorized, protocol.CodeUnauthorized},
+		{"an expired token", expired.Token, http.StatusUnauthorized, protocol.CodeUnauthorized},
+		{"no credentials", "", http.StatusUnauthorized, protocol.CodeUnauthorized},
+	} {
+		if c.tok != "" {
+			cells++
+			_, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{"Authorization": {"Bearer " + c.tok}})
+			require.Error(t, err, c.name)
+			var eb protocol.ErrorBody
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb))
+			_ = resp.Body.Close()
+			if resp.StatusCode != c.status || eb.Error.Code != c.code {
+				disagreements++
+				t.Errorf("DISAGREES %s / upgrade: %d %s, want %d %s", c.name, resp.StatusCode, eb.Error.Code, c.status, c.code)
+			}
+		}
+		cells++
+		a := &wsActor{name: c.name, c: wsDial(t, n.url, "")}
+		got := answer(a.call(t, protocol.ClientMessage{Type: protocol.TypeHello, Version: protocol.Version, Role: protocol.RoleDesktop,
+			Token: c.tok, DeviceID: "dev", Sessions: []protocol.SessionRef{{ID: targets[1].id, Fence: targets[1].fence}}}))
+		if got != wsErr(c.code) {
+			disagreements++
+			t.Errorf("DISAGREES %s / hello renewing a session: %+v, want %s", c.name, got, c.code)
+		}
+	}
 	t.Logf("websocket visibility matrix: %d cells, %d disagreements", cells, disagreements)
 }
