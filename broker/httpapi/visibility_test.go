@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -486,7 +487,7 @@ func (w *visWorld) runActor(act visActor, tok string, a *account, qID string) in
 	var stream *visStream
 	if act.refused == "" {
 		stream = w.openStream(tok)
-		defer stream.cancel()
+		defer func() { stream.cancel(); <-stream.done }()
 	}
 	touched := map[string]bool{}
 
@@ -751,10 +752,15 @@ func (w *visWorld) countCells(act visActor, tok string) int {
 	return cells
 }
 
-// visStream is an actor's events stream, read from before its cells.
+// visStream is an actor's events stream, read from before its cells, and
+// drained as they run (a stream not read would fall behind, and be sent a
+// resync in place of the events it missed).
 type visStream struct {
-	ch     <-chan sse
 	cancel func()
+	more   chan struct{} // a token after each new event
+	done   chan struct{} // the stream ended
+	mu     sync.Mutex
+	events []sse // guarded by mu
 }
 
 func (w *visWorld) openStream(tok string) *visStream {
@@ -762,7 +768,44 @@ func (w *visWorld) openStream(tok string) *visStream {
 	ch := w.e.openStream(ctx, "Authorization", "Bearer "+tok)
 	// the first overview: the stream is watching the account
 	next(w.t, ch, 5*time.Second, func(ev sse) bool { return ev.name == "overview" })
-	return &visStream{ch: ch, cancel: cancel}
+	s := &visStream{cancel: cancel, more: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ev := range ch {
+			s.mu.Lock()
+			s.events = append(s.events, ev)
+			s.mu.Unlock()
+			select {
+			case s.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return s
+}
+
+// until returns the events up to the first that match accepts.
+func (s *visStream) until(t *testing.T, match func(sse) bool) []sse {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	seen := 0
+	for {
+		s.mu.Lock()
+		evs := s.events
+		s.mu.Unlock()
+		for ; seen < len(evs); seen++ {
+			if match(evs[seen]) {
+				return evs[:seen+1]
+			}
+		}
+		select {
+		case <-s.more:
+		case <-s.done:
+			t.Fatal("the stream ended")
+		case <-timeout:
+			t.Fatal("no marker on the stream within 5s")
+		}
+	}
 }
 
 // streamCells: after a marker the actor is sure to get (a new session of
@@ -782,17 +825,14 @@ func (w *visWorld) streamCells(act visActor, tok string, s *visStream, touched m
 	if visRank(view) >= 1 {
 		marker := w.mk(acct, act.uid, protocol.StateActive)
 		touched[marker] = true
-		next(t, s.ch, 5*time.Second, func(ev sse) bool {
-			events = append(events, ev)
-			return sessionEvent(marker, protocol.StateActive)(ev)
-		})
+		events = s.until(t, sessionEvent(marker, protocol.StateActive))
+		for _, ev := range events {
+			require.NotEqual(t, "resync", ev.name, "%s: the stream fell behind and lost events", act.name)
+		}
 	} else {
 		// a member with view none: a change of its permissions
 		e.mustDo(http.MethodPatch, "/api/v1/users/"+act.uid, acct.token, map[string]string{"view": "own", "control": "none"}, nil)
-		next(t, s.ch, 5*time.Second, func(ev sse) bool {
-			events = append(events, ev)
-			return ev.name == "resync"
-		})
+		events = s.until(t, func(ev sse) bool { return ev.name == "resync" })
 		var restore map[string]string
 		if act.byDefault {
 			restore = map[string]string{"view": "", "control": ""}
