@@ -53,9 +53,18 @@ type env struct {
 
 func newEnv(t *testing.T, opts server.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, nil)
+}
+
+// newEnvWith is newEnv with the broker's config changed by tweak.
+func newEnvWith(t *testing.T, opts server.Options, tweak func(*broker.Config)) *env {
+	t.Helper()
 	rc := testredis.Client(t)
 	cfg := broker.DefaultConfig()
 	cfg.Prefix = testredis.Prefix(t)
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	b := startBroker(t, rc, cfg)
 	srv := httptest.NewServer(server.New(b, opts))
 	tr := &http.Transport{}
