@@ -75,6 +75,14 @@ func fastConfig(prefix string) broker.Config {
 	return c
 }
 
+// roomyLease gives a test whose clients reconnect a lease that a loaded
+// machine's late heartbeat does not lose (the -race build, with every
+// package's tests at once on two cores, has delayed one by over 500 ms).
+func roomyLease(c *broker.Config) {
+	c.Heartbeat = 200 * time.Millisecond
+	c.Lease = 2 * time.Second
+}
+
 // node is one broker node: a broker and its websocket server on loopback.
 type node struct {
 	b    *broker.Broker

@@ -44,6 +44,7 @@ func TestClientThatReconnectsWithinItsLeaseKeepsSessionAndSeat(t *testing.T) {
 	t.Parallel()
 	rc := redisClient(t)
 	cfg := fastConfig(testredis.Prefix(t))
+	roomyLease(&cfg)
 	na := startNode(t, rc, cfg, ws.Options{})
 	acct := newAccount(t, na.b, 2)
 	p := startProxy(t, na.http.Listener.Addr().String())
