@@ -23,6 +23,8 @@ const (
 	MaxDeviceID   = 128
 	MaxDeviceName = 128
 	MaxBatch      = 500 // sessions in one End Selected Sessions
+	// MaxPausedSessions is how many paused sessions a user may keep (rules.lua).
+	MaxPausedSessions = 100
 )
 
 // OpenRequest opens a session for a user on a device.

@@ -1,0 +1,114 @@
+package broker_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// privateRedis starts a redis-server of the test's own, for tests that
+// count what Redis did (INFO commandstats counts the whole server's
+// commands, other tests' too).
+func privateRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	srv, err := testredis.Start()
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// commandCalls reads how many times Redis ran each command since the last
+// CONFIG RESETSTAT, commands that scripts ran included.
+func commandCalls(t *testing.T, c *redis.Client) map[string]int {
+	t.Helper()
+	info, err := c.Info(t.Context(), "commandstats").Result()
+	require.NoError(t, err)
+	out := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		out[name] = n
+	}
+	return out
+}
+
+// longTimers keeps every session of a test alive for its whole run.
+func longTimers(c *broker.Config) {
+	c.Lease, c.Heartbeat = time.Hour, time.Minute
+	c.Standby, c.Paused = time.Hour, time.Hour
+}
+
+func TestBlockingReadsOnlyTheBlockedUsersSessions(t *testing.T) {
+	t.Parallel()
+	c := privateRedis(t)
+	f := newFixture(t, c, setup{seats: 1000, cfg: longTimers})
+	var other broker.Principal
+	for i := range 300 { // a user holds at most 100 seat keys
+		if i%100 == 0 {
+			other = f.user(fmt.Sprintf("other%d", i), nil)
+		}
+		f.mustOpen(other, fmt.Sprintf("o%d", i))
+	}
+	u := f.user("blocked", nil)
+	active := f.mustOpen(u, "d1").Session
+	standby := f.openCode(u, "d2").Session
+	paused, err := f.b.Pause(f.ctx, f.acct, u.UserID, f.mustOpen(u, "d3").Session.ID, "")
+	require.NoError(t, err)
+
+	require.NoError(t, c.ConfigResetStat(f.ctx).Err())
+	_, err = f.b.BlockUser(f.ctx, f.owner, u.UserID, true)
+	require.NoError(t, err)
+	calls := commandCalls(t, c)
+
+	// every session of the user is ended or given the notice...
+	require.Equal(t, protocol.StateTerminating, f.state(active.ID).State)
+	require.Equal(t, protocol.StateEnded, f.state(standby.ID).State)
+	require.Equal(t, protocol.StateEnded, f.state(paused.ID).State)
+	// ...and none of the 300 of other users was read to find them: one
+	// Lua call that reads the whole account stops Redis for everyone
+	for _, cmd := range []string{"hvals", "hkeys", "hscan"} {
+		require.Zero(t, calls[cmd], "blocking ran %s: it read every session of the account", cmd)
+	}
+	require.Less(t, calls["hget"], 30, "blocking read sessions one by one: %v", calls)
+	require.Equal(t, protocol.StateActive, f.state(f.mustOpen(other, "o0").Session.ID).State)
+}
+
+func TestAUserKeepsAtMostAHundredPausedSessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testredis.Client(t), setup{seats: 10, cfg: longTimers})
+	u := f.user("ann", nil)
+	for range broker.MaxPausedSessions {
+		g := f.mustOpen(u, "d1")
+		_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, "")
+		require.NoError(t, err)
+	}
+	g := f.mustOpen(u, "d1")
+	_, err := f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, "")
+	require.True(t, errors.Is(err, broker.ErrUserLimit), "the 101st pause: %v", err)
+	require.Equal(t, protocol.StateActive, f.state(g.Session.ID).State, "a refused pause changes nothing")
+	require.Equal(t, int64(1), f.overview().InUse)
+
+	// ending a paused one makes room again
+	ss, _, err := f.b.Sessions(f.ctx, u, broker.SessionFilter{States: []string{protocol.StatePaused}, Limit: 1})
+	require.NoError(t, err)
+	f.close(u, ss[0].ID)
+	_, err = f.b.Pause(f.ctx, f.acct, u.UserID, g.Session.ID, "")
+	require.NoError(t, err)
+}
