@@ -287,11 +287,27 @@ func (b *Broker) Pause(ctx context.Context, acct, uid, sid, fence string) (proto
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
 	}
+	if r.Status == rdb.StatusUserLimit {
+		return protocol.Session{}, errPausedLimit
+	}
 	if r.Status != rdb.StatusOK {
 		return protocol.Session{}, statusErr(r.Status)
 	}
 	return b.ownView(*r.Session), nil
 }
+
+// pausedLimitError refuses a pause past MaxPausedSessions: user_limit,
+// with a sentence that says which limit.
+type pausedLimitError struct{}
+
+func (pausedLimitError) Error() string {
+	return "the user keeps as many paused sessions as it may (100): end or resume one first"
+}
+
+// Unwrap returns ErrUserLimit.
+func (pausedLimitError) Unwrap() error { return ErrUserLimit }
+
+var errPausedLimit error = pausedLimitError{}
 
 // Resume resumes the user's own paused session, taking a seat by the seat
 // rules with a new fencing token; refused, it stays paused.

@@ -38,12 +38,17 @@ func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
 // Seats is a hash: seat key -> the seat ("P"/"U", its user and the ids
 // of the sessions that hold it, space-separated: lib.lua), and "@" user id
 // -> the seat keys the user holds, newline-separated (see SeatsFieldUser,
-// ParseUserSeats).
+// ParseUserSeats), and "~" user id -> the user's paused sessions,
+// space-separated (see SeatsFieldPaused).
 func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
 
 // SeatsFieldUser says whose seat set a field of the seats hash is, if it
 // is one. No seat key starts with "@": it starts with a user or session id.
 func SeatsFieldUser(field string) (string, bool) { return strings.CutPrefix(field, "@") }
+
+// SeatsFieldPaused says whose paused sessions a field of the seats hash
+// lists, if it is such a list. No seat key starts with "~".
+func SeatsFieldPaused(field string) (string, bool) { return strings.CutPrefix(field, "~") }
 
 // PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
 func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }

@@ -200,6 +200,9 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 		if _, ok := SeatsFieldUser(key); ok {
 			continue
 		}
+		if _, ok := SeatsFieldPaused(key); ok {
+			continue
+		}
 		h, err := ParseSeat(key, raw)
 		if err != nil {
 			return nil, err

@@ -14,9 +14,10 @@
 --   KEYS[3]  sess    hash  session id -> session JSON
 --   KEYS[4]  seats   hash  seat key -> seat string "P|U <user> <sid>...",
 --                          and "@" user id -> the seat keys the user holds,
---                          separated by newlines (see seat below; a seat key
---                          never starts with "@": it starts with a user or
---                          session id). One hash, not two: a hash whose
+--                          separated by newlines, and "~" user id -> the
+--                          user's paused sessions, separated by spaces (see
+--                          seat below; a seat key never starts with "@" or
+--                          "~": it starts with a user or session id). One hash, not two: a hash whose
 --                          values are all under 64 bytes stays a listpack,
 --                          where every lookup is a scan, up to 512 fields;
 --                          a seat string (two UUIDs) is 75 bytes, so this
@@ -576,6 +577,37 @@ end
 local function useats_drop(v, key)
   if v == key then return '' end
   return list_drop(v, key, 10, 1)
+end
+
+-- A user's paused sessions ("~" .. user id in the seats hash): their ids
+-- separated by spaces. Paused sessions hold no seat, so the seat set does
+-- not name them; blocking finds them here instead of reading every
+-- session of the account, and pause counts them (MAX_PAUSED, rules.lua).
+-- A change sets MT[field] ("" for none) and lists it in SEATDIRTY.
+local function upaused(uid)
+  local f = '~' .. uid
+  local v = MT[f]
+  if v == nil then
+    v = rcall('HGET', K_SEATS, f) or false
+    MT[f] = v
+    MIRROR_N = MIRROR_N + 1
+  end
+  return v or '', f
+end
+
+local function upaused_add(uid, sid)
+  local v, f = upaused(uid)
+  MT[f] = v == '' and sid or v .. ' ' .. sid
+  SEATDIRTY[f] = true
+end
+
+local function upaused_drop(uid, sid)
+  local v, f = upaused(uid)
+  local rest = list_drop(v, sid, 32, 1)
+  if rest ~= v then
+    MT[f] = rest
+    SEATDIRTY[f] = true
+  end
 end
 
 local function seat_key(s)
