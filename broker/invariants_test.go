@@ -210,7 +210,7 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	prepaid := int64(0)
 	seatOf := map[string]rdb.SeatHolder{}
 	userSets := map[string]map[string]bool{} // user id -> its seat keys, as the store keeps them
-	pausedOf := map[string]string{}           // session id -> the user whose paused list names it
+	pausedOf := map[string]string{}          // session id -> the user whose paused list names it
 	for key, raw := range seatsCmd.Val() {
 		if uid, ok := rdb.SeatsFieldUser(key); ok {
 			set := map[string]bool{}
