@@ -22,7 +22,12 @@ import (
 const (
 	MaxDeviceID   = 128
 	MaxDeviceName = 128
-	MaxBatch      = 500 // sessions in one End Selected Sessions
+	MaxBatch      = 500 // sessions in one heartbeat
+	// MaxEnd is how many sessions one End Selected Sessions may name:
+	// as many as the page lists.
+	MaxEnd = 1000
+	// EndChunk is how many sessions one call of the account code ends.
+	EndChunk = 100
 	// MaxPausedSessions is how many paused sessions a user may keep (rules.lua).
 	MaxPausedSessions = 100
 )
