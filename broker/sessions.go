@@ -29,6 +29,9 @@ const (
 	MaxEnd = 1000
 	// EndChunk is how many sessions one call of the account code ends.
 	EndChunk = 100
+	// SessionScanChunk is how many sessions one Redis command of a session
+	// list reads.
+	SessionScanChunk = 500
 	// MaxPausedSessions is how many paused sessions a user may keep (rules.lua).
 	MaxPausedSessions = 100
 )
