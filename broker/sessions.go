@@ -1,13 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"math/big"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +29,9 @@ const (
 	MaxEnd = 1000
 	// EndChunk is how many sessions one call of the account code ends.
 	EndChunk = 100
+	// MaxSessionOffset bounds a session list's offset: a list keeps
+	// offset+limit sessions while it reads the account.
+	MaxSessionOffset = 100_000
 	// SessionScanChunk is how many sessions one Redis command of a session
 	// list reads.
 	SessionScanChunk = 500
@@ -457,7 +460,8 @@ type SessionFilter struct {
 	// States to include (all but ended when empty).
 	States []string
 	UserID string
-	// Offset and Limit page the list (Limit 0: 100; at most 1000).
+	// Offset and Limit page the list (Limit 0: 100; at most 1000; Offset
+	// at most MaxSessionOffset).
 	Offset int
 	Limit  int
 }
@@ -471,41 +475,63 @@ func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]
 	if f.Limit < 0 || f.Limit > 1000 || f.Offset < 0 {
 		return nil, 0, invalid("limit", "limit must be 1 to 1000 and offset not negative")
 	}
+	if f.Offset > MaxSessionOffset {
+		return nil, 0, invalid("offset", "offset must be at most 100000: narrow the list by state or user")
+	}
 	for _, st := range f.States {
 		if !validState(st) {
 			return nil, 0, invalid("state", "unknown state "+st)
 		}
 	}
-	recs, err := b.store.Sessions(ctx, p.Account)
-	if err != nil {
-		return nil, 0, storeErr(err)
-	}
 	want := map[string]bool{}
 	for _, st := range f.States {
 		want[st] = true
 	}
-	var all []protocol.Session
-	for _, r := range recs {
+	// only the newest offset+limit are kept while the account is read
+	keep := f.Limit + f.Offset
+	var kept []rdb.SessionRec
+	total := 0
+	err := b.store.ScanSessions(ctx, p.Account, SessionScanChunk, func(r rdb.SessionRec) {
 		if len(want) > 0 && !want[r.State] || len(want) == 0 && r.State == protocol.StateEnded {
-			continue
+			return
 		}
 		if f.UserID != "" && r.User != f.UserID {
-			continue
+			return
 		}
 		if !p.CanView(r.User, r.State) {
-			continue
+			return
 		}
-		s := b.view(r)
-		s.CanControl = p.CanControl(r.User, r.State)
-		all = append(all, s)
+		total++
+		kept = append(kept, r)
+		if len(kept) >= 2*keep+SessionScanChunk {
+			sortRecs(kept)
+			kept = kept[:keep]
+		}
+	})
+	if err != nil {
+		return nil, 0, storeErr(err)
 	}
-	sortSessions(all)
-	total := len(all)
-	if f.Offset >= total {
+	sortRecs(kept)
+	if f.Offset >= len(kept) {
 		return []protocol.Session{}, total, nil
 	}
-	end := min(f.Offset+f.Limit, total)
-	return all[f.Offset:end], total, nil
+	kept = kept[f.Offset:min(f.Offset+f.Limit, len(kept))]
+	out := make([]protocol.Session, len(kept))
+	for i, r := range kept {
+		out[i] = b.view(r)
+		out[i].CanControl = p.CanControl(r.User, r.State)
+	}
+	return out, total, nil
+}
+
+// sortRecs orders newest first, ties by id, so pages are stable.
+func sortRecs(rs []rdb.SessionRec) {
+	slices.SortFunc(rs, func(a, b rdb.SessionRec) int {
+		if a.Created != b.Created {
+			return cmp.Compare(b.Created, a.Created)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // Session returns one session the principal may see.
@@ -539,16 +565,6 @@ func (b *Broker) OwnSession(ctx context.Context, acct, uid, sid string) (protoco
 		return protocol.Session{}, ErrNotFound
 	}
 	return b.ownView(r), nil
-}
-
-// sortSessions orders newest first, ties by id, so pages are stable.
-func sortSessions(ss []protocol.Session) {
-	sort.Slice(ss, func(i, j int) bool {
-		if !ss[i].Created.Equal(ss[j].Created) {
-			return ss[i].Created.After(ss[j].Created)
-		}
-		return ss[i].ID < ss[j].ID
-	})
 }
 
 func validState(s string) bool {

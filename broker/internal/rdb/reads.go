@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -124,14 +125,39 @@ func (s *Store) Session(ctx context.Context, acct, sid string) (SessionRec, erro
 	return hgetJSON[SessionRec](ctx, s.client, s.keys.Sessions(acct), sid)
 }
 
-// Sessions returns every session of an account, ended ones included until
-// their retention runs out.
-func (s *Store) Sessions(ctx context.Context, acct string) ([]SessionRec, error) {
-	vals, err := s.client.HVals(ctx, s.keys.Sessions(acct)).Result()
-	if err != nil {
-		return nil, err
+// ScanSessions calls fn with every session of an account, ended ones
+// included until their retention runs out, reading about chunk at a time
+// (HSCAN): no one command reads the whole account, which would stop Redis
+// for everyone while it ran, and only a chunk of records is held at once.
+// A session that changes during the scan is seen as it was at some moment
+// of it; one that Redis returns twice (it may, while the hash grows) is
+// passed once.
+func (s *Store) ScanSessions(ctx context.Context, acct string, chunk int, fn func(SessionRec)) error {
+	seen := map[uuid.UUID]struct{}{}
+	var cursor uint64
+	for {
+		kv, next, err := s.client.HScan(ctx, s.keys.Sessions(acct), cursor, "", int64(chunk)).Result()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if id, err := uuid.Parse(kv[i]); err == nil {
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+			}
+			r, err := decodeJSON[SessionRec](kv[i+1])
+			if err != nil {
+				return err
+			}
+			fn(r)
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	return decodeAll[SessionRec](vals)
 }
 
 // SessionsByID returns the sessions of ids that exist.
