@@ -436,7 +436,11 @@ func (b *Broker) Users(ctx context.Context, p Principal) ([]protocol.User, error
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	held, err := b.store.UserSeatCounts(ctx, p.Account)
+	uids := make([]string, len(us))
+	for i, u := range us {
+		uids[i] = u.ID
+	}
+	held, err := b.store.UserSeatCounts(ctx, p.Account, uids)
 	if err != nil {
 		return nil, storeErr(err)
 	}

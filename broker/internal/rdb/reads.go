@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	json "github.com/goccy/go-json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,17 +239,24 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	return out, nil
 }
 
-// UserSeatCounts returns how many seats each user of an account holds
-// (users that hold none are left out).
-func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int, error) {
-	m, err := s.client.HGetAll(ctx, s.keys.Seats(acct)).Result()
-	if err != nil {
-		return nil, err
-	}
+// UserSeatCounts returns how many seat keys each of uids holds (prepaid
+// and PPU; users that hold none are left out). It reads the users' seat
+// sets, 1,000 at a time, not the seats themselves.
+func (s *Store) UserSeatCounts(ctx context.Context, acct string, uids []string) (map[string]int, error) {
 	out := map[string]int{}
-	for f, raw := range m {
-		if uid, ok := SeatsFieldUser(f); ok {
-			out[uid] = len(ParseUserSeats(raw))
+	for chunk := range slices.Chunk(uids, 1000) {
+		fields := make([]string, len(chunk))
+		for i, uid := range chunk {
+			fields[i] = "@" + uid
+		}
+		vals, err := s.client.HMGet(ctx, s.keys.Seats(acct), fields...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if raw, ok := v.(string); ok && raw != "" {
+				out[chunk[i]] = len(ParseUserSeats(raw))
+			}
 		}
 	}
 	return out, nil
