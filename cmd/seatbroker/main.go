@@ -60,7 +60,7 @@ func run(args []string) error {
 		return err
 	}
 	node := server.New(b, server.Options{Log: log, AllowedOrigins: splitList(o.allowedOrigins), SecureCookies: o.secureCookies})
-	srv := &http.Server{Handler: node, ReadHeaderTimeout: 10 * time.Second}
+	srv := server.HTTPServer(node, server.DefaultTimeouts())
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
