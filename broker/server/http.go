@@ -25,10 +25,11 @@ func DefaultTimeouts() Timeouts {
 }
 
 // MaxHeaderBytes bounds a request's headers (the request line included):
-// a request with more gets 431.
+// a request with more (net/http allows 4 KiB of slack) gets 431.
 const MaxHeaderBytes = 64 << 10
 
 // HTTPServer returns the HTTP server of a node's handler, with t.
 func HTTPServer(h http.Handler, t Timeouts) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader}
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, IdleTimeout: t.Idle,
+		MaxHeaderBytes: MaxHeaderBytes}
 }
