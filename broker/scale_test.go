@@ -221,3 +221,27 @@ func TestUserListReadsOnlyItsUsersSeatCounts(t *testing.T) {
 	// 25,000 seats): the list reads each user's seat count, not all of it
 	require.Equal(t, settings+1, users, "the user list read whole hashes besides the account's and its users'")
 }
+
+func TestAnAccountKeepsAtMostRetainMaxEndedSessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testredis.Client(t), setup{seats: 5, cfg: func(c *broker.Config) {
+		longTimers(c)
+		c.Retention = time.Hour
+		c.RetainMax = 50
+	}})
+	u := f.user("ann", nil)
+	var ids []string
+	for range 120 { // a client that opens and closes in a loop
+		g := f.mustOpen(u, "d1")
+		f.close(u, g.Session.ID)
+		ids = append(ids, g.Session.ID)
+	}
+	_, total, err := f.b.Sessions(f.ctx, f.owner, broker.SessionFilter{States: []string{protocol.StateEnded}})
+	require.NoError(t, err)
+	require.Equal(t, 50, total, "ended sessions kept")
+	// the newest are kept, the first to end went early
+	require.Equal(t, protocol.StateEnded, f.state(ids[len(ids)-1]).State)
+	require.Equal(t, protocol.StateEnded, f.state(ids[len(ids)-50]).State)
+	_, err = f.b.Session(f.ctx, f.owner, ids[0])
+	require.ErrorIs(t, err, broker.ErrNotFound)
+}
