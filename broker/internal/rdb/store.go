@@ -22,6 +22,8 @@ type Defaults struct {
 	Retention time.Duration
 	Warn      []int
 	CatchUp   int
+	// RetainMax is the most ended sessions an account keeps (0: 100,000).
+	RetainMax int
 }
 
 // Store runs the scripts and reads the state. It knows nothing of
@@ -41,13 +43,16 @@ func New(client redis.UniversalClient, prefix string, d Defaults) *Store {
 	if d.CatchUp <= 0 {
 		d.CatchUp = 100
 	}
+	if d.RetainMax <= 0 {
+		d.RetainMax = 100_000
+	}
 	warn := make([]string, len(d.Warn))
 	for i, w := range d.Warn {
 		warn[i] = strconv.Itoa(w)
 	}
-	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
+	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
 		d.Paused.Milliseconds(), d.Notice.Milliseconds(), d.Minute.Milliseconds(),
-		d.Retention.Milliseconds(), d.CatchUp, strings.Join(warn, ","))
+		d.Retention.Milliseconds(), d.CatchUp, d.RetainMax, strings.Join(warn, ","))
 	return &Store{client: client, keys: NewKeys(prefix), batch: newBatcher(client, NewKeys(prefix), cfg)}
 }
 

@@ -34,7 +34,8 @@
 --                          catch_up)
 -- ARGV[1] is the broker's defaults, numbers separated by spaces (a string
 -- match is cheaper than JSON, and it is read on every call):
---   "lease standby paused notice minute retention catchup warn,warn,..."
+--   "lease standby paused notice minute retention catchup retain_max warn,warn,..."
+--   (retain_max: the most ended sessions an account keeps; see flush)
 --   (durations in ms; the low-balance warnings in minutes, maybe none)
 -- ARGV[2] is the number of operations, then each operation as its name
 -- and its arguments, as many as it takes (ARITY, made from scripts.go's
@@ -191,9 +192,10 @@ local function reset(keys, argv)
     -- parsed again only when the defaults change: as a function, the
     -- last call's CFG is still here (it depends on argv[1] alone)
     CFG = {}
-    local l, sb, p, n, m, r, c, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
+    local l, sb, p, n, m, r, c, k, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
     CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
     CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
+    CFG.retain_max = tonumber(k)
     CFG.warn = {}
     for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
     CFG_SRC = argv[1]
