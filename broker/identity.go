@@ -31,6 +31,9 @@ const (
 	DefaultTokenTTL = 24 * time.Hour
 	// MaxTokenTTL is the longest a token may live.
 	MaxTokenTTL = 365 * 24 * time.Hour
+	// MaxUserTokens is how many live tokens a user may hold: a new one
+	// past it revokes those that expire first.
+	MaxUserTokens = 100
 )
 
 // Token kinds.

@@ -245,3 +245,28 @@ func TestAnAccountKeepsAtMostRetainMaxEndedSessions(t *testing.T) {
 	_, err = f.b.Session(f.ctx, f.owner, ids[0])
 	require.ErrorIs(t, err, broker.ErrNotFound)
 }
+
+func TestAUserHoldsAtMostAHundredTokens(t *testing.T) {
+	t.Parallel()
+	c := testredis.Client(t)
+	f := newFixture(t, c, setup{seats: 5})
+	u := f.user("ann", nil)
+	var toks []string
+	for i := range broker.MaxUserTokens + 20 { // a client that signs in in a loop, keeping nothing
+		tok, err := f.b.IssueToken(f.ctx, u, time.Hour+time.Duration(i)*time.Second, "")
+		require.NoError(t, err)
+		toks = append(toks, tok.Token)
+	}
+	// the newest work; those that would expire first were revoked
+	for i, tok := range toks {
+		_, err := f.b.Authenticate(f.ctx, tok, broker.TokenClient)
+		if i < 20 {
+			require.ErrorIs(t, err, broker.ErrUnauthorized, "token %d", i)
+		} else {
+			require.NoError(t, err, "token %d", i)
+		}
+	}
+	n, err := c.HLen(f.ctx, f.b.Config().Prefix+":{"+f.acct+"}:tokens").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(broker.MaxUserTokens), n, "tokens the account keeps")
+}
