@@ -94,6 +94,11 @@ func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 // that filing a token drops the account's expired ones (token_put.lua).
 func (k Keys) TokenExpiry(acct string) string { return k.tag(acct) + "tokexp" }
 
+// UserTokens is a sorted set: token hash -> when it expires (ms), for one
+// user's tokens, to hold a user to MaxUserTokens (token_put.lua). It
+// expires with the user's last token.
+func (k Keys) UserTokens(acct, uid string) string { return k.tag(acct) + "utok:" + uid }
+
 // account returns the KEYS every account script takes, in the order
 // lib.lua names them.
 func (k Keys) account(acct string) []string {
