@@ -82,6 +82,9 @@ type Options struct {
 	// without joining (or rejoining) a session before it is closed with
 	// 1008 (default 2m).
 	JoinWait time.Duration
+	// MaxUserConns is how many desktop connections one user may have on
+	// this node (default 256): a hello past it is refused (rate_limited).
+	MaxUserConns int
 }
 
 // Server is the websocket hub of one node.
