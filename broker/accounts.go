@@ -14,12 +14,15 @@ import (
 
 // Limits of account settings.
 const (
-	MaxSeats     = 1_000_000
-	MaxTopUp     = 10_000_000 // minutes in one top-up
-	MaxName      = 100
-	MaxNotice    = 10 * time.Minute
-	MaxStandby   = 24 * time.Hour
-	MaxPaused    = 7 * 24 * time.Hour
+	MaxSeats   = 1_000_000
+	MaxTopUp   = 10_000_000 // minutes in one top-up
+	MaxName    = 100
+	MaxNotice  = 10 * time.Minute
+	MaxStandby = 24 * time.Hour
+	MaxPaused  = 7 * 24 * time.Hour
+	// LedgerChunk is how many ledger entries one Redis command of a
+	// reconciliation reads.
+	LedgerChunk  = 1000
 	minDurations = time.Second
 )
 

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/broker"
@@ -269,4 +271,49 @@ func TestAUserHoldsAtMostAHundredTokens(t *testing.T) {
 	n, err := c.HLen(f.ctx, f.b.Config().Prefix+":{"+f.acct+"}:tokens").Result()
 	require.NoError(t, err)
 	require.Equal(t, int64(broker.MaxUserTokens), n, "tokens the account keeps")
+}
+
+func TestReconcileReadsTheLedgerAPartAtATime(t *testing.T) {
+	t.Parallel()
+	c := privateRedis(t)
+	f := newFixture(t, c, setup{seats: 0, ppu: true})
+	const n = 2500 // the ledger only grows: a minute an entry, for ever
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				_, err := f.b.TopUp(f.ctx, f.owner, 1, "", "")
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, c.ConfigResetStat(f.ctx).Err())
+	r, err := f.b.Reconcile(f.ctx, f.owner)
+	require.NoError(t, err)
+	require.True(t, r.OK, "%+v", r)
+	require.Equal(t, int64(n), r.Entries)
+	require.Equal(t, int64(n), r.TopUps)
+	// no one command read the whole ledger
+	require.GreaterOrEqual(t, commandCalls(t, c)["lrange"], n/broker.LedgerChunk)
+}
+
+func TestReconcileCountsAMinuteBilledTwice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		f := newFixture(t, c, setup{seats: 0, ppu: true})
+		f.topUp(10)
+		f.mustOpen(f.user("ann", nil), "d1")
+		key := f.b.Config().Prefix + ":{" + f.acct + "}:ledger"
+		minute, err := c.LIndex(f.ctx, key, -1).Result()
+		require.NoError(t, err)
+		require.Contains(t, minute, `"minute"`)
+		// damage: the same (session, minute) a second time
+		require.NoError(t, c.RPush(f.ctx, key, minute).Err())
+		r, err := f.b.Reconcile(f.ctx, f.owner)
+		require.NoError(t, err)
+		require.Equal(t, 1, r.Duplicates)
+		require.False(t, r.OK)
+	})
 }
