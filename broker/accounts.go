@@ -609,24 +609,46 @@ func (b *Broker) Reconcile(ctx context.Context, p Principal) (Reconciliation, er
 	if err != nil {
 		return Reconciliation{}, err
 	}
-	es, n, err := b.store.Ledger(ctx, p.Account, 0, -1)
-	if err != nil {
-		return Reconciliation{}, storeErr(err)
-	}
-	r := Reconciliation{Balance: num(m, "balance"), Entries: n}
-	seen := map[string]bool{}
-	for _, e := range es {
-		r.LedgerSum += e.Delta
-		switch e.Kind {
-		case "minute":
-			r.Minutes++
-			k := e.Session + "/" + strconv.FormatInt(e.Minute, 10)
-			if seen[k] {
+	r := Reconciliation{Balance: num(m, "balance")}
+	// a part at a time: the ledger has an entry per billed minute and only
+	// grows, so reading it whole would stop Redis and fill the node. A
+	// minute billed twice is an entry whose idempotency key names another
+	// entry (each key names the last entry filed with it).
+	for from := int64(0); ; from += LedgerChunk {
+		es, n, err := b.store.Ledger(ctx, p.Account, from, LedgerChunk)
+		if err != nil {
+			return Reconciliation{}, storeErr(err)
+		}
+		if from == 0 {
+			r.Entries = n
+		}
+		var keys []string
+		var at []int64
+		for i, e := range es {
+			if from+int64(i) >= r.Entries {
+				break // filed since the first read
+			}
+			r.LedgerSum += e.Delta
+			switch e.Kind {
+			case "minute":
+				r.Minutes++
+				keys = append(keys, e.Session+":"+strconv.FormatInt(e.Minute, 10))
+				at = append(at, from+int64(i))
+			case "topup":
+				r.TopUps += e.Delta
+			}
+		}
+		idx, err := b.store.BilledIndexes(ctx, p.Account, keys)
+		if err != nil {
+			return Reconciliation{}, storeErr(err)
+		}
+		for i, x := range idx {
+			if x != at[i] {
 				r.Duplicates++
 			}
-			seen[k] = true
-		case "topup":
-			r.TopUps += e.Delta
+		}
+		if from+LedgerChunk >= r.Entries {
+			break
 		}
 	}
 	r.OK = r.LedgerSum == r.Balance && r.Duplicates == 0

@@ -292,6 +292,28 @@ func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]Ledge
 	return out, ll.Val(), err
 }
 
+// BilledIndexes returns, for each idempotency key, the index of the
+// ledger entry filed under it (-1 for none).
+func (s *Store) BilledIndexes(ctx context.Context, acct string, keys []string) ([]int64, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := s.client.HMGet(ctx, s.keys.Billed(acct), keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(vals))
+	for i, v := range vals {
+		out[i] = -1
+		if raw, ok := v.(string); ok {
+			if out[i], err = strconv.ParseInt(raw, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: billed index %q", ErrUnexpectedReply, raw)
+			}
+		}
+	}
+	return out, nil
+}
+
 // SessionLedger returns the ledger entries of a session's billed minutes
 // 1..minutes, found through their idempotency keys ("sid:minute" -> ledger
 // index): its cost follows the session's minutes, not the ledger's length.
