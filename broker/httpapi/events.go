@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +23,18 @@ const (
 	// changes come (they are coalesced into the next one).
 	overviewEvery = 200 * time.Millisecond
 )
+
+// streamWriteWait bounds one write of the stream: a client that does not
+// read it (its socket buffers full) is dropped after this, rather than
+// holding the node's goroutine and socket for ever. Tests shorten it.
+var streamWriteWait atomic.Int64 // a time.Duration; 0: 10 s
+
+// SetStreamWriteWait sets how long one write of the event stream may
+// block (default 10 s), for tests; it returns a func that restores it.
+func SetStreamWriteWait(d time.Duration) (restore func()) {
+	old := streamWriteWait.Swap(int64(d))
+	return func() { streamWriteWait.Store(old) }
+}
 
 // hiddenEvent tells the page to drop a session it may no longer see.
 type hiddenEvent struct {
