@@ -64,6 +64,8 @@ func (h *api) events(c *gin.Context) {
 		return
 	}
 	defer cancel()
+	// the writes' deadline is not left behind for the connection's next request
+	defer func() { _ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{}) }()
 	hd := c.Writer.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -208,10 +210,19 @@ func (s *stream) event(name string, v any) error {
 	return s.write(fmt.Sprintf("event: %s\ndata: %s\n\n", name, data))
 }
 
+// write sends msg now, with a deadline (streamWriteWait): a client that
+// does not read is dropped instead of blocking the stream for ever.
 func (s *stream) write(msg string) error {
+	wait := time.Duration(streamWriteWait.Load())
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	rc := http.NewResponseController(s.c.Writer)
+	if err := rc.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
 	if _, err := s.c.Writer.WriteString(msg); err != nil {
 		return err
 	}
-	s.c.Writer.Flush()
-	return nil
+	return rc.Flush()
 }
