@@ -317,3 +317,21 @@ func TestReconcileCountsAMinuteBilledTwice(t *testing.T) {
 		require.False(t, r.OK)
 	})
 }
+
+func TestAnAccountHasAtMostMaxUsersUsers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testredis.Client(t), setup{seats: 5, cfg: func(c *broker.Config) { c.MaxUsers = 3 }})
+	ann := f.user("ann", nil)
+	f.user("bob", nil) // with the owner, three
+	before := f.snapshot()
+	_, err := f.b.AddUser(f.ctx, f.owner, broker.UserSpec{Name: "cid"})
+	require.ErrorIs(t, err, broker.ErrInvalid)
+	var ie *broker.InvalidError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, "users", ie.Field)
+	require.Equal(t, before, f.snapshot(), "a refused user changes nothing")
+	// changing a user still works at the bound
+	name := "ann2"
+	_, err = f.b.UpdateUser(f.ctx, f.owner, ann.UserID, broker.UserPatch{Name: &name})
+	require.NoError(t, err)
+}
