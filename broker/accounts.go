@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -355,7 +356,11 @@ func (b *Broker) putUser(ctx context.Context, acct string, u rdb.UserRec, create
 		u.Control != "" && u.View == "" && scopeRank(u.Control) > scopeRank(set.View) {
 		return protocol.User{}, invalid("control", "control cannot be wider than view")
 	}
-	out, err := b.store.PutUser(ctx, acct, u, create)
+	out, err := b.store.PutUser(ctx, acct, u, create, b.cfg.MaxUsers)
+	var se *rdb.StatusError
+	if errors.As(err, &se) && se.Status == rdb.StatusBadState && se.Field == "users" {
+		return protocol.User{}, invalid("users", fmt.Sprintf("an account has at most %d users", b.cfg.MaxUsers))
+	}
 	if err != nil {
 		return protocol.User{}, storeErr(err)
 	}

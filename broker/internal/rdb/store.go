@@ -288,14 +288,15 @@ func (s *Store) CreateAccount(ctx context.Context, acct string, fields map[strin
 	return s.client.SAdd(ctx, s.keys.Accounts(), acct).Err()
 }
 
-// PutUser adds (create) or updates a user.
-func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool) (UserRec, error) {
+// PutUser adds (create) or updates a user. A new user past maxUsers is
+// refused with StatusBadState, field "users".
+func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool, maxUsers int) (UserRec, error) {
 	js, _ := json.Marshal(u)
 	flag := "0"
 	if create {
 		flag = "1"
 	}
-	r, err := s.runAccount(ctx, opUserPut, acct, string(js), flag)
+	r, err := s.runAccount(ctx, opUserPut, acct, string(js), flag, strconv.Itoa(maxUsers))
 	if err != nil {
 		return UserRec{}, err
 	}
