@@ -70,7 +70,7 @@ func (b *Broker) CreateAccount(ctx context.Context, spec AccountSpec) (protocol.
 		"view": protocol.ScopeDomain, "control": protocol.ScopeOwn,
 	}
 	owner := rdb.UserRec{ID: uuid.NewString(), Name: spec.OwnerName, Role: protocol.RoleOwner,
-		Status: protocol.UserActive, Created: b.Now().UnixMilli()}
+		Status: protocol.UserActive, Created: b.Now(ctx, spec.ID).UnixMilli()}
 	if err := b.store.CreateAccount(ctx, spec.ID, fields, owner); err != nil {
 		return protocol.Settings{}, protocol.User{}, storeErr(err)
 	}
@@ -318,7 +318,7 @@ func (b *Broker) AddUser(ctx context.Context, p Principal, spec UserSpec) (proto
 		return protocol.User{}, invalid("role", "must be admin or member")
 	}
 	u := rdb.UserRec{ID: uuid.NewString(), Name: spec.Name, Role: spec.Role, Status: protocol.UserActive,
-		MaxSeats: spec.MaxSeats, View: spec.View, Control: spec.Control, Created: b.Now().UnixMilli()}
+		MaxSeats: spec.MaxSeats, View: spec.View, Control: spec.Control, Created: b.Now(ctx, p.Account).UnixMilli()}
 	if err := checkUser(u); err != nil {
 		return protocol.User{}, err
 	}
@@ -610,29 +610,28 @@ func (b *Broker) Reconcile(ctx context.Context, p Principal) (Reconciliation, er
 	if !p.IsAdmin() {
 		return Reconciliation{}, ErrForbidden
 	}
-	m, err := b.account(ctx, p.Account)
-	if err != nil {
-		return Reconciliation{}, err
+	if !validAccount(p.Account) {
+		return Reconciliation{}, ErrNotFound
 	}
-	r := Reconciliation{Balance: num(m, "balance")}
-	// a part at a time: the ledger has an entry per billed minute and only
-	// grows, so reading it whole would stop Redis and fill the node. A
-	// minute billed twice is an entry whose idempotency key names another
-	// entry (each key names the last entry filed with it).
-	for from := int64(0); ; from += LedgerChunk {
-		es, n, err := b.store.Ledger(ctx, p.Account, from, LedgerChunk)
+	// one state: a minute billed between two reads would be a mismatch
+	m, n, err := b.store.AccountWithLedgerLen(ctx, p.Account)
+	if err != nil {
+		return Reconciliation{}, storeErr(err)
+	}
+	r := Reconciliation{Balance: num(m, "balance"), Entries: n}
+	// the first n entries, a part at a time: the ledger has an entry per
+	// billed minute and only grows, so reading it whole would stop Redis
+	// and fill the node. A minute billed twice is an entry whose
+	// idempotency key names another entry (each key names the last entry
+	// filed with it).
+	for from := int64(0); from < n; from += LedgerChunk {
+		es, _, err := b.store.Ledger(ctx, p.Account, from, min(LedgerChunk, n-from))
 		if err != nil {
 			return Reconciliation{}, storeErr(err)
-		}
-		if from == 0 {
-			r.Entries = n
 		}
 		var keys []string
 		var at []int64
 		for i, e := range es {
-			if from+int64(i) >= r.Entries {
-				break // filed since the first read
-			}
 			r.LedgerSum += e.Delta
 			switch e.Kind {
 			case "minute":
@@ -651,9 +650,6 @@ func (b *Broker) Reconcile(ctx context.Context, p Principal) (Reconciliation, er
 			if x != at[i] {
 				r.Duplicates++
 			}
-		}
-		if from+LedgerChunk >= r.Entries {
-			break
 		}
 	}
 	r.OK = r.LedgerSum == r.Balance && r.Duplicates == 0

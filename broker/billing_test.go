@@ -47,9 +47,7 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 	defer sub.Close()
 	_, err := sub.Receive(context.Background())
 	require.NoError(t, err)
-	stretches := map[string][][2]int64{} // session -> PPU active stretches [from, to)
-	open := map[string]int64{}           // session -> start of its running stretch
-	history := map[string][]string{}     // session -> its events, for a failure's message
+	log := newPPULog()
 	logDone := make(chan struct{})
 	const drained = "test: the run is over"
 	go func() {
@@ -60,31 +58,12 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 			}
 			b, err := keys.DecodeEvents(m.Channel, m.Payload)
 			if err != nil {
+				t.Errorf("an event the log cannot read (the model would miss it): %v: %s", err, m.Payload)
 				continue
 			}
 			for _, e := range b.Events {
-				if e.Type != "session" || e.Session == nil {
-					continue
-				}
-				s := e.Session
-				history[s.ID] = append(history[s.ID], fmt.Sprintf("%s/%s at=%d billed=%d ppu_ms=%d ppu_at=%d",
-					s.State, s.Kind, s.At, s.Billed, s.PPUms, s.PPUAt))
-				onPPU := s.State == protocol.StateActive && s.Kind == protocol.KindPPU
-				from, running := open[s.ID]
-				switch {
-				case onPPU && !running:
-					open[s.ID] = s.At
-				case !onPPU && running:
-					// One call of the account code publishes a session once,
-					// as it is at the end: a promotion by the call's catch-up
-					// and a close by one of its operations come as one ended
-					// event. The promotion's time is in the session.
-					end := s.At
-					if s.Kind == protocol.KindPrepaid && s.Promoted > from && s.Promoted < end {
-						end = s.Promoted
-					}
-					stretches[s.ID] = append(stretches[s.ID], [2]int64{from, end})
-					delete(open, s.ID)
+				if e.Type == "session" && e.Session != nil {
+					log.apply(e.Session)
 				}
 			}
 		}
@@ -144,7 +123,7 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 	require.NoError(t, client.Publish(context.Background(), keys.Channel(f.acct), drained).Err())
 	<-logDone
 	require.NoError(t, sub.Close())
-	require.Empty(t, open, "a PPU stretch never closed in the event log")
+	require.Empty(t, log.open, "a PPU stretch never closed in the event log")
 
 	var entries []protocol.LedgerEntry
 	for {
@@ -176,21 +155,106 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 
 	minute := cfg.Minute.Milliseconds()
 	wrong := 0
-	for sid, ss := range stretches {
+	for sid, ss := range log.stretches {
 		want := startedMinutes(ss, minute)
 		if billed[sid] != want {
 			wrong++
 			t.Errorf("session %s: billed %d minutes (at %v), started %d (stretches %v); its events: %q",
-				sid, billed[sid], billedAt[sid], want, ss, history[sid])
+				sid, billed[sid], billedAt[sid], want, ss, log.history[sid])
 		}
 	}
 	for sid := range billed {
-		if _, ok := stretches[sid]; !ok {
-			t.Errorf("session %s billed without PPU active time (at %v); its events: %q", sid, billedAt[sid], history[sid])
+		if _, ok := log.stretches[sid]; !ok {
+			t.Errorf("session %s billed without PPU active time (at %v); its events: %q", sid, billedAt[sid], log.history[sid])
 		}
 	}
-	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong", len(stretches), len(seen), wrong)
+	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong", len(log.stretches), len(seen), wrong)
 	assert.Greater(t, len(seen), 100, "the load must bill many minutes")
+}
+
+// ppuLog rebuilds each session's PPU active stretches from the session
+// events an account published, in order.
+type ppuLog struct {
+	stretches map[string][][2]int64 // session -> PPU active stretches [from, to)
+	open      map[string]int64      // session -> start of its running stretch
+	promoted  map[string]int64      // session -> its last promotion seen
+	history   map[string][]string   // session -> its events, for a failure's message
+}
+
+func newPPULog() *ppuLog {
+	return &ppuLog{stretches: map[string][][2]int64{}, open: map[string]int64{}, promoted: map[string]int64{},
+		history: map[string][]string{}}
+}
+
+// apply takes the next event of session s.
+func (l *ppuLog) apply(s *rdb.SessionRec) {
+	l.history[s.ID] = append(l.history[s.ID], fmt.Sprintf("%s/%s at=%d billed=%d ppu_ms=%d ppu_at=%d promoted=%d",
+		s.State, s.Kind, s.At, s.Billed, s.PPUms, s.PPUAt, s.Promoted))
+	onPPU := s.State == protocol.StateActive && s.Kind == protocol.KindPPU
+	from, running := l.open[s.ID]
+	promoted := s.Promoted != 0 && s.Promoted != l.promoted[s.ID]
+	l.promoted[s.ID] = s.Promoted
+	switch {
+	case onPPU && !running:
+		l.open[s.ID] = s.At
+	case !onPPU && running:
+		// One call of the account code publishes a session once,
+		// as it is at the end: a promotion by the call's catch-up
+		// and a close by one of its operations come as one ended
+		// event. The promotion's time is in the session.
+		end := s.At
+		if s.Kind == protocol.KindPrepaid && s.Promoted > from && s.Promoted < end {
+			end = s.Promoted
+		}
+		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{from, end})
+		delete(l.open, s.ID)
+	case !onPPU && !running && promoted:
+		// Promoted with no PPU stretch seen: an operation of the call
+		// granted it on PPU (open, join, resume) and a later one freed a
+		// seat, all at the call's one instant. It ran on PPU for no time,
+		// and that grant started a minute if it began on one
+		// (docs/design.md).
+		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{s.Promoted, s.Promoted})
+	}
+}
+
+// A session granted on PPU and promoted by a later operation of the same
+// call has one event, as the call left it: prepaid, promoted at the
+// instant it opened, its first minute billed (rdb's
+// TestGrantOnPPUPromotedInTheSameCallPaysItsFirstMinute). The log sees a
+// PPU stretch of length 0 in it, which starts a minute.
+func TestBillingLogSeesAGrantOnPPUPromotedInTheSameCall(t *testing.T) {
+	const t0, minute = 1_764_000_000_000, 100
+	log := newPPULog()
+	log.apply(&rdb.SessionRec{ID: "s1", State: protocol.StateActive, Kind: protocol.KindPrepaid,
+		Created: t0, Activated: t0, At: t0, Promoted: t0, Billed: 1})
+	log.apply(&rdb.SessionRec{ID: "s1", State: protocol.StateEnded, Kind: protocol.KindPrepaid,
+		Created: t0, Activated: t0, At: t0 + 500, Promoted: t0, Billed: 1})
+	require.Empty(t, log.open)
+	require.Equal(t, [][2]int64{{t0, t0}}, log.stretches["s1"])
+	assert.Equal(t, int64(1), startedMinutes(log.stretches["s1"], minute))
+}
+
+// A session that stretches on PPU, is promoted, and later is granted on
+// PPU again and promoted in one call has two stretches; a session only
+// ever on a prepaid seat has none.
+func TestBillingLogKeepsPromotionsApart(t *testing.T) {
+	const t0 = 1_764_000_000_000
+	log := newPPULog()
+	s := rdb.SessionRec{ID: "s1", State: protocol.StateActive, Kind: protocol.KindPPU, At: t0, PPUAt: t0, Billed: 1}
+	log.apply(&s)
+	s.Kind, s.Promoted, s.At, s.PPUAt, s.PPUms = protocol.KindPrepaid, t0+50, t0+50, 0, 50
+	log.apply(&s)
+	s.State, s.At = protocol.StatePaused, t0+70
+	log.apply(&s)
+	s.State, s.At, s.Promoted = protocol.StateActive, t0+90, t0+90
+	log.apply(&s) // resumed on PPU, promoted in the same call
+	s.State, s.At = protocol.StateEnded, t0+95
+	log.apply(&s)
+	require.Equal(t, [][2]int64{{t0, t0 + 50}, {t0 + 90, t0 + 90}}, log.stretches["s1"])
+	log.apply(&rdb.SessionRec{ID: "s2", State: protocol.StateActive, Kind: protocol.KindPrepaid, At: t0})
+	log.apply(&rdb.SessionRec{ID: "s2", State: protocol.StateEnded, Kind: protocol.KindPrepaid, At: t0 + 5})
+	require.NotContains(t, log.stretches, "s2")
 }
 
 // startedMinutes counts the PPU minutes that started in a session's active

@@ -24,9 +24,13 @@ type Broker struct {
 	hub    *Hub
 	log    *slog.Logger
 
-	offset atomic.Int64 // Redis clock minus this node's clock, ns
+	offset atomic.Int64 // Redis clock (the reaper's: Store.Now) minus this node's clock, ns
 	ready  atomic.Bool  // Redis answered the last clock check
 	loaded atomic.Bool  // the account code is loaded (loadCode succeeded)
+	// clocks is, on a Redis Cluster, each master's clock minus this
+	// node's, by address (Store.NodeOf); guarded by clockMu
+	clocks  map[string]time.Duration
+	clockMu sync.Mutex
 	// loadFailed says a load failed and was logged, loadNext when to try
 	// again; only clockLoop touches them after Run's first attempt.
 	loadFailed bool
@@ -154,7 +158,9 @@ func (b *Broker) loadCode(ctx context.Context) {
 func (b *Broker) UsesFunctions() bool { return b.store.UsesFunctions() }
 
 // checkClock measures the Redis clock: times shown to people (seconds
-// left, durations) are computed on it, never on this node's clock.
+// left, durations) are computed on it, never on this node's clock. On a
+// Redis Cluster it measures every master's, since each account's times are
+// its own master's (Now).
 func (b *Broker) checkClock(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -168,20 +174,44 @@ func (b *Broker) checkClock(ctx context.Context) {
 	}
 	mid := before.Add(time.Since(before) / 2)
 	b.offset.Store(int64(rt.Sub(mid)))
+	// a master that did not answer keeps its last measure
+	offs, _ := b.store.Clocks(cctx)
+	if len(offs) > 0 {
+		b.clockMu.Lock()
+		if b.clocks == nil {
+			b.clocks = make(map[string]time.Duration, len(offs))
+		}
+		for node, off := range offs {
+			b.clocks[node] = off
+		}
+		b.clockMu.Unlock()
+	}
 	if !b.ready.Swap(true) {
 		b.log.Info("redis reachable")
 	}
 }
 
-// Now returns the time on the Redis clock, as last measured.
-func (b *Broker) Now() time.Time {
-	return time.Now().Add(time.Duration(b.offset.Load()))
+// Now returns the time on acct's Redis clock, as last measured (once a
+// second): on a Redis Cluster the clock of the master that holds the
+// account, which stamps its deadlines, leases and tokens; else the one
+// Redis's. A master not measured yet (just promoted) is taken to agree
+// with the reaper's clock until the next measure.
+func (b *Broker) Now(ctx context.Context, acct string) time.Time {
+	off := time.Duration(b.offset.Load())
+	if node, err := b.store.NodeOf(ctx, acct); err == nil && node != "" {
+		b.clockMu.Lock()
+		if o, ok := b.clocks[node]; ok {
+			off = o
+		}
+		b.clockMu.Unlock()
+	}
+	return time.Now().Add(off)
 }
 
-// Until is how long until t, a time on the Redis clock (a token's expiry),
-// as a duration for this node's timers.
-func (b *Broker) Until(t time.Time) time.Duration {
-	return t.Sub(b.Now())
+// Until is how long until t, a time on acct's Redis clock (a token's
+// expiry), as a duration for this node's timers.
+func (b *Broker) Until(ctx context.Context, acct string, t time.Time) time.Duration {
+	return t.Sub(b.Now(ctx, acct))
 }
 
 // Reap fires due timers now, without waiting for the reaper's tick. Tests

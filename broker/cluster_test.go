@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -104,5 +105,44 @@ func TestANodeOnADownRedisClusterIsNotReady(t *testing.T) {
 		err := b.Ping(ctx)
 		cancel()
 		require.ErrorIs(t, err, broker.ErrUnavailable, "check %d said ready", i)
+	}
+}
+
+// SPEC.md, Liveness: "All times come from one clock, the Redis server's".
+// On a Redis Cluster each master has its own, and an account's leases,
+// deadlines and tokens are stamped by its own master (the account code
+// reads TIME there), so the times the broker works out for an account
+// (seconds left, a token's expiry) are on that master's clock, not on
+// whichever node a clock check reached. The test's client sees node i's
+// clock i hours ahead, so a time tells which node it was read on.
+func TestAnAccountsTimesAreOnItsOwnMastersClock(t *testing.T) {
+	t.Parallel()
+	cl := testredis.StartCluster(t)
+	cfg := fastConfig(testredis.Prefix(t))
+	b := startBroker(t, cl.SkewedClient(t), cfg)
+	require.Eventually(t, b.Ready, 3*time.Second, 10*time.Millisecond)
+	ctx := context.Background()
+	probe := cl.Client(t)
+	owners := map[string]broker.Principal{} // master's address -> owner of an account on it
+	for len(owners) < len(cl.Addrs) {
+		id := "a" + uuid.NewString()[:8]
+		n, err := probe.MasterForKey(ctx, cfg.Prefix+":{"+id+"}:acct")
+		require.NoError(t, err)
+		addr := n.Options().Addr
+		if _, ok := owners[addr]; ok {
+			continue
+		}
+		_, o, err := b.CreateAccount(ctx, broker.AccountSpec{ID: id, Seats: 1, OwnerName: "owner"})
+		require.NoError(t, err)
+		owners[addr], err = b.PrincipalFor(ctx, id, o.ID)
+		require.NoError(t, err)
+	}
+	for addr, p := range owners {
+		tok, err := b.IssueToken(ctx, p, time.Hour, "clock")
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now().Add(cl.Skew(addr)+time.Hour), tok.Expires, 2*time.Second,
+			"the token of an account on %s expires by another node's clock", addr)
+		assert.WithinDuration(t, time.Now().Add(cl.Skew(addr)), b.Now(ctx, p.Account), 2*time.Second,
+			"the broker's clock for an account on %s is another node's", addr)
 	}
 }

@@ -23,9 +23,9 @@ import (
 // ends within 1 s after it, on a node other than the one that took the
 // request (which has died).
 
-// sleepUntilRedis sleeps until at, as b measures Redis's clock.
-func sleepUntilRedis(b *broker.Broker, at time.Time) {
-	if d := at.Sub(b.Now()); d > 0 {
+// sleepUntilRedis sleeps until at, as b measures acct's Redis clock.
+func sleepUntilRedis(b *broker.Broker, acct string, at time.Time) {
+	if d := at.Sub(b.Now(context.Background(), acct)); d > 0 {
 		time.Sleep(d)
 	}
 }
@@ -57,17 +57,17 @@ func TestNoticeRunsItsWholeLengthThenEndsWithinOneSecond(t *testing.T) {
 	f.b = b
 
 	// 400 ms before the deadline: still counting down, still holding its seat
-	sleepUntilRedis(b, deadline.Add(-400*time.Millisecond))
+	sleepUntilRedis(b, f.acct, deadline.Add(-400*time.Millisecond))
 	s := f.state(g.Session.ID)
 	require.Equal(t, protocol.StateTerminating, s.State,
-		"%v before its deadline the session had ended already", deadline.Sub(b.Now()).Round(time.Millisecond))
+		"%v before its deadline the session had ended already", deadline.Sub(b.Now(f.ctx, f.acct)).Round(time.Millisecond))
 	assert.Equal(t, int64(1), f.overview().InUse, "a terminating session holds its seat until its deadline")
 	_, err = f.open(f.user("bob", nil), "d1")
 	assert.ErrorIs(t, err, broker.ErrAccountLimit, "the seat is not free before the deadline")
 
 	// and within 1 s after it: ended, seat free
 	ended := f.waitState(g.Session.ID, protocol.StateEnded, time.Until(deadline)+time.Second)
-	assert.Less(t, b.Now().Sub(deadline), time.Second, "ended more than 1 s after the deadline")
+	assert.Less(t, b.Now(f.ctx, f.acct).Sub(deadline), time.Second, "ended more than 1 s after the deadline")
 	assert.Equal(t, protocol.ReasonTerminated, ended.Reason)
 	require.NotNil(t, ended.EndedAt)
 	assert.False(t, ended.EndedAt.Before(deadline), "ended at %v, before its deadline %v", ended.EndedAt, deadline)
@@ -89,21 +89,21 @@ func TestVanishedClientKeepsItsSeatForItsWholeLease(t *testing.T) {
 	require.NoError(t, err)
 	f := accountOn(t, a, setup{seats: 1})
 	ann := f.user("ann", nil)
-	before := a.Now()
+	before := a.Now(f.ctx, f.acct)
 	g := f.mustOpen(ann, "d1")
 	leaseEnd := before.Add(cfg.Lease) // no later than this on the Redis clock
 	a.Close()
 	b := startBroker(t, c, cfg)
 	f.b = b
 
-	sleepUntilRedis(b, leaseEnd.Add(-400*time.Millisecond))
+	sleepUntilRedis(b, f.acct, leaseEnd.Add(-400*time.Millisecond))
 	s := f.state(g.Session.ID)
 	require.Equal(t, protocol.StateActive, s.State,
-		"%v before its lease ran out the session had ended already (%s)", leaseEnd.Sub(b.Now()).Round(time.Millisecond), s.Reason)
+		"%v before its lease ran out the session had ended already (%s)", leaseEnd.Sub(b.Now(f.ctx, f.acct)).Round(time.Millisecond), s.Reason)
 	assert.Equal(t, int64(1), f.overview().InUse, "the seat is held for the whole lease")
 
 	ended := f.waitState(g.Session.ID, protocol.StateEnded, time.Until(leaseEnd)+time.Second)
-	assert.Less(t, b.Now().Sub(leaseEnd), time.Second+100*time.Millisecond, "ended more than 1 s after the lease")
+	assert.Less(t, b.Now(f.ctx, f.acct).Sub(leaseEnd), time.Second+100*time.Millisecond, "ended more than 1 s after the lease")
 	assert.Equal(t, protocol.ReasonLeaseLost, ended.Reason)
 	require.NotNil(t, ended.EndedAt)
 	assert.False(t, ended.EndedAt.Before(before.Add(cfg.Lease-100*time.Millisecond)),

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/seatbroker/seatbroker/broker/protocol"
 )
@@ -123,4 +124,20 @@ func ErrorDetail(err error) (protocol.ErrorDetail, int) {
 		}
 	}
 	return protocol.ErrorDetail{Code: protocol.CodeInternal, Message: "internal error"}, http.StatusInternalServerError
+}
+
+// PageURLFor makes a page address that is a path (the default, /#usage)
+// absolute on the address r reached the node by: its Host, https when the
+// connection is TLS or X-Forwarded-Proto says so (a proxy that ends TLS).
+// A denied client shows the address to a person, who can open a path on
+// nothing. A configured absolute address (-page-url) is left as it is.
+func PageURLFor(page string, r *http.Request) string {
+	if !strings.HasPrefix(page, "/") || strings.HasPrefix(page, "//") || r == nil || r.Host == "" {
+		return page
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + page
 }

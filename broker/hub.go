@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seatbroker/seatbroker/broker/protocol"
@@ -67,6 +69,12 @@ type Hub struct {
 	b    *Broker
 	done chan struct{}
 	once sync.Once
+	// probe is the channel the node sends itself a message on every
+	// probeEvery, seen when one came back (unix ns), and renew asks Run
+	// for a new subscription when one did not: see probeLoop.
+	probe string
+	seen  atomic.Int64
+	renew chan struct{}
 
 	mu       sync.Mutex
 	ps       *redis.PubSub                    // guarded by mu
@@ -80,9 +88,22 @@ type Hub struct {
 // subscription: events published before it are not delivered.
 const subscribeWait = 5 * time.Second
 
+// A subscription is probed: a link to Redis can go half-open (a NAT or
+// firewall that lost its state, a Redis host that vanished) and deliver
+// nothing, with nothing to say so for as long as TCP retries (up to ~15
+// min), while the node's other connections are made anew and work.
+const (
+	// probeEvery is how often the node sends itself a probe.
+	probeEvery = time.Second
+	// probeWait is how long a probe that Redis took may take to come back
+	// before the subscription is given up and taken again.
+	probeWait = 3 * time.Second
+)
+
 func newHub(b *Broker) *Hub {
 	return &Hub{b: b, done: make(chan struct{}), watchers: map[string]map[*watcher]struct{}{},
-		ready: map[string]chan struct{}{}}
+		ready: map[string]chan struct{}{}, probe: b.store.Keys().Probe(uuid.NewString()),
+		renew: make(chan struct{}, 1)}
 }
 
 func (h *Hub) pubsub(ctx context.Context) *redis.PubSub {
@@ -173,8 +194,15 @@ func (h *Hub) Run(ctx context.Context) {
 	default:
 	}
 	ps := h.pubsub(ctx)
-	h.mu.Unlock()
+	// recorded even if it fails: go-redis subscribes again when it
+	// reconnects
+	_ = ps.Subscribe(ctx, h.probe)
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); h.probeLoop(ctx) }()
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,6 +210,8 @@ func (h *Hub) Run(ctx context.Context) {
 			return
 		case <-h.done:
 			return
+		case <-h.renew:
+			ch = h.resubscribe(ctx)
 		case m, ok := <-ch:
 			if !ok {
 				return
@@ -197,10 +227,73 @@ func (h *Hub) Run(ctx context.Context) {
 					}
 				}
 			case *redis.Message:
-				h.dispatch(msg.Channel, msg.Payload)
+				if msg.Channel == h.probe {
+					h.seen.Store(time.Now().UnixNano())
+					continue
+				}
+				h.dispatch(ctx, msg.Channel, msg.Payload)
 			}
 		}
 	}
+}
+
+// probeLoop sends the node a probe every probeEvery. When Redis took one
+// (so Redis answers) and the subscription has not brought it back within
+// probeWait, the subscription delivers nothing: it asks Run for a new one.
+func (h *Hub) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	var sent time.Time // the first probe Redis took since one came back
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		if !sent.IsZero() && h.seen.Load() >= sent.UnixNano() {
+			sent = time.Time{} // it came back
+		}
+		if !sent.IsZero() && time.Since(sent) > probeWait {
+			select {
+			case h.renew <- struct{}{}:
+			default:
+			}
+			sent = time.Time{}
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeEvery)
+		err := h.b.store.Client().Publish(pctx, h.probe, "probe").Err()
+		cancel()
+		if err == nil && sent.IsZero() {
+			sent = time.Now()
+		}
+	}
+}
+
+// resubscribe replaces the node's subscription with a new one to the same
+// channels, and returns its channel. Redis confirms each account's channel
+// on it, which sends the account's watchers a resync (Run).
+func (h *Hub) resubscribe(ctx context.Context) <-chan any {
+	h.b.log.Warn("the Redis subscription delivers nothing: subscribing again")
+	h.mu.Lock()
+	select {
+	case <-h.done:
+		h.mu.Unlock()
+		return nil // closed: Run returns, and no subscription is left open
+	default:
+	}
+	old := h.ps
+	chans := []string{h.probe}
+	for acct := range h.watchers {
+		chans = append(chans, h.b.store.Keys().Channel(acct))
+	}
+	h.ps = h.b.store.Client().Subscribe(ctx, chans...)
+	ch := h.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	h.mu.Unlock()
+	_ = old.Close()
+	return ch
 }
 
 // confirmed releases the watchers waiting for acct's first subscription,
@@ -216,7 +309,7 @@ func (h *Hub) confirmed(acct string) bool {
 	return ok
 }
 
-func (h *Hub) dispatch(channel, payload string) {
+func (h *Hub) dispatch(ctx context.Context, channel, payload string) {
 	batch, err := h.b.store.Keys().DecodeEvents(channel, payload)
 	if err != nil {
 		h.b.log.Warn("undecodable event", "err", err)
@@ -229,7 +322,7 @@ func (h *Hub) dispatch(channel, payload string) {
 			if e.Session == nil {
 				continue
 			}
-			s := h.b.view(*e.Session)
+			s := view(*e.Session, h.b.Now(ctx, batch.Account))
 			ev.Session = &s
 		case "user":
 			if e.User != nil {

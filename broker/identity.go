@@ -288,7 +288,7 @@ func (b *Broker) issue(ctx context.Context, p Principal, kind string, ttl time.D
 		return IssuedToken{}, err
 	}
 	tok := TokenPrefix + p.Account + "_" + base64.RawURLEncoding.EncodeToString(raw)
-	now := b.Now()
+	now := b.Now(ctx, p.Account)
 	rec := rdb.TokenRec{Account: p.Account, User: p.UserID, Kind: kind,
 		Expires: now.Add(ttl).UnixMilli(), Created: now.UnixMilli(), Label: label}
 	over, err := b.store.PutToken(ctx, hashToken(tok), rec, ttl, MaxUserTokens)
@@ -339,7 +339,7 @@ func (b *Broker) AuthenticateUntil(ctx context.Context, token, kind string) (Pri
 	if err != nil {
 		return Principal{}, time.Time{}, storeErr(err)
 	}
-	if rec.Kind != kind || rec.Expires <= b.Now().UnixMilli() {
+	if rec.Kind != kind || rec.Expires <= b.Now(ctx, rec.Account).UnixMilli() {
 		return Principal{}, time.Time{}, ErrUnauthorized
 	}
 	p, err := b.PrincipalFor(ctx, rec.Account, rec.User)

@@ -1,7 +1,10 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // Pay-per-use (SPEC.md, seat rules 4 to 7 and "Pay-per-use"). The billing
@@ -443,5 +448,94 @@ func TestEveryBilledMinuteTellsTheAccountsWatchers(t *testing.T) {
 				t.Fatalf("no balance event while minutes were billed (balance now %d)", f.overview().PPUBalance)
 			}
 		}
+	})
+}
+
+// beforeLedgerRead is a go-redis hook that, once armed, runs fn once just
+// before a pipeline that reads an account's ledger goes to Redis.
+type beforeLedgerRead struct {
+	ledger string // the ledger key
+	once   sync.Once
+	armed  atomic.Bool
+	fn     func()
+}
+
+func (h *beforeLedgerRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *beforeLedgerRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *beforeLedgerRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			// the ledger's first read: its length (read with the balance,
+			// the entries after it, a part at a time) or its entries
+			if a := c.Args(); h.armed.Load() && (c.Name() == "llen" || c.Name() == "lrange") && len(a) > 1 && a[1] == h.ledger {
+				h.once.Do(h.fn)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// Reconcile of an account that bills (or is topped up) while it reads
+// agrees with itself: it reads the balance and the ledger as one state.
+// Here a top-up lands just before the ledger is read.
+func TestReconcileWhileTheAccountChangesAgrees(t *testing.T) {
+	cfg := fastConfig(testredis.Prefix(t))
+	hook := &beforeLedgerRead{}
+	rc := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
+	rc.AddHook(hook)
+	t.Cleanup(func() { _ = rc.Close() })
+	b := startBroker(t, rc, cfg)
+	f := accountOn(t, b, setup{seats: 0, ppu: true})
+	f.topUp(10)
+	f.mustOpen(f.user("ann", nil), "d1")
+	other := startBroker(t, testredis.Client(t), cfg)
+	hook.ledger = rdb.NewKeys(cfg.Prefix).Ledger(f.acct)
+	hook.fn = func() {
+		_, err := other.TopUp(context.Background(), f.owner, 5, "", "")
+		assert.NoError(t, err)
+	}
+	hook.armed.Store(true)
+	r, err := f.b.Reconcile(f.ctx, f.owner)
+	require.NoError(t, err)
+	assert.True(t, r.OK, "%+v", r)
+	assert.Equal(t, r.Balance, r.LedgerSum)
+	assert.Equal(t, int64(14), r.Balance, "the top-up is in both or in neither")
+}
+
+// Turning pay-per-use off stops new PPU spending (SPEC rule 4: "if PPU is
+// on"): a session that would share a key running on PPU, opened or resumed,
+// is refused account_limit like any session finding no prepaid seat, and
+// nothing changes. The PPU sessions already running go on, billed, until
+// they end (docs/design.md).
+func TestWithPPUOffNoNewSessionJoinsAPPUKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, c redis.UniversalClient) {
+		// long times: no minute, lease or pause runs out between the snapshots
+		f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+			c.Minute, c.Lease, c.Paused = time.Minute, 30*time.Second, 30*time.Second
+		}})
+		f.topUp(100)
+		f.mustOpen(f.user("ann", nil), "d1")
+		bob := f.user("bob", nil)
+		g1 := f.mustOpen(bob, "d1")
+		g2 := f.mustOpen(bob, "d1")
+		require.Equal(t, protocol.KindPPU, g1.Session.Kind)
+		_, err := f.b.Pause(f.ctx, f.acct, bob.UserID, g2.Session.ID, g2.Fence)
+		require.NoError(t, err)
+		off := false
+		_, err = f.b.UpdateSettings(f.ctx, f.owner, broker.SettingsPatch{PPUEnabled: &off})
+		require.NoError(t, err)
+
+		before := f.snapshot()
+		_, err = f.open(bob, "d1")
+		assert.ErrorIs(t, err, broker.ErrAccountLimit, "a new session on the PPU key")
+		_, err = f.b.Resume(f.ctx, f.acct, bob.UserID, g2.Session.ID)
+		assert.ErrorIs(t, err, broker.ErrAccountLimit, "a resume onto the PPU key")
+		assert.Equal(t, before, f.snapshot(), "a refusal changes nothing")
+
+		assert.Equal(t, protocol.StateActive, f.state(g1.Session.ID).State, "the running PPU session goes on")
+		assert.Equal(t, protocol.KindPPU, f.state(g1.Session.ID).Kind)
+		assert.Equal(t, int64(1), f.overview().PPUSessions)
 	})
 }

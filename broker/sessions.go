@@ -87,7 +87,7 @@ func (b *Broker) grant(ctx context.Context, acct, uid string, r rdb.SessionReply
 		return protocol.Grant{}, rdb.ErrUnexpectedReply
 	}
 	return protocol.Grant{
-		Session:      b.ownView(*r.Session),
+		Session:      ownView(*r.Session, b.Now(ctx, acct)),
 		Fence:        r.Session.Fence,
 		LeaseSec:     int(b.cfg.Lease / time.Second),
 		HeartbeatSec: int(b.cfg.Heartbeat / time.Second),
@@ -95,8 +95,8 @@ func (b *Broker) grant(ctx context.Context, acct, uid string, r rdb.SessionReply
 }
 
 // ownView is a session as its own user sees it: it may control it.
-func (b *Broker) ownView(r rdb.SessionRec) protocol.Session {
-	s := b.view(r)
+func ownView(r rdb.SessionRec, now time.Time) protocol.Session {
+	s := view(r, now)
 	s.CanControl = true
 	return s
 }
@@ -115,7 +115,7 @@ func (b *Broker) denied(ctx context.Context, acct, uid string, r rdb.SessionRepl
 			if p, perr := b.PrincipalFor(ctx, acct, uid); perr == nil {
 				for _, s := range r.Own {
 					if p.CanControl(s.User, s.State) {
-						own = append(own, b.ownView(s))
+						own = append(own, ownView(s, b.Now(ctx, acct)))
 					}
 				}
 			}
@@ -184,7 +184,7 @@ func (b *Broker) join(ctx context.Context, code string) (protocol.Session, strin
 		return protocol.Session{}, "", ErrNotFound
 	}
 	_ = b.store.DropCode(ctx, code) // single use; the script refuses a second join anyway
-	return b.view(*r.Session), acct, nil
+	return view(*r.Session, b.Now(ctx, acct)), acct, nil
 }
 
 // RejoinPrefix starts every rejoin secret.
@@ -238,7 +238,7 @@ func (b *Broker) Rejoin(ctx context.Context, sid, secret string) (protocol.Sessi
 	if r.State != protocol.StateEnded {
 		_ = b.store.PutRejoin(ctx, h, acct, sid, rejoinTTL) // a fresh day
 	}
-	return b.view(r), acct, nil
+	return view(r, b.Now(ctx, acct)), acct, nil
 }
 
 // SessionRef names a session and the fencing token its holder has.
@@ -280,7 +280,7 @@ func (b *Broker) Renew(ctx context.Context, acct, uid string, refs []SessionRef)
 	for i, r := range res {
 		out[i] = RenewResult{ID: r.ID, Err: statusErr(r.Status)}
 		if r.Session != nil {
-			out[i].Session = b.ownView(*r.Session)
+			out[i].Session = ownView(*r.Session, b.Now(ctx, acct))
 		}
 	}
 	return out, nil
@@ -305,7 +305,7 @@ func (b *Broker) Pause(ctx context.Context, acct, uid, sid, fence string) (proto
 	if r.Status != rdb.StatusOK {
 		return protocol.Session{}, statusErr(r.Status)
 	}
-	return b.ownView(*r.Session), nil
+	return ownView(*r.Session, b.Now(ctx, acct)), nil
 }
 
 // pausedLimitError refuses a pause past MaxPausedSessions: user_limit,
@@ -354,7 +354,7 @@ func (b *Broker) CloseSession(ctx context.Context, acct, uid, by, sid, fence str
 	if res.Status != rdb.StatusOK || res.Session == nil {
 		return protocol.Session{}, ErrNotFound
 	}
-	return b.ownView(*res.Session), nil
+	return ownView(*res.Session, b.Now(ctx, acct)), nil
 }
 
 // EndSessions is "End Selected Sessions": each session the principal may
@@ -432,7 +432,7 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 				out[i].Error = &d
 				continue
 			}
-			s := b.view(*r.Session)
+			s := view(*r.Session, b.Now(ctx, p.Account))
 			s.CanControl = p.CanControl(r.Session.User, r.Session.State)
 			out[i].OK = true
 			out[i].Session = &s
@@ -516,9 +516,10 @@ func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]
 		return []protocol.Session{}, total, nil
 	}
 	kept = kept[f.Offset:min(f.Offset+f.Limit, len(kept))]
+	now := b.Now(ctx, p.Account)
 	out := make([]protocol.Session, len(kept))
 	for i, r := range kept {
-		out[i] = b.view(r)
+		out[i] = view(r, now)
 		out[i].CanControl = p.CanControl(r.User, r.State)
 	}
 	return out, total, nil
@@ -546,7 +547,7 @@ func (b *Broker) Session(ctx context.Context, p Principal, sid string) (protocol
 	if !p.CanView(r.User, r.State) {
 		return protocol.Session{}, ErrNotFound
 	}
-	s := b.view(r)
+	s := view(r, b.Now(ctx, p.Account))
 	s.CanControl = p.CanControl(r.User, r.State)
 	return s, nil
 }
@@ -564,7 +565,7 @@ func (b *Broker) OwnSession(ctx context.Context, acct, uid, sid string) (protoco
 	if r.User != uid {
 		return protocol.Session{}, ErrNotFound
 	}
-	return b.ownView(r), nil
+	return ownView(r, b.Now(ctx, acct)), nil
 }
 
 func validState(s string) bool {

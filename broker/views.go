@@ -20,9 +20,10 @@ func msPtr(ms int64) *time.Time {
 }
 
 // view turns a stored session into what a viewer sees, with durations on
-// the Redis clock. CanControl is left for the caller.
-func (b *Broker) view(r rdb.SessionRec) protocol.Session {
-	now := b.Now().UnixMilli()
+// now, the account's Redis clock (Broker.Now). CanControl is left for the
+// caller.
+func view(r rdb.SessionRec, now time.Time) protocol.Session {
+	nowMS := now.UnixMilli()
 	s := protocol.Session{
 		ID: r.ID, UserID: r.User, UserName: r.UserName, DeviceID: r.Device, DeviceName: r.DeviceName,
 		State: r.State, Created: msTime(r.Created), Started: msPtr(r.Activated),
@@ -36,7 +37,7 @@ func (b *Broker) view(r rdb.SessionRec) protocol.Session {
 		s.Code = r.Code // a code is worth showing only while it can be used
 	}
 	if r.Activated > 0 {
-		end := now
+		end := nowMS
 		if e := r.EndedAt(); e > 0 {
 			end = e
 		}
@@ -46,7 +47,7 @@ func (b *Broker) view(r rdb.SessionRec) protocol.Session {
 	}
 	if r.State == protocol.StateTerminating {
 		s.Deadline = msPtr(r.Deadline)
-		left := (r.Deadline - now + 999) / 1000
+		left := (r.Deadline - nowMS + 999) / 1000
 		if left < 0 {
 			left = 0
 		}

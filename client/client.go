@@ -53,11 +53,22 @@ type Options struct {
 	// an earlier process saved from Client.Sessions. Within their lease
 	// they come back on the same seat (desktop only).
 	Sessions []protocol.SessionRef
+	// Addresses are other broker nodes (as Dial's addr) to fall back on
+	// where no load balancer stands before the nodes: when a connection is
+	// lost, or a node cannot be reached, the client tries the next address,
+	// in turn, so a node that died or stopped does not take the client's
+	// sessions with it (default none: the client comes back to addr only).
+	Addresses []string
 	// Header is added to the upgrade request (tests, proxies).
 	Header http.Header
 	// Dialer dials the websocket (default websocket.DefaultDialer).
 	Dialer *websocket.Dialer
-	// NoReconnect turns automatic reconnection off.
+	// NoReconnect turns automatic reconnection off: a lost connection
+	// then stops the client (Disconnected, then Stopped with
+	// ErrDisconnected). Its sessions are not lost: the broker holds them
+	// until their leases run out, so the client reports no Lost and
+	// Sessions still lists them, for a new client (Options.Sessions) to
+	// take back on the same seat within the lease.
 	NoReconnect bool
 	// MinBackoff and MaxBackoff bound the jittered wait between reconnect
 	// attempts (defaults 100ms and 5s; never more than a quarter of the
@@ -113,7 +124,7 @@ type known struct {
 // Client is one connection to a broker, kept alive across reconnects.
 // Its methods are safe for concurrent use.
 type Client struct {
-	url    string
+	urls   []string // Dial's address, then Options.Addresses
 	opts   Options
 	events *queue
 	cancel context.CancelFunc // ends the run loop's context
@@ -123,6 +134,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	link      *link                                  // the live connection, nil while away; guarded by mu
+	at        int                                    // the index in urls of the node to connect to; guarded by mu
 	up        chan struct{}                          // closed when a link is live; guarded by mu
 	stopped   chan struct{}                          // closed when the client stops for good
 	stopErr   error                                  // why it stopped; guarded by mu
@@ -158,12 +170,16 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Dialer == nil {
 		opts.Dialer = websocket.DefaultDialer
 	}
-	u, err := wsURL(addr)
-	if err != nil {
-		return nil, err
+	var urls []string
+	for _, a := range append([]string{addr}, opts.Addresses...) {
+		u, err := wsURL(a)
+		if err != nil {
+			return nil, err
+		}
+		urls = append(urls, u)
 	}
 	c := &Client{
-		url: u, opts: opts, done: make(chan struct{}), up: make(chan struct{}), stopped: make(chan struct{}),
+		urls: urls, opts: opts, done: make(chan struct{}), up: make(chan struct{}), stopped: make(chan struct{}),
 		token: opts.Token, sessions: map[string]*known{}, pending: map[string]chan protocol.ServerMessage{},
 	}
 	c.events = newQueue()
@@ -171,6 +187,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		c.sessions[r.ID] = &known{fence: r.Fence}
 	}
 	l, err := c.connect(ctx)
+	for tries := 1; err != nil && tries < len(urls) && !fatal(err) && ctx.Err() == nil; tries++ {
+		// that node is down: the next one
+		c.moveOn()
+		l, err = c.connect(ctx)
+	}
 	if err != nil {
 		c.events.close()
 		return nil, err
@@ -278,7 +299,9 @@ func WithCode() OpenOption { return func(m *protocol.ClientMessage) { m.WithCode
 // ctx's error, but the broker may grant the session all the same: the
 // client then holds it like any other (Sessions, heartbeats, reconnects),
 // and a Granted event tells it; close it (CloseSession) if it is not
-// wanted. The same goes for Resume and Join.
+// wanted. The same goes for Resume and Join. A refusal that comes after
+// (an error reply) changed nothing and is dropped; a denial is still told
+// by a Denied event, like every denial.
 func (c *Client) Open(ctx context.Context, opts ...OpenOption) (Grant, error) {
 	m := protocol.ClientMessage{Type: protocol.TypeOpen}
 	for _, o := range opts {

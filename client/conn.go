@@ -73,7 +73,7 @@ func fatal(err error) bool {
 // the welcome. On success the link is live.
 func (c *Client) connect(ctx context.Context) (*link, error) {
 	c.mu.Lock()
-	tok := c.token
+	tok, url := c.token, c.urls[c.at]
 	// the sessions to take back: a desktop side's with their fencing
 	// tokens, a remote side's with its rejoin secret
 	refs := c.refsLocked()
@@ -85,7 +85,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 	if c.opts.Role == RoleDesktop && tok != "" {
 		hdr.Set("Authorization", "Bearer "+tok)
 	}
-	wsc, resp, err := c.opts.Dialer.DialContext(ctx, c.url, hdr)
+	wsc, resp, err := c.opts.Dialer.DialContext(ctx, url, hdr)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			_ = resp.Body.Close()
@@ -214,11 +214,14 @@ func (c *Client) run(ctx context.Context, l *link) {
 		default:
 		}
 		c.events.push(Disconnected{Err: err})
+		// the node may be dying (a 1001 says it is): come back to another
+		c.moveOn()
 		if c.opts.NoReconnect || (c.opts.Role == RoleRemote && len(c.Sessions()) == 0) {
 			// a remote side comes back only to the session it joined,
-			// with the rejoin secret the join gave it
+			// with the rejoin secret the join gave it. The sessions are
+			// not lost: the broker holds them until their leases run out,
+			// and Sessions keeps them for a client that takes them back
 			stopErr = ErrDisconnected
-			c.dropSessions(err)
 			return
 		}
 		l, err = c.reconnect(ctx)
@@ -241,24 +244,6 @@ func (c *Client) run(ctx context.Context, l *link) {
 			return
 		}
 		c.events.push(Reconnected{Sessions: c.Sessions()})
-	}
-}
-
-// dropSessions tells that the sessions the client held are lost to it.
-func (c *Client) dropSessions(cause error) {
-	c.mu.Lock()
-	ids := make([]string, 0, len(c.sessions))
-	for id := range c.sessions {
-		ids = append(ids, id)
-	}
-	c.sessions = map[string]*known{}
-	c.mu.Unlock()
-	msg := "the connection was lost"
-	if cause != nil {
-		msg += ": " + cause.Error()
-	}
-	for _, id := range ids {
-		c.events.push(Lost{SessionID: id, Error: protocol.ErrorDetail{Code: protocol.CodeUnavailable, Message: msg}})
 	}
 }
 
@@ -289,6 +274,7 @@ func (c *Client) reconnect(ctx context.Context) (*link, error) {
 		if err == nil {
 			return l, nil
 		}
+		c.moveOn()
 		// a refused token (revoked, expired) is dropped and the password
 		// tried; a refused password (changed since) stops the client,
 		// rather than fail sign-ins for ever under the user's name
@@ -296,6 +282,14 @@ func (c *Client) reconnect(ctx context.Context) (*link, error) {
 			return nil, err
 		}
 	}
+}
+
+// moveOn makes the next address (Options.Addresses) the one to connect
+// to.
+func (c *Client) moveOn() {
+	c.mu.Lock()
+	c.at = (c.at + 1) % len(c.urls)
+	c.mu.Unlock()
 }
 
 func (c *Client) canSignIn() bool {

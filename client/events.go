@@ -62,8 +62,11 @@ type Ended struct {
 	Session   *protocol.Session
 }
 
-// Lost: the client no longer holds a session it had: its lease ran out
-// and its record is gone, or another grant replaced its fencing token.
+// Lost: the broker says the client no longer holds a session it had: its
+// lease ran out and its record is gone, or another grant replaced its
+// fencing token. A lost connection alone is not Lost: the broker holds the
+// sessions until their leases run out, and a reconnect (or a new client
+// given Sessions) takes them back.
 type Lost struct {
 	SessionID string
 	Error     protocol.ErrorDetail
@@ -75,7 +78,10 @@ type Warning struct {
 }
 
 // ServerError: an error the server sent that answered no request of the
-// client (normally a client bug).
+// client (normally a client bug). An error that answers a request which
+// gave up (its ctx ended before the reply came) is not one: that request
+// returned ctx's error already, and a refusal changes nothing, so the late
+// reply is dropped.
 type ServerError struct {
 	Error protocol.ErrorDetail
 }
@@ -93,9 +99,11 @@ type Reconnected struct {
 
 // Stopped: the client stopped for good without Close: it cannot connect
 // again (its token was revoked and it has no password, or its password
-// was refused too: changed since; a remote side's connection ended, ...).
-// Err says why (CodeOf gives the code); requests fail with it from now on
-// (with ErrClosed once the client is closed). It is the last event: Events
+// was refused too: changed since; a remote side's connection ended; a
+// lost connection with NoReconnect, ErrDisconnected, ...). Err says why
+// (CodeOf gives the code); requests fail with it from now on (with
+// ErrClosed once the client is closed). Sessions still lists the sessions
+// it held when it stopped. It is the last event: Events
 // is closed once it was read. Close the client to release it.
 type Stopped struct {
 	Err error

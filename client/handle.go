@@ -1,6 +1,8 @@
 package client
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seatbroker/seatbroker/broker/protocol"
@@ -55,7 +57,10 @@ func (c *Client) handle(m protocol.ServerMessage) {
 			c.events.push(Warning{Warning: *m.Warning})
 		}
 	case protocol.TypeError:
-		if !c.reply(m) && m.ID != "hb" {
+		// an error that answers a request which gave up (its ctx ended)
+		// is dropped: the request returned already, and a refusal changed
+		// nothing; only one that answers nothing the client sent is told
+		if !c.reply(m) && m.ID != "hb" && !c.asked(m.ID) {
 			c.events.push(ServerError{Error: detailOf(m)})
 		}
 		return
@@ -76,6 +81,19 @@ func (c *Client) reply(m protocol.ServerMessage) bool {
 		ch <- m // buffered, one reply per request
 	}
 	return ok
+}
+
+// asked says whether id is a request id this client sent: request gives
+// each request a new "r<n>", n counting up from 1.
+func (c *Client) asked(id string) bool {
+	digits, ok := strings.CutPrefix(id, "r")
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if !ok || err != nil || n == 0 || "r"+strconv.FormatUint(n, 10) != id {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n <= c.nextID
 }
 
 func (c *Client) hold(id, fence, state string) {

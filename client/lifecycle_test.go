@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/client"
 )
 
@@ -208,4 +209,59 @@ func TestRemoteComesBackToItsSessionAfterACut(t *testing.T) {
 	require.NoError(t, err)
 	waitEvent[client.Ended](t, desk, 3*time.Second)
 	waitEvent[client.Stopped](t, remote, 3*time.Second)
+}
+
+// A client without reconnect that loses its connection stops, but its
+// sessions are not lost: the broker holds them until their leases run out
+// (SPEC.md, Liveness). So it reports no Lost, keeps them in Sessions, and
+// a new client given them takes them back on the same seat.
+func TestANoReconnectClientThatLosesItsConnectionKeepsItsSessionsForTheNextClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	k := &cutter{}
+	c := dialT(t, client.Options{Token: annToken, DeviceID: "no-reconnect-keeps", Dialer: k.dialer(), NoReconnect: true})
+	g, err := c.Open(ctx)
+	require.NoError(t, err)
+	before, err := demo.OverviewOf(ctx, owner.Account)
+	require.NoError(t, err)
+
+	k.cut(true)
+	for {
+		e := next(t, c, 3*time.Second)
+		_, lost := e.(client.Lost)
+		require.False(t, lost, "a session the broker still holds was reported lost: %#v", e)
+		if s, ok := e.(client.Stopped); ok {
+			require.ErrorIs(t, s.Err, client.ErrDisconnected)
+			break
+		}
+	}
+	refs := c.Sessions()
+	require.Equal(t, []protocol.SessionRef{{ID: g.Session.ID, Fence: g.Fence}}, refs,
+		"the stopped client forgot the sessions a new one could take back")
+
+	c2 := dialT(t, client.Options{Token: annToken, DeviceID: "no-reconnect-keeps", Sessions: refs})
+	require.Equal(t, refs, c2.Sessions(), "the new client did not take the session back")
+	after, err := demo.OverviewOf(ctx, owner.Account)
+	require.NoError(t, err)
+	require.Equal(t, before.InUse, after.InUse, "taking the session back took another license")
+	_, err = c2.CloseSession(ctx, g.Session.ID)
+	require.NoError(t, err)
+}
+
+// TestDialTriesTheOtherAddressesWhenANodeIsDown: a node that is down when
+// the client starts does not keep it from the others it was given.
+func TestDialTriesTheOtherAddressesWhenANodeIsDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := "ws://" + l.Addr().String() + "/ws"
+	require.NoError(t, l.Close()) // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, down, client.Options{Token: annToken, DeviceID: "dev-fallback", Addresses: []string{nodeURL}})
+	require.NoError(t, err)
+	defer c.Close()
+	g, err := c.Open(ctx)
+	require.NoError(t, err)
+	_, err = c.CloseSession(ctx, g.Session.ID)
+	require.NoError(t, err)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -366,4 +367,76 @@ func TestPageFitsAPhoneAndWorksByKeyboard(t *testing.T) {
 	p.waitJS(`!document.getElementById('view-license').hidden && document.getElementById('ov-in-use').textContent === '2'`, 3*time.Second, "license view")
 	assert.LessOrEqual(t, eval[int](p, `document.documentElement.scrollWidth`), eval[int](p, `window.innerWidth`))
 	p.screenshot("license-phone")
+}
+
+// The line under a list the page cut short ("Showing the newest 1000 of N
+// sessions.") follows what happens after the page loaded: a session
+// opened since shows and is counted, one that ends leaves the count, and
+// so does one of those the list left out (docs/page.md).
+func TestTheNewestOfLineFollowsSessionsOpenedAndEndedAfterTheLoad(t *testing.T) {
+	t.Parallel()
+	// a user's sessions on one device share its license, up to 100 of them
+	var users []broker.UserSpec
+	for i := range 11 {
+		users = append(users, broker.UserSpec{Name: fmt.Sprintf("u%d", i)})
+	}
+	s := newSite(t, siteSpec{seats: 11, users: users})
+	gs := make([]protocol.Grant, 0, 1002)
+	for i := range 1002 {
+		gs = append(gs, s.open(fmt.Sprintf("u%d", i/100), "pc", false))
+	}
+	closeSession := func(g protocol.Grant) {
+		t.Helper()
+		_, err := s.desk.CloseSession(s.ctx, s.acct, g.Session.UserID, "test", g.Session.ID, g.Fence)
+		require.NoError(t, err)
+	}
+	bctx := browser(t)
+	p := s.tab(bctx, 1280, 900)
+	p.signIn("/#usage", s.acct, "owner")
+	more := func(want, why string) {
+		t.Helper()
+		p.waitJS(fmt.Sprintf(`(m => !m.hidden && m.textContent === %q)(document.getElementById('sessions-more'))`, want),
+			5*time.Second, why)
+	}
+	more("Showing the newest 1000 of 1002 sessions.", "the list is cut short")
+	eval[int](p, `window.__sameDocument = 1`) // a reload would lose it
+	// the two oldest are left out (sessions made in one millisecond sort
+	// by id, so which two is the page's to say)
+	shown := map[string]bool{}
+	for _, id := range p.rowIDs() {
+		shown[id] = true
+	}
+	var left []protocol.Grant
+	for _, g := range gs {
+		if !shown[g.Session.ID] {
+			left = append(left, g)
+		}
+	}
+	require.Len(t, left, 2)
+
+	latest := s.open("u10", "pc", false)
+	p.waitJS(fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(latest.Session.ID)), 2*time.Second, "the new session shows")
+	more("Showing the newest 1001 of 1003 sessions.", "a session opened after the load is counted")
+
+	closeSession(latest)
+	more("Showing the newest 1000 of 1002 sessions.", "a session that ended leaves the count")
+
+	closeSession(left[0])
+	more("Showing the newest 1000 of 1001 sessions.", "a session the list left out that ended leaves the count")
+
+	closeSession(left[1]) // the last one left out: now every session shows
+	p.waitJS(`document.getElementById('sessions-more').hidden`, 5*time.Second, "the line goes once every session shows")
+	assert.Equal(t, 1000, eval[int](p, `document.querySelectorAll('#sessions-body tr').length`))
+	assert.True(t, strings.HasPrefix(p.text("#usage-summary"), "1000 sessions"), p.text("#usage-summary"))
+
+	// a session its user pauses is hidden from the owner, and counted out
+	// until it is resumed
+	last := gs[len(gs)-1]
+	s.pause(fmt.Sprintf("u%d", (len(gs)-1)/100), last.Session.ID)
+	p.waitJS(`document.getElementById('usage-summary').textContent.startsWith('999 sessions')`, 2*time.Second, "a hidden session is counted out")
+	_, err := s.desk.Resume(s.ctx, s.acct, last.Session.UserID, last.Session.ID)
+	require.NoError(t, err)
+	p.waitJS(`document.getElementById('usage-summary').textContent.startsWith('1000 sessions')`, 2*time.Second, "a resumed session is counted in")
+	assert.True(t, eval[bool](p, `document.getElementById('sessions-more').hidden`))
+	assert.Equal(t, 1, eval[int](p, `window.__sameDocument`), "pushed, not reloaded")
 }

@@ -157,6 +157,7 @@ func TestADenialListsOnlySessionsTheUserMayEnd(t *testing.T) {
 	var eb protocol.ErrorBody
 	require.NoError(t, json.Unmarshal(r.body, &eb))
 	require.Equal(t, protocol.CodeAccountLimit, eb.Error.Code)
+	assert.Equal(t, e.srv.URL+"/#usage", eb.Error.PageURL, "the page on the address the client reached: a person can open it")
 
 	for _, s := range eb.Error.Own {
 		var got struct{ Results []protocol.EndResult }

@@ -34,6 +34,9 @@ func fail(c *gin.Context, err error) {
 		return
 	}
 	d, status := broker.ErrorDetail(err)
+	if d.PageURL != "" {
+		d.PageURL = broker.PageURLFor(d.PageURL, c.Request)
+	}
 	if d.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(d.RetryAfter))
 	}

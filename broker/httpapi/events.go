@@ -78,7 +78,7 @@ func (h *api) events(c *gin.Context) {
 	// nothing else checks the token again unless the viewer changes: the
 	// stream ends when it expires (the page then finds its cookie gone and
 	// signs out)
-	expired := time.NewTimer(h.b.Until(cl.expires))
+	expired := time.NewTimer(h.b.Until(ctx, cl.p.Account, cl.expires))
 	defer expired.Stop()
 	if s.write(": connected\n\n") != nil {
 		return
@@ -89,6 +89,8 @@ func (h *api) events(c *gin.Context) {
 			return
 		case <-expired.C:
 			return
+		case <-s.h.opts.Stopping:
+			return // the node is stopping: the page comes back to another
 		case <-s.ovDue.C:
 			if s.sendOverview(ctx) != nil {
 				return

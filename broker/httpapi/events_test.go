@@ -36,6 +36,7 @@ func (e *env) openStream(ctx context.Context, headers ...string) <-chan sse {
 	}
 	resp, err := e.hc.Do(req)
 	require.NoError(e.t, err)
+	e.checkAnswer(http.MethodGet, "/api/v1/events", reply{status: resp.StatusCode, header: resp.Header})
 	require.Equal(e.t, http.StatusOK, resp.StatusCode)
 	require.Equal(e.t, "text/event-stream", resp.Header.Get("Content-Type"))
 	out := make(chan sse, 256)
@@ -263,7 +264,7 @@ func TestAStreamEndsWhenItsTokenExpires(t *testing.T) {
 	}
 
 	for _, s := range streams {
-		ended := time.After(e.b.Until(s.expires) + time.Second)
+		ended := time.After(e.b.Until(ctx, a.id, s.expires) + time.Second)
 		for open := true; open; {
 			select {
 			case _, open = <-s.events:
@@ -272,8 +273,9 @@ func TestAStreamEndsWhenItsTokenExpires(t *testing.T) {
 			}
 		}
 		// the broker's clock is measured once a second: a little slack
-		assert.False(t, e.b.Now().Before(s.expires.Add(-100*time.Millisecond)),
-			"%s: the stream ended at %v, before its token expired at %v", s.name, e.b.Now(), s.expires)
+		now := e.b.Now(ctx, a.id)
+		assert.False(t, now.Before(s.expires.Add(-100*time.Millisecond)),
+			"%s: the stream ended at %v, before its token expired at %v", s.name, now, s.expires)
 	}
 	for _, path := range []string{"/api/v1/me", "/api/v1/events"} {
 		r := e.request(http.MethodGet, path, "", nil, "Cookie", cookie)

@@ -47,18 +47,30 @@ type env struct {
 	srv    *httptest.Server
 	hc     *http.Client
 	ctx    context.Context
+
+	answers *answerLog // the operations and statuses answered (checkAnswer)
 }
 
 func newEnv(t *testing.T, opts server.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, nil)
+}
+
+// newEnvWith is newEnv with the broker's config changed by tweak.
+func newEnvWith(t *testing.T, opts server.Options, tweak func(*broker.Config)) *env {
+	t.Helper()
 	rc := testredis.Client(t)
 	cfg := broker.DefaultConfig()
 	cfg.Prefix = testredis.Prefix(t)
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	b := startBroker(t, rc, cfg)
 	srv := httptest.NewServer(server.New(b, opts))
 	tr := &http.Transport{}
 	t.Cleanup(func() { srv.Close(); tr.CloseIdleConnections() })
-	return &env{t: t, b: b, rc: rc, prefix: cfg.Prefix, srv: srv, hc: &http.Client{Transport: tr}, ctx: context.Background()}
+	return &env{t: t, b: b, rc: rc, prefix: cfg.Prefix, srv: srv, hc: &http.Client{Transport: tr}, ctx: context.Background(),
+		answers: &answerLog{seen: map[string]bool{}}}
 }
 
 // account is an account made for a test, with its owner signed in.
@@ -169,7 +181,9 @@ func (e *env) request(method, path, token string, body any, headers ...string) r
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(e.t, err)
-	return reply{status: resp.StatusCode, header: resp.Header, body: raw}
+	r := reply{status: resp.StatusCode, header: resp.Header, body: raw}
+	e.checkAnswer(method, path, r)
+	return r
 }
 
 // mustDo sends a request that must succeed (2xx) and decodes its answer

@@ -37,6 +37,12 @@ type Options struct {
 	AllowedOrigins []string
 	// SecureCookies marks the session cookie Secure (set behind HTTPS).
 	SecureCookies bool
+	// Stopping is closed when the node starts to stop: the page's event
+	// streams then end (the page reconnects, to another node), since the
+	// HTTP server's Shutdown waits for every request and a stream never
+	// ends by itself (default nil: they end with their request or the
+	// broker).
+	Stopping <-chan struct{}
 }
 
 // api holds what the handlers share.

@@ -62,7 +62,8 @@ func TestAnEventStreamThatIsNotReadIsDropped(t *testing.T) {
 	ts.Listener = l
 	ts.Start()
 	defer ts.Close()
-	e := &env{t: t, b: b, rc: rc, prefix: cfg.Prefix, srv: ts, hc: &http.Client{Transport: &http.Transport{}}, ctx: context.Background()}
+	e := &env{t: t, b: b, rc: rc, prefix: cfg.Prefix, srv: ts, hc: &http.Client{Transport: &http.Transport{}}, ctx: context.Background(),
+		answers: &answerLog{seen: map[string]bool{}}}
 	a := e.account(broker.MaxSeats, false)
 
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())

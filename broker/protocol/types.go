@@ -25,6 +25,10 @@ const (
 	ReasonLeaseLost    = "lease_lost"
 	ReasonPPUExhausted = "ppu_exhausted"
 	ReasonUserBlocked  = "user_blocked"
+	// ReasonGone is the reason of an ended message for a session whose
+	// record no longer exists (its retention passed while the client was
+	// away): the message carries no session. Never a stored session's reason.
+	ReasonGone = "gone"
 )
 
 // Session is one session as a viewer sees it.
@@ -57,16 +61,18 @@ type Session struct {
 
 // Overview is the License tab of an account.
 type Overview struct {
-	Account     string `json:"account"`
-	Name        string `json:"name"`
-	Seats       int64  `json:"seats"`
-	InUse       int64  `json:"in_use"`
-	Free        int64  `json:"free"`
-	Over        int64  `json:"over"`
-	PPUEnabled  bool   `json:"ppu_enabled"`
-	PPUBalance  int64  `json:"ppu_balance"`
-	PPUSessions int64  `json:"ppu_sessions"`
-	PPUKeys     int64  `json:"ppu_keys"`
+	Account    string `json:"account"`
+	Name       string `json:"name"`
+	Seats      int64  `json:"seats"`
+	InUse      int64  `json:"in_use"`
+	Free       int64  `json:"free"`
+	Over       int64  `json:"over"`
+	PPUEnabled bool   `json:"ppu_enabled"`
+	PPUBalance int64  `json:"ppu_balance"`
+	// PPUSessions counts the sessions that hold a PPU seat: standby, active
+	// and terminating (only active ones are billed).
+	PPUSessions int64 `json:"ppu_sessions"`
+	PPUKeys     int64 `json:"ppu_keys"`
 	// Degraded is set while Redis is unreachable: the numbers are the last
 	// known and nothing new is granted.
 	Degraded bool `json:"degraded,omitempty"`

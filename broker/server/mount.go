@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/seatbroker/seatbroker/broker"
@@ -13,7 +15,11 @@ import (
 // own routes; this is the one place that lists them.
 // A layer with connections to say goodbye to adds its Close to n.closers.
 func mount(n *Node, r *gin.Engine, b *broker.Broker, opts Options) {
-	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies})
+	stopping := make(chan struct{})
+	var once sync.Once
+	n.closers = append(n.closers, func() { once.Do(func() { close(stopping) }) })
+	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies,
+		Stopping: stopping})
 	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins})
 	n.closers = append(n.closers, wss.Close)
 	webui.Register(r)

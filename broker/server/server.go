@@ -25,15 +25,20 @@ type Options struct {
 	SecureCookies bool
 }
 
-// Node is a node's whole HTTP handler. Close it after the HTTP server's
-// Shutdown: Shutdown does not wait for websockets (they are hijacked), Close
-// says goodbye to them.
+// Node is a node's whole HTTP handler. Close it when the HTTP server's
+// Shutdown starts (http.Server.RegisterOnShutdown), and again after it
+// returns, to wait: Shutdown does not wait for websockets (they are
+// hijacked), Close says goodbye to them; and Shutdown waits for every
+// request, while the page's event streams never end by themselves until
+// Close ends them.
 type Node struct {
 	http.Handler
 	closers []func()
 }
 
-// Close closes the node's websocket connections. It is idempotent.
+// Close ends the page's event streams and closes the node's websocket
+// connections (each after the request it is running), and returns when
+// they are closed. It is idempotent and safe for concurrent use.
 func (n *Node) Close() {
 	for _, c := range n.closers {
 		c()

@@ -42,6 +42,7 @@ type conn struct {
 	pre        *broker.Principal // authenticated at upgrade
 	preToken   string            // the upgrade's bearer token
 	preExpires time.Time         // its expiry, on the Redis clock
+	pageURL    string            // the License Usage page, absolute on the address the client reached (broker.PageURLFor)
 	token      string            // the desktop client's token ("" for remote)
 	tokenUser  string            // its user, for revocations
 	hello      bool              // reader only
@@ -280,7 +281,7 @@ func (c *conn) expireAt(exp time.Time) {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
-	c.expiry = time.AfterFunc(c.s.b.Until(exp), func() {
+	c.expiry = time.AfterFunc(c.s.b.Until(c.ctx, c.acct, exp), func() {
 		c.stop(websocket.ClosePolicyViolation, "unauthorized: the token expired")
 	})
 }
@@ -345,7 +346,7 @@ func (c *conn) onSession(s protocol.Session) {
 	var msg *protocol.ServerMessage
 	switch s.State {
 	case protocol.StateTerminating:
-		if n := c.s.notice(s); n != nil && !a.notice.Equal(n.Deadline) {
+		if n := c.s.notice(c.ctx, c.acct, s); n != nil && !a.notice.Equal(n.Deadline) {
 			a.notice = n.Deadline
 			msg = &protocol.ServerMessage{Type: protocol.TypeNotice, SessionID: s.ID, Notice: n, Session: &s}
 		}
@@ -446,26 +447,58 @@ func (c *conn) refresh() {
 		items = append(items, item{sid, a.owner})
 	}
 	c.mu.Unlock()
+	// past a lease the client's own heartbeat (or its absence) decides
+	until := time.Now().Add(c.s.b.Config().Lease)
 	for _, it := range items {
-		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
-		s, err := c.s.b.OwnSession(ctx, c.acct, it.owner, it.id)
-		cancel()
-		switch {
-		case err == nil:
-			c.onSession(s)
-		case isNotFound(err):
-			c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: ReasonGone})
+		wait := refreshWait
+		for {
+			ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
+			s, err := c.s.b.OwnSession(ctx, c.acct, it.owner, it.id)
+			cancel()
+			if err == nil {
+				c.onSession(s)
+				break
+			}
+			if isNotFound(err) {
+				c.ended(protocol.ServerMessage{Type: protocol.TypeEnded, SessionID: it.id, Reason: protocol.ReasonGone})
+				break
+			}
+			if !errors.Is(err, broker.ErrUnavailable) {
+				break
+			}
+			// Redis did not answer: it may be loading its data after a
+			// restart (it takes subscriptions before it serves reads), or a
+			// connection of the pool was dead. What was missed would
+			// otherwise wait for the client's next heartbeat
+			if time.Now().Add(wait).After(until) {
+				return
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-c.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = min(2*wait, refreshMaxWait)
 		}
 	}
 }
 
-// notice is the ending notice of a terminating session, with the time
-// left measured on the Redis clock.
-func (s *Server) notice(sess protocol.Session) *protocol.Notice {
+// A refresh whose read fails tries again, for up to a lease, waiting from
+// refreshWait up to refreshMaxWait in between.
+const (
+	refreshWait    = 100 * time.Millisecond
+	refreshMaxWait = time.Second
+)
+
+// notice is the ending notice of a terminating session of acct, with the
+// time left measured on the account's Redis clock.
+func (s *Server) notice(ctx context.Context, acct string, sess protocol.Session) *protocol.Notice {
 	n := protocol.NoticeOf(sess)
 	if n == nil {
 		return nil
 	}
-	n.MSLeft = max(0, n.Deadline.Sub(s.b.Now()).Milliseconds())
+	n.MSLeft = max(0, n.Deadline.Sub(s.b.Now(ctx, acct)).Milliseconds())
 	return n
 }

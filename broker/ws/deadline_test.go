@@ -42,7 +42,7 @@ func TestBothSidesCountDownTheWholeNoticeWhenTheRequestingNodeDies(t *testing.T)
 	}
 	for _, c := range []*client.Client{d, r} {
 		e := waitFor[client.Ended](t, c.Events(), time.Until(deadline)+time.Second)
-		arrived := nb.b.Now() // the Redis clock, as node B measures it
+		arrived := nb.b.Now(context.Background(), acct.id) // the Redis clock, as node B measures it
 		assert.Equal(t, protocol.ReasonTerminated, e.Reason)
 		assert.False(t, arrived.Before(deadline), "the end arrived %v before the deadline", deadline.Sub(arrived))
 		assert.Less(t, arrived.Sub(deadline), time.Second, "the end arrived more than 1 s after the deadline")

@@ -91,7 +91,7 @@ func TestSessionEndsAtDeadlineWhenRequestingNodeDiesRightAfter(t *testing.T) {
 	n := waitFor[client.Notice](t, d.Events(), time.Second)
 	assert.Equal(t, deadline, n.Deadline)
 	e := waitFor[client.Ended](t, d.Events(), 3*time.Second)
-	arrived := nb.b.Now() // the Redis clock, as node B measures it
+	arrived := nb.b.Now(context.Background(), acct.id) // the Redis clock, as node B measures it
 	assert.Equal(t, protocol.ReasonTerminated, e.Reason)
 	assert.True(t, arrived.Before(deadline.Add(time.Second)),
 		"ended %v after the deadline", arrived.Sub(deadline))
@@ -173,7 +173,7 @@ func TestDeniedOpenCarriesCodePageAndOwnSessions(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.True(t, ce.Denied)
 	assert.Equal(t, protocol.CodeAccountLimit, ce.Code())
-	assert.Equal(t, "/#usage", ce.Detail.PageURL)
+	assert.Equal(t, n.http.URL+"/#usage", ce.Detail.PageURL, "the page on the address the client reached: a person can open it")
 	require.Len(t, ce.Detail.Own, 1, "the user's own session it may end")
 	assert.Empty(t, other.Sessions())
 	assert.Equal(t, int64(1), inUse(t, n.b, acct.id))

@@ -135,7 +135,7 @@ func (c *conn) helloRemote(ctx context.Context, m protocol.ClientMessage, reply 
 				}
 				c.acct, back = acct, &sess
 				st.Session = &sess
-				st.Notice = c.s.notice(sess)
+				st.Notice = c.s.notice(ctx, acct, sess)
 				reply.Sessions = append(reply.Sessions, st)
 				continue
 			case !isNotFound(err):
@@ -197,7 +197,7 @@ func (c *conn) renewed(r broker.RenewResult, fence string) protocol.SessionStatu
 		return st
 	}
 	st.Fence = fence
-	st.Notice = c.s.notice(sess)
+	st.Notice = c.s.notice(c.ctx, c.acct, sess)
 	c.mu.Lock()
 	cur := c.sessions[r.ID]
 	if cur != nil {
@@ -256,6 +256,9 @@ func (c *conn) refused(id string, err error) {
 	var de *broker.DeniedError
 	if errors.As(err, &de) {
 		d := c.s.errDetail(err)
+		if d.PageURL != "" {
+			d.PageURL = c.pageURL // absolute on the address the client reached
+		}
 		c.enqueue(protocol.ServerMessage{Type: protocol.TypeDenied, ID: id, Error: &d})
 		return
 	}
@@ -343,7 +346,7 @@ func (c *conn) onHeartbeat(ctx context.Context, m protocol.ClientMessage) {
 		switch {
 		case err == nil:
 			st.Session = &sess
-			st.Notice = c.s.notice(sess)
+			st.Notice = c.s.notice(ctx, c.acct, sess)
 		case isNotFound(err):
 			d := c.s.errDetail(err)
 			st.Error = &d

@@ -120,14 +120,15 @@ func TestADesktopConnectionClosesWhenItsTokenExpires(t *testing.T) {
 	}
 
 	for _, r := range raws {
-		ce := closeFrame(t, r.c, n.b.Until(r.expires)+time.Second)
+		ce := closeFrame(t, r.c, n.b.Until(context.Background(), acct.id, r.expires)+time.Second)
 		assert.Equal(t, websocket.ClosePolicyViolation, ce.Code, r.name)
 		assert.Equal(t, "unauthorized: the token expired", ce.Text, r.name)
 		// the broker's clock is measured once a second: a little slack
-		assert.False(t, n.b.Now().Before(r.expires.Add(-100*time.Millisecond)),
-			"%s: closed at %v, before the token expired at %v", r.name, n.b.Now(), r.expires)
+		now := n.b.Now(context.Background(), acct.id)
+		assert.False(t, now.Before(r.expires.Add(-100*time.Millisecond)),
+			"%s: closed at %v, before the token expired at %v", r.name, now, r.expires)
 	}
-	waitFor[client.Disconnected](t, tokenOnly.Events(), n.b.Until(byToken.Expires)+time.Second)
+	waitFor[client.Disconnected](t, tokenOnly.Events(), n.b.Until(context.Background(), acct.id, byToken.Expires)+time.Second)
 	stopped := waitFor[client.Stopped](t, tokenOnly.Events(), 2*time.Second)
 	assert.Equal(t, protocol.CodeUnauthorized, client.CodeOf(stopped.Err), "%v", stopped.Err)
 	waitFor[client.Disconnected](t, signsInAgain.Events(), time.Second)

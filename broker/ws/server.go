@@ -64,10 +64,6 @@ const (
 	defaultMaxUserConns = 256
 )
 
-// ReasonGone is the reason of an ended message for a session whose record
-// no longer exists (its retention passed while the client was away).
-const ReasonGone = "gone"
-
 // Options configure a Server.
 type Options struct {
 	// Log receives connection errors (nil: none).
@@ -251,6 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, wsc, sourceOf(r), pre)
 	c.preToken, c.preExpires = preToken, preExpires
+	c.pageURL = broker.PageURLFor(s.b.Config().PageURL, r)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -87,3 +87,33 @@ func TestEnvironmentValuesAreParsedAsTheirFlags(t *testing.T) {
 	assert.Equal(t, 9, o.cfg.CodeDigits, "the flag wins")
 	assert.Equal(t, "debug", o.logLevel)
 }
+
+// TestDashHPrintsTheFlagsAndSucceeds: docs/configuration.md says
+// "`seatbroker -h` prints them all"; it did, then said "seatbroker: flag:
+// help requested" and exited 1, as if something had gone wrong.
+func TestDashHPrintsTheFlagsAndSucceeds(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		assert.NoError(t, run([]string{arg}), arg)
+	}
+}
+
+// TestInitAccountIsCreatedInDemoModeToo: `seatbroker -init-account acme
+// -init-owner alice -init-password ...` with no Redis URL started in demo
+// mode and silently ignored the flags: the demo account was there, acme
+// and its owner were not, and nothing said why.
+func TestInitAccountIsCreatedInDemoModeToo(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = testredis.Prefix(t)
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	o := options{demo: true, initAccount: "acme", initOwner: "alice", initPassword: "correct-horse", initSeats: 5, cfg: cfg}
+	require.NoError(t, firstRun(context.Background(), b, o, slog.New(slog.DiscardHandler)))
+	for _, c := range []broker.Credentials{
+		{Account: "acme", Name: "alice", Password: "correct-horse"},
+		{Account: demoAccount, Name: "owner", Password: demoPassword},
+	} {
+		_, err := b.SignIn(context.Background(), c, "127.0.0.1", broker.TokenClient, 0)
+		assert.NoError(t, err, "%s/%s signs in", c.Account, c.Name)
+	}
+}

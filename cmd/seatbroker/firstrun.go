@@ -16,11 +16,13 @@ const (
 	demoPassword = "demo-password"
 )
 
-// firstRun seeds the demo account in demo mode, or creates the first
-// account of a real deployment from the -init-* flags.
+// firstRun seeds the demo account in demo mode, and creates the account
+// of the -init-* flags (in demo mode too: flags given are not ignored).
 func firstRun(ctx context.Context, b *broker.Broker, o options, log *slog.Logger) error {
 	if o.demo {
-		return seedDemo(ctx, b)
+		if err := seedDemo(ctx, b); err != nil {
+			return err
+		}
 	}
 	if o.initAccount == "" {
 		return nil

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,6 +35,9 @@ func main() {
 
 func run(args []string) error {
 	o, err := parseOptions(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the flags were printed, as asked
+	}
 	if err != nil {
 		return err
 	}
@@ -61,6 +65,9 @@ func run(args []string) error {
 	}
 	node := server.New(b, server.Options{Log: log, AllowedOrigins: splitList(o.allowedOrigins), SecureCookies: o.secureCookies})
 	srv := server.HTTPServer(node, server.DefaultTimeouts())
+	// Shutdown waits for every request, and the page's event streams never
+	// end by themselves: the node's goodbyes start with it, not after it
+	srv.RegisterOnShutdown(node.Close)
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -78,10 +85,11 @@ func run(args []string) error {
 	case <-ctx.Done():
 	case err = <-serveErr:
 	}
-	// Shutdown order: stop taking requests and let those in flight finish,
-	// say goodbye to websocket clients (they reconnect to another node and
-	// keep their sessions), then stop the background loops (reaper, hub),
-	// then the store and Redis (deferred).
+	// Shutdown order: stop taking requests and let those in flight finish
+	// while saying goodbye to websocket clients (they reconnect to another
+	// node and keep their sessions) and ending the page's event streams
+	// (node.Close, run by Shutdown and waited for here), then stop the
+	// background loops (reaper, hub), then the store and Redis (deferred).
 	log.Info("seatbroker stopping")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

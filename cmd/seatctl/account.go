@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/internal/redisopen"
@@ -21,7 +19,7 @@ import (
 func init() {
 	register(command{
 		name:  "account-create",
-		usage: "ID -redis-url URL [-name N] [-owner NAME] [-seats N] [-ppu] (password on stdin): create an account and its owner (operators: talks to Redis)",
+		usage: "ID -redis-url URL [-redis-cluster | -redis-sentinel-master M] [-name N] [-owner NAME] [-seats N] [-ppu] (password on stdin): create an account and its owner (operators: talks to Redis)",
 		run: func(ctx context.Context, args []string) error {
 			return accountCreate(ctx, args, os.Stdin)
 		},
@@ -33,6 +31,8 @@ func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 	redisURL := fs.String("redis-url", os.Getenv("SEATBROKER_REDIS_URL"), "the Redis the nodes use (env SEATBROKER_REDIS_URL)")
 	inCluster, _ := strconv.ParseBool(os.Getenv("SEATBROKER_REDIS_CLUSTER"))
 	cluster := fs.Bool("redis-cluster", inCluster, "the URL is a Redis Cluster seed, as the nodes' -redis-cluster (env SEATBROKER_REDIS_CLUSTER)")
+	sentinel := fs.String("redis-sentinel-master", os.Getenv("SEATBROKER_REDIS_SENTINEL_MASTER"),
+		"Sentinel master name, as the nodes' -redis-sentinel-master: the URL's hosts are sentinels (env SEATBROKER_REDIS_SENTINEL_MASTER)")
 	prefix := fs.String("prefix", envOr("SEATBROKER_PREFIX", broker.DefaultConfig().Prefix), "key prefix of the nodes (env SEATBROKER_PREFIX)")
 	name := fs.String("name", "", "display name (default: the id)")
 	owner := fs.String("owner", "owner", "the owner's user name")
@@ -48,13 +48,11 @@ func accountCreate(ctx context.Context, args []string, stdin io.Reader) error {
 	if *redisURL == "" {
 		return errors.New("-redis-url (or SEATBROKER_REDIS_URL) is required: accounts are created in Redis by an operator")
 	}
-	fmt.Fprint(os.Stderr, "owner's password: ")
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return fmt.Errorf("read the password from stdin: %w", err)
+	password, err := readSecret(stdin, "owner's password: ")
+	if err != nil {
+		return err
 	}
-	password := strings.TrimRight(line, "\r\n")
-	rc, err := redisopen.Client(*redisURL, *cluster, "")
+	rc, err := redisopen.Client(*redisURL, *cluster, *sentinel)
 	if err != nil {
 		return err
 	}

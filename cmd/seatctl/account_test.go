@@ -60,3 +60,26 @@ func TestAccountCreateWorksOnARedisCluster(t *testing.T) {
 		require.NoError(t, err, id)
 	}
 }
+
+// README: a deployment on Sentinel runs its nodes with
+// -redis-sentinel-master and the sentinels' URL; the operator's
+// `seatctl account-create ID -redis-url redis://s1:26379,s2:26379/0` could
+// not create an account there: it took the sentinel list for one host
+// (or, with one sentinel, sent the account code to the sentinel).
+func TestAccountCreateWorksThroughSentinel(t *testing.T) {
+	t.Setenv("SEATBROKER_REDIS_SENTINEL_MASTER", "")
+	ctx := context.Background()
+	s1 := testredis.StartSentinel(t, "seatmaster", testredis.Addr(t))
+	s2 := testredis.StartSentinel(t, "seatmaster", testredis.Addr(t))
+	prefix := testredis.Prefix(t)
+	args := []string{"initech", "-redis-url", "redis://" + s1 + "," + s2 + "/0", "-redis-sentinel-master", "seatmaster",
+		"-prefix", prefix, "-owner", "hank"}
+	require.NoError(t, accountCreate(ctx, args, strings.NewReader("hank-password\n")))
+	cfg := broker.DefaultConfig()
+	cfg.Prefix = prefix
+	b, err := broker.New(testredis.Client(t), cfg, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.SignIn(ctx, broker.Credentials{Account: "initech", Name: "hank", Password: "hank-password"}, "127.0.0.1", broker.TokenClient, 0)
+	require.NoError(t, err)
+}

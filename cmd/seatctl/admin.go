@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -101,12 +99,9 @@ func cmdLogin(ctx context.Context, args []string) error {
 		return usageErr("-ttl %s: a token lives a minute to a year", ttl)
 	}
 	if password == "" {
-		fmt.Fprint(os.Stderr, "password: ")
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-		if err != nil && err != io.EOF {
+		if password, err = readSecret(os.Stdin, "password: "); err != nil {
 			return err
 		}
-		password = strings.TrimRight(line, "\r\n")
 	}
 	if password == "" {
 		return usageErr("seatctl login: no password given (-password, SEATBROKER_PASSWORD or stdin)")
@@ -182,7 +177,9 @@ func printSettings(s protocol.Settings) error {
 	w := table()
 	fmt.Fprintf(w, "name\t%s\nlicenses\t%d\ncounting mode\t%s\npay-per-use\t%s\npromotion\t%s\n", s.Name, s.Seats, s.Mode, onOff(s.PPUEnabled), onOff(s.Promote))
 	fmt.Fprintf(w, "view (default)\t%s\ncontrol (default)\t%s\n", s.View, s.Control)
-	fmt.Fprintf(w, "notice\t%ds\nstandby\t%ds\npaused\t%ds\n", s.NoticeSec, s.StandbySec, s.PausedSec)
+	// one unit for the three: Go's durations (30s, 30m0s, 8h0m0s), as the flags take them
+	sec := func(n int64) time.Duration { return time.Duration(n) * time.Second }
+	fmt.Fprintf(w, "notice\t%s\nstandby\t%s\npaused\t%s\n", sec(s.NoticeSec), sec(s.StandbySec), sec(s.PausedSec))
 	return w.Flush()
 }
 

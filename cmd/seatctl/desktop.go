@@ -37,13 +37,20 @@ func runOpen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(ctx, f.server, opts)
+	first, _ := f.addrs()
+	c, err := client.Dial(ctx, first, opts)
 	if err != nil {
 		f.explain(os.Stderr, err)
 		return errors.New("could not connect")
 	}
 	defer c.Close()
 	u := c.User()
+	if (f.user != "" && u.Name != f.user) || (f.account != "" && u.Account != f.account) {
+		// a token exported for another user (README: the admin's) would
+		// open a session, and take a license, in that user's name
+		return fmt.Errorf("the token (-token or SEATBROKER_TOKEN) signs in as %s in account %s, not as %s in %s: unset SEATBROKER_TOKEN to sign in with the password",
+			u.Name, u.Account, f.user, f.account)
+	}
 	fmt.Printf("signed in as %s (%s) in account %s, device %s\n", u.Name, u.Role, u.Account, opts.DeviceID)
 
 	var oo []client.OpenOption

@@ -58,5 +58,7 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-14s %s\n", n, commands[n].usage)
 	}
-	fmt.Fprintln(os.Stderr, "\nEvery command takes -server (env SEATBROKER_SERVER, default http://127.0.0.1:8080).")
+	fmt.Fprintln(os.Stderr, "\nEvery command but account-create (which talks to Redis) takes -server (env SEATBROKER_SERVER,\n"+
+		"default http://127.0.0.1:8080). The admin commands (all but open, join, login, version and\n"+
+		"account-create) sign in with -token (env SEATBROKER_TOKEN, which seatctl login prints).")
 }

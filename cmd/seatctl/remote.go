@@ -30,7 +30,8 @@ func runJoin(ctx context.Context, args []string) error {
 		return usageErr("seatctl join [-server URL] [-name NAME] CODE")
 	}
 	opts, _ := f.options(client.RoleRemote)
-	c, err := client.Dial(ctx, f.server, opts)
+	first, _ := f.addrs()
+	c, err := client.Dial(ctx, first, opts)
 	if err != nil {
 		f.explain(os.Stderr, err)
 		return errors.New("could not connect")

@@ -333,3 +333,78 @@ func TestCommandsThatTakeNoArgumentsRefuseThem(t *testing.T) {
 	captureOutput(t, func() { err = n.as(n.token, cmdSessions, "carol") })
 	assert.Error(t, err, "sessions ignores its argument and lists every session")
 }
+
+// README: an admin exports SEATBROKER_TOKEN in the terminal; running the
+// desktop line there again,
+// `SEATBROKER_ACCOUNT=acme SEATBROKER_USER=ann SEATBROKER_PASSWORD=... seatctl open`,
+// signed in with the admin's token and opened a session, holding a
+// license, for the admin rather than ann. A sign-in that is not the user
+// named is refused before anything is opened.
+func TestOpenRefusesATokenOfAnotherUserThanTheOneNamed(t *testing.T) {
+	n := startCLINode(t)
+	captureOutput(t, func() {
+		require.NoError(t, n.as(n.token, cmdUserAdd, "ann", "-password", "ann-password"))
+	})
+	t.Setenv("SEATBROKER_TOKEN", n.token) // boss's
+	t.Setenv("SEATBROKER_PASSWORD", "ann-password")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		captureOutput(t, func() {
+			err = runOpen(ctx, []string{"-server", n.url, "-account", "acme", "-user", "ann", "-device", "cli-dev"})
+		})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			require.Error(t, err, "open returned without an error")
+			assert.Contains(t, err.Error(), "boss", "the error says whose the token is")
+			assert.Contains(t, err.Error(), "ann")
+			ss, _, lerr := n.b.Sessions(context.Background(), n.owner, broker.SessionFilter{})
+			require.NoError(t, lerr)
+			assert.Empty(t, ss, "a session was opened")
+			return
+		default:
+		}
+		ss, _, err := n.b.Sessions(context.Background(), n.owner, broker.SessionFilter{})
+		require.NoError(t, err)
+		if len(ss) > 0 {
+			cancel()
+			<-done
+			t.Fatalf("open signed in as %s, not ann, and opened a session", ss[0].UserName)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("open neither opened a session nor returned")
+}
+
+// `seatctl open -server A,B`: with its first node down the desktop opens
+// its session through the next one (the client's fallback addresses), as
+// it would keep it there when its node died.
+func TestOpenFallsBackOnTheNextServerGiven(t *testing.T) {
+	n := startCLINode(t)
+	down := httptest.NewServer(nil)
+	downURL := down.URL
+	down.Close() // a node that is down: its port refuses connections
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runOpen(ctx, []string{"-server", downURL + "," + n.url, "-account", "acme", "-user", "boss", "-password", "boss-password", "-device", "cli-fallback"})
+	}()
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("open returned: %v", err)
+		default:
+		}
+		ss, _, err := n.b.Sessions(context.Background(), n.owner, broker.SessionFilter{})
+		return err == nil && len(ss) == 1 && ss[0].DeviceID == "cli-fallback"
+	}, 10*time.Second, 50*time.Millisecond, "no session opened through the second server")
+	cancel()
+	<-done
+}

@@ -33,7 +33,7 @@ func wsEnv(name, def string) string {
 }
 
 func (f *wsFlags) bind(fs *flag.FlagSet, desktop bool) {
-	fs.StringVar(&f.server, "server", wsEnv("SEATBROKER_SERVER", "http://127.0.0.1:8080"), "the node's address (env SEATBROKER_SERVER)")
+	fs.StringVar(&f.server, "server", wsEnv("SEATBROKER_SERVER", "http://127.0.0.1:8080"), "the node's address, or several separated by commas: the first, then the others to fall back on when a node is down (env SEATBROKER_SERVER)")
 	if !desktop {
 		fs.StringVar(&f.user, "name", wsEnv("SEATBROKER_REMOTE_NAME", "remote"), "your name, shown as who closed the session (env SEATBROKER_REMOTE_NAME)")
 		return
@@ -55,8 +55,25 @@ func (f *wsFlags) secrets(fs *flag.FlagSet) {
 	secretFromEnv(fs, "token", "SEATBROKER_TOKEN", &f.token)
 }
 
+// addrs splits -server into the address to dial and the others to fall
+// back on (client.Options.Addresses).
+func (f *wsFlags) addrs() (first string, others []string) {
+	for _, a := range strings.Split(f.server, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if first == "" {
+			first = a
+		} else {
+			others = append(others, a)
+		}
+	}
+	return first, others
+}
+
 func (f *wsFlags) options(role string) (client.Options, error) {
-	o := client.Options{Role: role}
+	_, others := f.addrs()
+	o := client.Options{Role: role, Addresses: others}
 	if role == client.RoleRemote {
 		o.Name = f.user
 		return o, nil
@@ -72,7 +89,8 @@ func (f *wsFlags) options(role string) (client.Options, error) {
 // pageURL makes the page's address absolute on the node's address.
 func (f *wsFlags) pageURL(u string) string {
 	if strings.HasPrefix(u, "/") {
-		return strings.TrimSuffix(f.server, "/") + u
+		first, _ := f.addrs()
+		return strings.TrimSuffix(first, "/") + u
 	}
 	return u
 }

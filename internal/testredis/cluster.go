@@ -105,3 +105,44 @@ func (c *Cluster) stop() {
 		_ = cmd.Wait()
 	}
 }
+
+// SkewedClient returns a cluster client, closed when t ends, that sees
+// node i's clock (its TIME replies) run i hours ahead (Skew), so that a
+// test can tell which node a time was read on. Host clocks cannot be
+// skewed in a test; scripts on a node still read its true clock.
+func (c *Cluster) SkewedClient(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	cc.OnNewNode(func(n *redis.Client) { n.AddHook(skewedTime{c.Skew(n.Options().Addr)}) })
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// Skew is how far ahead SkewedClient shows the clock of the node at addr.
+func (c *Cluster) Skew(addr string) time.Duration {
+	for i, a := range c.Addrs {
+		if a == addr {
+			return time.Duration(i) * time.Hour
+		}
+	}
+	return 0
+}
+
+// skewedTime moves TIME replies by skew.
+type skewedTime struct{ skew time.Duration }
+
+func (h skewedTime) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h skewedTime) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h skewedTime) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if tc, ok := cmd.(*redis.TimeCmd); ok && err == nil {
+			tc.SetVal(tc.Val().Add(h.skew))
+		}
+		return err
+	}
+}

@@ -24,6 +24,7 @@ type Server struct {
 	Addr string
 	cmd  *exec.Cmd
 	dir  string
+	args []string // the command line, to restart it
 }
 
 var shared atomic.Pointer[Server]
@@ -51,8 +52,16 @@ func Main(m *testing.M, checks ...func() error) {
 	os.Exit(code)
 }
 
-// Start launches redis-server on a free loopback port.
+// Start launches redis-server on a free loopback port, keeping nothing on
+// disk.
 func Start() (*Server, error) {
+	return StartWith("--save", "", "--appendonly", "no")
+}
+
+// StartWith launches redis-server on a free loopback port with the given
+// persistence settings (say "--appendonly", "yes"), in a folder of its own
+// that Kill and Restart keep.
+func StartWith(persistence ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server): the tests need a real one: %w", err)
@@ -66,26 +75,45 @@ func Start() (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
-			"--loglevel", "warning", "--maxclients", "4000")
-		if err := cmd.Start(); err != nil {
-			return nil, err
+		args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--daemonize", "no", "--loglevel", "warning", "--maxclients", "4000"}, persistence...)
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, args: append([]string{bin}, args...)}
+		if s.start() == nil {
+			return s, nil
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if waitUp(addr) {
-			return &Server{Addr: addr, cmd: cmd, dir: dir}, nil
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 	}
+	_ = os.RemoveAll(dir)
 	return nil, fmt.Errorf("redis-server did not start")
 }
 
-// Stop kills the server and removes its folder.
-func (s *Server) Stop() {
+func (s *Server) start() error {
+	cmd := exec.Command(s.args[0], s.args[1:]...)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if !waitUp(s.Addr) {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("redis-server did not start on %s", s.Addr)
+	}
+	s.cmd = cmd
+	return nil
+}
+
+// Kill stops the server as a crash would (SIGKILL: what it had not
+// written to disk is lost), keeping its folder for Restart.
+func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
+}
+
+// Restart starts a killed server again, on its port, from what it left on
+// disk.
+func (s *Server) Restart() error { return s.start() }
+
+// Stop kills the server and removes its folder.
+func (s *Server) Stop() {
+	s.Kill()
 	_ = os.RemoveAll(s.dir)
 }
 
@@ -99,13 +127,15 @@ func freePort() (int, error) {
 }
 
 func waitUp(addr string) bool {
-	c := redis.NewClient(&redis.Options{Addr: addr})
+	// no retries: go-redis tries a LOADING reply again until it gives up
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
 	for i := 0; i < 100; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
-		if err == nil {
+		// a server that loads its data answers, refusing what it cannot do
+		if err == nil || strings.HasPrefix(err.Error(), "LOADING") {
 			return true
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -80,6 +80,10 @@ func (k Keys) ChannelAccount(ch string) (string, bool) {
 	return strings.CutSuffix(rest, "}:events")
 }
 
+// Probe is the pub/sub channel on which a node sends itself probes, to
+// find out that its subscription still delivers (outside every account).
+func (k Keys) Probe(node string) string { return k.prefix + ":probe:" + node }
+
 // Names is a hash: lower-cased user name -> user id.
 func (k Keys) Names(acct string) string { return k.tag(acct) + "names" }
 

@@ -62,6 +62,29 @@ func (s *Store) AccountWithPPUKeys(ctx context.Context, acct string) (map[string
 	return ac.Val(), zc.Val(), nil
 }
 
+// AccountWithLedgerLen reads an account hash and its PPU ledger's length
+// as one state (MULTI: a minute billed or a top-up between two reads would
+// make the balance and the ledger disagree). The ledger only grows at its
+// end, in the same call that changes the balance, so its first n entries,
+// read later a part at a time, are the ledger of that balance.
+// StatusNotFound when the account is missing.
+func (s *Store) AccountWithLedgerLen(ctx context.Context, acct string) (map[string]string, int64, error) {
+	var ac *redis.MapStringStringCmd
+	var ll *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		ac = pipe.HGetAll(ctx, s.keys.AccountHash(acct))
+		ll = pipe.LLen(ctx, s.keys.Ledger(acct))
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ac.Val()) == 0 {
+		return nil, 0, statusErr(StatusNotFound)
+	}
+	return ac.Val(), ll.Val(), nil
+}
+
 // AccountIDs lists every account.
 func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
 	return s.client.SMembers(ctx, s.keys.Accounts()).Result()
@@ -355,11 +378,6 @@ func (s *Store) SessionLedger(ctx context.Context, acct, sid string, minutes int
 		}
 	}
 	return decodeAll[LedgerEntry](raw)
-}
-
-// Now returns the Redis server's clock.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	return s.client.Time(ctx).Result()
 }
 
 // ReserveCode files a live code for a session, unless the code is live

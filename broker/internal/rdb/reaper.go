@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	json "github.com/goccy/go-json"
 	"log/slog"
@@ -91,19 +92,26 @@ func (r *Reaper) Pass(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// an account that fails (its master down until a failover, a key of
+	// the wrong type) is passed over, not waited for: the others' timers
+	// fire on time; it stays in the index and is tried again next pass
 	steps := 0
+	var errs []error
 	for _, z := range due {
 		acct, ok := z.Member.(string)
 		if !ok {
 			continue
 		}
-		n, err := r.reapAccount(ctx, acct, z.Score)
-		if err != nil {
-			return steps, err
+		if ctx.Err() != nil {
+			break
 		}
+		n, err := r.reapAccount(ctx, acct, z.Score)
 		steps += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("account %s: %w", acct, err))
+		}
 	}
-	return steps, nil
+	return steps, errors.Join(errs...)
 }
 
 func (r *Reaper) reapAccount(ctx context.Context, acct string, seen float64) (int, error) {

@@ -113,6 +113,7 @@ export function applyMe(me) {
   $('end-selected').parentElement.hidden = !canView() || st.perms.control === 'none';
   if (!canView()) {
     for (const id of [...st.rows.keys()]) removeRow(id);
+    st.total = 0;
     afterChange();
   }
   if (!isAdmin()) {
@@ -137,6 +138,7 @@ export function signedOut(message) {
   st.es = null;
   clearTimeout(st.esTimer);
   st.rows.clear();
+  st.total = 0;
   st.selected.clear();
   $('sessions-body').replaceChildren();
   $('users-body').replaceChildren();

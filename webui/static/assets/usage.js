@@ -56,7 +56,7 @@ export function renderOverview(o) {
 function renderSummary() {
   const o = st.overview;
   const parts = [];
-  if (canView()) parts.push(st.rows.size + (st.rows.size === 1 ? ' session' : ' sessions'));
+  if (canView()) parts.push(st.total + (st.total === 1 ? ' session' : ' sessions'));
   if (o) {
     parts.push(o.in_use + ' of ' + o.seats + ' licenses in use');
     parts.push(o.free + ' free');
@@ -64,6 +64,9 @@ function renderSummary() {
     if (o.ppu_enabled) parts.push(o.ppu_sessions + ' on pay-per-use, ' + o.ppu_balance + ' min left');
   }
   setText($('usage-summary'), parts.join(' · '));
+  const more = $('sessions-more');
+  more.hidden = !canView() || st.total <= st.rows.size;
+  setText(more, 'Showing the newest ' + st.rows.size + ' of ' + st.total + ' sessions.');
 }
 
 // ---- sessions -----------------------------------------------------------------------
@@ -86,27 +89,85 @@ export async function loadSessions() {
   const seen = new Set(list.map((s) => s.id));
   for (const id of [...st.rows.keys()]) if (!seen.has(id)) removeRow(id);
   for (const s of list) upsert(s);
-  // Events that came while the list was loading are newer than some of it.
-  for (const ev of pending) ev();
   st.total = data && typeof data.total === 'number' ? data.total : list.length;
-  const more = $('sessions-more');
-  more.hidden = st.total <= list.length;
-  more.textContent = 'Showing the newest ' + list.length + ' of ' + st.total + ' sessions.';
+  // Events that came while the list was loading are newer than some of it;
+  // each counts itself in or out of the total as it applies.
+  for (const ev of pending) ev();
   afterChange();
 }
 
+// The list holds the newest sessions the viewer may see (1,000 at most
+// when it loaded) and st.total counts them all. Live events keep both:
+// a session that appears among the rows is added and counted, one that
+// ends or is hidden leaves and is uncounted. The page cannot tell whether
+// an event about a session older than every row changes the count (one
+// left out of the list that ended, or a paused one that came back), so it
+// shows no row for it and re-reads the list instead.
 export function onSession(s) {
-  const apply = () => (s.state === 'ended' ? removeRow(s.id) : upsert(s));
+  const apply = () => applySession(s);
   if (st.pending) st.pending.push(apply);
   apply();
   afterChange();
+}
+
+function applySession(s) {
+  const known = st.rows.has(s.id);
+  if (s.state === 'ended') {
+    if (known) {
+      removeRow(s.id);
+      st.total--;
+    } else if (leftOut(s)) {
+      recount();
+    }
+    return;
+  }
+  if (known) {
+    upsert(s);
+  } else if (leftOut(s)) {
+    recount();
+  } else {
+    upsert(s);
+    st.total++;
+  }
 }
 
 export function onHidden(id) {
-  const apply = () => removeRow(id);
+  const apply = () => {
+    if (st.rows.has(id)) {
+      removeRow(id);
+      st.total--;
+    } else if (st.total > st.rows.size) {
+      recount();
+    }
+  };
   if (st.pending) st.pending.push(apply);
   apply();
   afterChange();
+}
+
+// leftOut says whether s sorts after every row of a list that left
+// sessions out: whether it was counted, the page cannot tell. One that
+// sorts among the rows and is not one of them was not visible (a paused
+// session of another user), or is new.
+function leftOut(s) {
+  if (st.total <= st.rows.size) return false;
+  const tr = $('sessions-body').lastElementChild;
+  const last = tr && st.rows.get(tr.dataset.id);
+  if (!last) return true;
+  const c = Date.parse(s.created) || 0;
+  const lc = Date.parse(last.s.created) || 0;
+  return c < lc || (c === lc && s.id > last.s.id);
+}
+
+let recountTimer = 0;
+
+// recount re-reads the list soon, once for a burst of such events.
+function recount() {
+  if (recountTimer) return;
+  recountTimer = setTimeout(() => {
+    recountTimer = 0;
+    loadSessions();
+  }, 300);
 }
 
 const LABELS = ['Select', 'User', 'Device', 'State', 'Seat', 'Code', 'Started', 'Duration'];

@@ -12,6 +12,9 @@ OPS['join'] = function(a1, a2)
   local s = sess(sid)
   if not s or s.code ~= code then return ST_NOT_FOUND, {} end
   if LAGGING then overdue(s, now) end
+  -- its first minute comes after those that started before it (which may
+  -- run the balance out and end it: standby on PPU at balance 0)
+  if s.kind == 'ppu' then before_ppu_grant(now) end
   if s.state ~= 'standby' then return ST_NOT_FOUND, {} end
   s.joined = num_str(now)
   activate(s, now)

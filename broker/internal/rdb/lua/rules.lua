@@ -84,6 +84,23 @@ local function bill_upto(s, t)
   end
 end
 
+-- not_before returns t, or a later time when s already went past t: a
+-- timer that fires late (catch-up behind, and an operation fired the
+-- session's own later timers first, or an earlier one of this call changed
+-- it) changes a session no earlier than its last change, and ends its PPU
+-- stretch no earlier than just after the start of a minute billed in it,
+-- so its record never runs backwards and every billed minute started in
+-- its PPU time. Callers use it only for a t before now.
+local function not_before(s, t)
+  local a = str_num(s.at)
+  if a and a > t then t = a end
+  if s.ppu_at then
+    local last = next_bill(s) - CFG.minute -- the last billed minute's start
+    if last > t then t = last + 1 end
+  end
+  return t
+end
+
 -- settle ends a PPU stretch at t: minutes that started before t are billed
 -- (a minute starting at the very instant the stretch ends is not), and the
 -- active time is added up. Billing may exhaust the account on the way.
@@ -91,6 +108,10 @@ local function settle(s, t)
   bill_upto(s, t - 1)
   stop_stretch(s, t)
 end
+
+-- before_ppu_grant (timers.lua) bills the PPU minutes that started before
+-- a grant, before the grant looks at the balance, when they could use it up.
+local before_ppu_grant
 
 -- ---------------------------------------------------------------- seat moves
 
@@ -122,12 +143,14 @@ local function promote(t)
       for _, sid in ipairs(seat_sids(v)) do
         local s = sess(sid)
         if s then
-          settle(s, t)
+          local pt = t
+          if pt < (NOW_MS or now_ms()) then pt = not_before(s, pt) end
+          settle(s, pt)
           -- settling bills minutes, which can run the balance out and
           -- end the session (it has left the seat then)
           if s.state ~= 'ended' then
             s.kind = 'prepaid'
-            s.promoted = num_str(t)
+            s.promoted = num_str(pt)
             s.at = s.promoted
             aadd('ppu_sess', -1)
             touch(s)
@@ -186,10 +209,18 @@ local MAX_PAUSED = 100
 
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
+  -- a grant on PPU comes after the minutes that started before it (the
+  -- test inline: a function call costs more than it, on every grant)
+  if A.ppu_sess > 0 then before_ppu_grant(t) end
   local key = seat_key(s)
   local v = seat(key)
   if v then
-    if byte(v, 1) == 85 and A.balance <= 0 then return ST_PPU_EXHAUSTED end
+    -- a key on PPU takes new sessions only while PPU is on: turning it off
+    -- stops new PPU spending; the sessions running go on (docs/design.md)
+    if byte(v, 1) == 85 then
+      if A.ppu ~= '1' and not seat_has(v, s.id) then return ST_ACCOUNT_LIMIT end
+      if A.balance <= 0 then return ST_PPU_EXHAUSTED end
+    end
     -- the seat lists its sessions' ids, each after a space: they are
     -- counted only when the list is long (the broker's ids are UUIDs, 37
     -- bytes with the space: from ~half of MAX_SHARE on), not on every
@@ -231,6 +262,7 @@ end
 local function end_session(s, reason, by, t)
   local st = s.state
   if st == 'ended' then return end
+  if t < (NOW_MS or now_ms()) then t = not_before(s, t) end
   if st == 'active' and s.ppu_at then -- (settle has nothing to do without a PPU stretch)
     settle(s, t)
     st = s.state -- (billing may have begun the notice)
@@ -258,6 +290,7 @@ local function end_session(s, reason, by, t)
 end
 
 terminate = function(s, reason, by, t)
+  if t < (NOW_MS or now_ms()) then t = not_before(s, t) end
   if s.state == 'active' then
     settle(s, t)
     -- billing may have run the balance out and begun the notice already

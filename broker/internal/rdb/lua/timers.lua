@@ -79,6 +79,93 @@ local function first_due()
   return str_num(f[2])
 end
 
+-- bill_started bills, in time order, the minutes of running PPU sessions
+-- that started before t and are not billed yet (and ends those whose lease
+-- ran out before t), so that a grant at t, which may take the last minute,
+-- comes after them: if they take the last minute, the account ran out
+-- then, and the grant is refused. Such minutes are left at t in two
+-- cases: one that started at t - 1 (its timer fires at t, and what falls
+-- due at t belongs to the caller), and any number while catch-up stopped
+-- at its limit (LAGGING). A lease that runs out at t itself is left to the
+-- caller, as in catch-up.
+local function bill_started(t)
+  -- a binary heap of the sessions that have such a timer, by when it fires
+  -- (while catch-up is behind there may be many, each with many minutes)
+  local hs, hk, n = {}, {}, 0
+  local function push(s)
+    if s.state ~= 'active' or not s.ppu_at then return end
+    local d = due(s)
+    if not (d < t or next_bill(s) < t) then return end
+    n = n + 1
+    local i = n
+    while i > 1 do
+      local p = math.floor(i / 2)
+      if hk[p] <= d then break end
+      hs[i], hk[i] = hs[p], hk[p]
+      i = p
+    end
+    hs[i], hk[i] = s, d
+  end
+  local function pop()
+    local s, d = hs[1], hk[1]
+    local ls, lk = hs[n], hk[n]
+    hs[n], hk[n] = nil, nil
+    n = n - 1
+    if n > 0 then
+      local i = 1
+      while true do
+        local c = 2 * i
+        if c > n then break end
+        if c < n and hk[c + 1] < hk[c] then c = c + 1 end
+        if lk <= hk[c] then break end
+        hs[i], hk[i] = hs[c], hk[c]
+        i = c
+      end
+      hs[i], hk[i] = ls, lk
+    end
+    return s, d
+  end
+  for _, key in ipairs(rcall('ZRANGE', K_PPUQ, 0, -1)) do
+    local v = seat(key)
+    if v then
+      for _, sid in ipairs(seat_sids(v)) do
+        local s = sess(sid)
+        if s then push(s) end
+      end
+    end
+  end
+  while n > 0 do
+    local s, d = pop()
+    -- (running out of minutes may have given it the notice meanwhile)
+    if s.state == 'active' and s.ppu_at then
+      local nb = next_bill(s)
+      if d < t then
+        step(s, d)
+      else
+        bill_upto(s, t - 1) -- a minute that started at t - 1, due at t
+      end
+      -- back in, unless nothing changed (never loop)
+      if next_bill(s) ~= nb or due(s) ~= d then push(s) end
+    end
+  end
+end
+
+-- before_ppu_grant calls bill_started when the minutes it would bill could
+-- use the balance up (the grant takes one more): each session on PPU has
+-- at most one such minute, unless catch-up is behind, when each has at
+-- most one per minute since the account's first timer, and one more.
+-- Otherwise it costs a comparison (those minutes are billed by their
+-- timers, in time order with everything else).
+before_ppu_grant = function(t)
+  local n = A.ppu_sess
+  if n <= 0 then return end
+  if LAGGING then
+    local f = first_due()
+    if f and f < t then n = n * (math.floor((t - f) / CFG.minute) + 2) end
+  end
+  if A.balance <= n + 1 then bill_started(t) end
+end
+
 -- call_list runs cmd on key with the list's items as its arguments, in
 -- chunks (unpack has a limit on how many values it spreads).
 local function call_list(cmd, key, list, n)
