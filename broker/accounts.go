@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,12 +15,15 @@ import (
 
 // Limits of account settings.
 const (
-	MaxSeats     = 1_000_000
-	MaxTopUp     = 10_000_000 // minutes in one top-up
-	MaxName      = 100
-	MaxNotice    = 10 * time.Minute
-	MaxStandby   = 24 * time.Hour
-	MaxPaused    = 7 * 24 * time.Hour
+	MaxSeats   = 1_000_000
+	MaxTopUp   = 10_000_000 // minutes in one top-up
+	MaxName    = 100
+	MaxNotice  = 10 * time.Minute
+	MaxStandby = 24 * time.Hour
+	MaxPaused  = 7 * 24 * time.Hour
+	// LedgerChunk is how many ledger entries one Redis command of a
+	// reconciliation reads.
+	LedgerChunk  = 1000
 	minDurations = time.Second
 )
 
@@ -352,7 +356,11 @@ func (b *Broker) putUser(ctx context.Context, acct string, u rdb.UserRec, create
 		u.Control != "" && u.View == "" && scopeRank(u.Control) > scopeRank(set.View) {
 		return protocol.User{}, invalid("control", "control cannot be wider than view")
 	}
-	out, err := b.store.PutUser(ctx, acct, u, create)
+	out, err := b.store.PutUser(ctx, acct, u, create, b.cfg.MaxUsers)
+	var se *rdb.StatusError
+	if errors.As(err, &se) && se.Status == rdb.StatusBadState && se.Field == "users" {
+		return protocol.User{}, invalid("users", fmt.Sprintf("an account has at most %d users", b.cfg.MaxUsers))
+	}
 	if err != nil {
 		return protocol.User{}, storeErr(err)
 	}
@@ -436,7 +444,11 @@ func (b *Broker) Users(ctx context.Context, p Principal) ([]protocol.User, error
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	held, err := b.store.UserSeatCounts(ctx, p.Account)
+	uids := make([]string, len(us))
+	for i, u := range us {
+		uids[i] = u.ID
+	}
+	held, err := b.store.UserSeatCounts(ctx, p.Account, uids)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -602,24 +614,42 @@ func (b *Broker) Reconcile(ctx context.Context, p Principal) (Reconciliation, er
 		return Reconciliation{}, ErrNotFound
 	}
 	// one state: a minute billed between two reads would be a mismatch
-	m, es, err := b.store.AccountWithLedger(ctx, p.Account)
+	m, n, err := b.store.AccountWithLedgerLen(ctx, p.Account)
 	if err != nil {
 		return Reconciliation{}, storeErr(err)
 	}
-	r := Reconciliation{Balance: num(m, "balance"), Entries: int64(len(es))}
-	seen := map[string]bool{}
-	for _, e := range es {
-		r.LedgerSum += e.Delta
-		switch e.Kind {
-		case "minute":
-			r.Minutes++
-			k := e.Session + "/" + strconv.FormatInt(e.Minute, 10)
-			if seen[k] {
+	r := Reconciliation{Balance: num(m, "balance"), Entries: n}
+	// the first n entries, a part at a time: the ledger has an entry per
+	// billed minute and only grows, so reading it whole would stop Redis
+	// and fill the node. A minute billed twice is an entry whose
+	// idempotency key names another entry (each key names the last entry
+	// filed with it).
+	for from := int64(0); from < n; from += LedgerChunk {
+		es, _, err := b.store.Ledger(ctx, p.Account, from, min(LedgerChunk, n-from))
+		if err != nil {
+			return Reconciliation{}, storeErr(err)
+		}
+		var keys []string
+		var at []int64
+		for i, e := range es {
+			r.LedgerSum += e.Delta
+			switch e.Kind {
+			case "minute":
+				r.Minutes++
+				keys = append(keys, e.Session+":"+strconv.FormatInt(e.Minute, 10))
+				at = append(at, from+int64(i))
+			case "topup":
+				r.TopUps += e.Delta
+			}
+		}
+		idx, err := b.store.BilledIndexes(ctx, p.Account, keys)
+		if err != nil {
+			return Reconciliation{}, storeErr(err)
+		}
+		for i, x := range idx {
+			if x != at[i] {
 				r.Duplicates++
 			}
-			seen[k] = true
-		case "topup":
-			r.TopUps += e.Delta
 		}
 	}
 	r.OK = r.LedgerSum == r.Balance && r.Duplicates == 0

@@ -59,7 +59,7 @@ func TestBadInputGetsCodeAndChangesNothing(t *testing.T) {
 			{"resume unknown", broker.ErrNotFound, func() error { _, err := f.b.Resume(f.ctx, f.acct, u.UserID, uuid.NewString()); return err }},
 			{"end nothing", broker.ErrInvalid, func() error { _, err := f.b.EndSessions(f.ctx, f.owner, nil); return err }},
 			{"end too many", broker.ErrInvalid, func() error {
-				ids := make([]string, broker.MaxBatch+1)
+				ids := make([]string, broker.MaxEnd+1)
 				for i := range ids {
 					ids[i] = uuid.NewString()
 				}

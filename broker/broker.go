@@ -50,7 +50,7 @@ func New(client redis.UniversalClient, cfg Config, log *slog.Logger) (*Broker, e
 	}
 	st := rdb.New(client, cfg.Prefix, rdb.Defaults{
 		Lease: cfg.Lease, Standby: cfg.Standby, Paused: cfg.Paused, Notice: cfg.Notice,
-		Minute: cfg.Minute, Retention: cfg.Retention, Warn: cfg.LowBalance,
+		Minute: cfg.Minute, Retention: cfg.Retention, Warn: cfg.LowBalance, RetainMax: cfg.RetainMax,
 	})
 	b := &Broker{cfg: cfg, store: st, log: log}
 	dummyHash() // made now, not in the first sign-in of an unknown name

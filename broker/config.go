@@ -29,6 +29,14 @@ type Config struct {
 	Minute time.Duration
 	// Retention is how long ended sessions stay readable (default 10m).
 	Retention time.Duration
+	// RetainMax is how many ended sessions an account keeps readable at
+	// most (default 100,000): past it, those that ended first go before
+	// their retention runs out, so a client that opens and closes sessions
+	// in a loop cannot fill Redis.
+	RetainMax int
+	// MaxUsers is how many users an account may have (default 50,000):
+	// adding one more is refused.
+	MaxUsers int
 	// ReapInterval is how often the reaper looks for due timers (default
 	// 200ms: well inside SPEC.md's 1 s).
 	ReapInterval time.Duration
@@ -58,6 +66,8 @@ func DefaultConfig() Config {
 		Paused:        8 * time.Hour,
 		Minute:        time.Minute,
 		Retention:     10 * time.Minute,
+		RetainMax:     100_000,
+		MaxUsers:      50_000,
 		ReapInterval:  200 * time.Millisecond,
 		SweepInterval: 10 * time.Second,
 		LowBalance:    []int{60, 10},
@@ -79,6 +89,10 @@ func (c Config) Validate() error {
 		return errors.New("config: code digits must be 6 to 18")
 	case c.JoinRate <= 0:
 		return errors.New("config: the join rate must be positive")
+	case c.MaxUsers <= 0:
+		return errors.New("config: the users an account may have must be positive")
+	case c.RetainMax <= 0:
+		return errors.New("config: the ended sessions kept must be positive")
 	}
 	return nil
 }

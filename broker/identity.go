@@ -31,6 +31,9 @@ const (
 	DefaultTokenTTL = 24 * time.Hour
 	// MaxTokenTTL is the longest a token may live.
 	MaxTokenTTL = 365 * 24 * time.Hour
+	// MaxUserTokens is how many live tokens a user may hold: a new one
+	// past it revokes those that expire first.
+	MaxUserTokens = 100
 )
 
 // Token kinds.
@@ -250,7 +253,7 @@ func (b *Broker) stillCurrent(ctx context.Context, p Principal, hash, tok string
 	if err == nil && now == hash {
 		return nil
 	}
-	if derr := b.store.DeleteToken(ctx, p.Account, hashToken(tok)); derr != nil {
+	if derr := b.store.DeleteToken(ctx, p.Account, p.UserID, hashToken(tok)); derr != nil {
 		return storeErr(derr)
 	}
 	if err != nil && !isStatus(err, rdb.StatusNotFound) {
@@ -288,8 +291,21 @@ func (b *Broker) issue(ctx context.Context, p Principal, kind string, ttl time.D
 	now := b.Now(ctx, p.Account)
 	rec := rdb.TokenRec{Account: p.Account, User: p.UserID, Kind: kind,
 		Expires: now.Add(ttl).UnixMilli(), Created: now.UnixMilli(), Label: label}
-	if err := b.store.PutToken(ctx, hashToken(tok), rec, ttl); err != nil {
+	over, err := b.store.PutToken(ctx, hashToken(tok), rec, ttl, MaxUserTokens)
+	if err != nil {
 		return IssuedToken{}, storeErr(err)
+	}
+	// past MaxUserTokens, those that expire first are signed out: best
+	// effort (one left over is revoked by the next sign-in)
+	for i, h := range over {
+		if err := b.store.DeleteToken(ctx, p.Account, p.UserID, h); err != nil {
+			b.log.Warn("could not revoke a token past the user's limit", "account", p.Account, "err", err)
+			over = over[:i]
+			break
+		}
+	}
+	if len(over) > 0 {
+		b.tokensRevoked(ctx, p.Account, p.UserID)
 	}
 	return IssuedToken{Token: tok, Principal: p, Expires: now.Add(ttl)}, nil
 }
@@ -350,7 +366,7 @@ func (b *Broker) Revoke(ctx context.Context, p Principal, token string) error {
 	if rec.Account != p.Account || (rec.User != p.UserID && !p.IsAdmin()) {
 		return ErrNotFound
 	}
-	if err := b.store.DeleteToken(ctx, rec.Account, h); err != nil {
+	if err := b.store.DeleteToken(ctx, rec.Account, rec.User, h); err != nil {
 		return storeErr(err)
 	}
 	b.tokensRevoked(ctx, rec.Account, rec.User)
@@ -399,7 +415,7 @@ func (b *Broker) revokeTokens(ctx context.Context, acct, uid, keep string) (int,
 	n := 0
 	for h, t := range toks {
 		if t.User == uid && h != keep {
-			if err := b.store.DeleteToken(ctx, acct, h); err != nil {
+			if err := b.store.DeleteToken(ctx, acct, uid, h); err != nil {
 				if n > 0 {
 					b.tokensRevoked(ctx, acct, uid)
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,6 +210,7 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	prepaid := int64(0)
 	seatOf := map[string]rdb.SeatHolder{}
 	userSets := map[string]map[string]bool{} // user id -> its seat keys, as the store keeps them
+	pausedOf := map[string]string{}          // session id -> the user whose paused list names it
 	for key, raw := range seatsCmd.Val() {
 		if uid, ok := rdb.SeatsFieldUser(key); ok {
 			set := map[string]bool{}
@@ -217,6 +219,14 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 				set[k] = true
 			}
 			userSets[uid] = set
+			continue
+		}
+		if uid, ok := rdb.SeatsFieldPaused(key); ok {
+			require.NotEmpty(t, raw, "user %s has an empty paused list", uid)
+			for _, sid := range strings.Split(raw, " ") {
+				require.False(t, pausedOf[sid] != "", "session %s is listed paused twice", sid)
+				pausedOf[sid] = uid
+			}
 			continue
 		}
 		s, err := rdb.ParseSeat(key, raw)
@@ -242,6 +252,13 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 	for _, raw := range sessCmd.Val() {
 		var s rdb.SessionRec
 		require.NoError(t, json.Unmarshal([]byte(raw), &s))
+		// a paused session is in its user's paused list, and only a paused one
+		if s.State == protocol.StatePaused {
+			require.Equal(t, s.User, pausedOf[s.ID], "paused session %s is missing from its user's paused list", s.ID)
+		} else {
+			require.Empty(t, pausedOf[s.ID], "session %s is %s but listed paused", s.ID, s.State)
+		}
+		delete(pausedOf, s.ID)
 		if s.State != protocol.StateStandby && s.State != protocol.StateActive && s.State != protocol.StateTerminating {
 			continue
 		}
@@ -253,6 +270,7 @@ func checkStoreSnapshot(t *testing.T, c *redis.Client, keys rdb.Keys, acct strin
 		require.Contains(t, st.SIDs, s.ID)
 		holding[s.ID] = key
 	}
+	require.Empty(t, pausedOf, "paused lists name sessions that do not exist")
 	// and a seat lists only sessions that hold it
 	for key, st := range seatOf {
 		require.NotEmpty(t, st.SIDs, "seat %s is held by no session", key)

@@ -467,7 +467,9 @@ func (h *beforeLedgerRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook
 func (h *beforeLedgerRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, c := range cmds {
-			if a := c.Args(); h.armed.Load() && c.Name() == "lrange" && len(a) > 1 && a[1] == h.ledger {
+			// the ledger's first read: its length (read with the balance,
+			// the entries after it, a part at a time) or its entries
+			if a := c.Args(); h.armed.Load() && (c.Name() == "llen" || c.Name() == "lrange") && len(a) > 1 && a[1] == h.ledger {
 				h.once.Do(h.fn)
 			}
 		}

@@ -1,12 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"math/big"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -22,7 +23,20 @@ import (
 const (
 	MaxDeviceID   = 128
 	MaxDeviceName = 128
-	MaxBatch      = 500 // sessions in one End Selected Sessions
+	MaxBatch      = 500 // sessions in one heartbeat
+	// MaxEnd is how many sessions one End Selected Sessions may name:
+	// as many as the page lists.
+	MaxEnd = 1000
+	// EndChunk is how many sessions one call of the account code ends.
+	EndChunk = 100
+	// MaxSessionOffset bounds a session list's offset: a list keeps
+	// offset+limit sessions while it reads the account.
+	MaxSessionOffset = 100_000
+	// SessionScanChunk is how many sessions one Redis command of a session
+	// list reads.
+	SessionScanChunk = 500
+	// MaxPausedSessions is how many paused sessions a user may keep (rules.lua).
+	MaxPausedSessions = 100
 )
 
 // OpenRequest opens a session for a user on a device.
@@ -285,11 +299,27 @@ func (b *Broker) Pause(ctx context.Context, acct, uid, sid, fence string) (proto
 	if err != nil {
 		return protocol.Session{}, storeErr(err)
 	}
+	if r.Status == rdb.StatusUserLimit {
+		return protocol.Session{}, errPausedLimit
+	}
 	if r.Status != rdb.StatusOK {
 		return protocol.Session{}, statusErr(r.Status)
 	}
 	return ownView(*r.Session, b.Now(ctx, acct)), nil
 }
+
+// pausedLimitError refuses a pause past MaxPausedSessions: user_limit,
+// with a sentence that says which limit.
+type pausedLimitError struct{}
+
+func (pausedLimitError) Error() string {
+	return "the user keeps as many paused sessions as it may (100): end or resume one first"
+}
+
+// Unwrap returns ErrUserLimit.
+func (pausedLimitError) Unwrap() error { return ErrUserLimit }
+
+var errPausedLimit error = pausedLimitError{}
 
 // Resume resumes the user's own paused session, taking a seat by the seat
 // rules with a new fencing token; refused, it stays paused.
@@ -339,8 +369,8 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 	if len(ids) == 0 {
 		return nil, invalid("session_ids", "select at least one session")
 	}
-	if len(ids) > MaxBatch {
-		return nil, invalid("session_ids", "at most 500 at once")
+	if len(ids) > MaxEnd {
+		return nil, invalid("session_ids", "at most 1000 at once")
 	}
 	out := make([]protocol.EndResult, len(ids))
 	recs, err := b.sessionsByID(ctx, p.Account, ids)
@@ -369,9 +399,31 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 	if len(allowed) == 0 {
 		return out, nil
 	}
-	res, err := b.store.End(ctx, p.Account, p.UserID, p.Name, reason, allowed)
-	if err != nil {
-		return nil, storeErr(err)
+	// in calls of EndChunk, one after the other: a call of the account code
+	// holds Redis, for every account, while it runs (~0.1 ms a session), and
+	// each session ends on its own anyway
+	var res []rdb.ItemResult
+	for chunk := range slices.Chunk(allowed, EndChunk) {
+		r, err := b.store.End(ctx, p.Account, p.UserID, p.Name, reason, chunk)
+		if err != nil {
+			if len(res) > 0 {
+				break // what ended is reported; the rest answer unavailable
+			}
+			return nil, storeErr(err)
+		}
+		res = append(res, r...)
+	}
+	done := map[string]bool{}
+	for _, r := range res {
+		done[r.ID] = true
+	}
+	for _, id := range allowed {
+		if !done[id] {
+			d, _ := ErrorDetail(ErrUnavailable)
+			for _, i := range idx[id] {
+				out[i].Error = &d
+			}
+		}
 	}
 	for _, r := range res {
 		for _, i := range idx[r.ID] {
@@ -408,7 +460,8 @@ type SessionFilter struct {
 	// States to include (all but ended when empty).
 	States []string
 	UserID string
-	// Offset and Limit page the list (Limit 0: 100; at most 1000).
+	// Offset and Limit page the list (Limit 0: 100; at most 1000; Offset
+	// at most MaxSessionOffset).
 	Offset int
 	Limit  int
 }
@@ -422,42 +475,64 @@ func (b *Broker) Sessions(ctx context.Context, p Principal, f SessionFilter) ([]
 	if f.Limit < 0 || f.Limit > 1000 || f.Offset < 0 {
 		return nil, 0, invalid("limit", "limit must be 1 to 1000 and offset not negative")
 	}
+	if f.Offset > MaxSessionOffset {
+		return nil, 0, invalid("offset", "offset must be at most 100000: narrow the list by state or user")
+	}
 	for _, st := range f.States {
 		if !validState(st) {
 			return nil, 0, invalid("state", "unknown state "+st)
 		}
 	}
-	recs, err := b.store.Sessions(ctx, p.Account)
-	if err != nil {
-		return nil, 0, storeErr(err)
-	}
 	want := map[string]bool{}
 	for _, st := range f.States {
 		want[st] = true
 	}
-	now := b.Now(ctx, p.Account)
-	var all []protocol.Session
-	for _, r := range recs {
+	// only the newest offset+limit are kept while the account is read
+	keep := f.Limit + f.Offset
+	var kept []rdb.SessionRec
+	total := 0
+	err := b.store.ScanSessions(ctx, p.Account, SessionScanChunk, func(r rdb.SessionRec) {
 		if len(want) > 0 && !want[r.State] || len(want) == 0 && r.State == protocol.StateEnded {
-			continue
+			return
 		}
 		if f.UserID != "" && r.User != f.UserID {
-			continue
+			return
 		}
 		if !p.CanView(r.User, r.State) {
-			continue
+			return
 		}
-		s := view(r, now)
-		s.CanControl = p.CanControl(r.User, r.State)
-		all = append(all, s)
+		total++
+		kept = append(kept, r)
+		if len(kept) >= 2*keep+SessionScanChunk {
+			sortRecs(kept)
+			kept = kept[:keep]
+		}
+	})
+	if err != nil {
+		return nil, 0, storeErr(err)
 	}
-	sortSessions(all)
-	total := len(all)
-	if f.Offset >= total {
+	sortRecs(kept)
+	if f.Offset >= len(kept) {
 		return []protocol.Session{}, total, nil
 	}
-	end := min(f.Offset+f.Limit, total)
-	return all[f.Offset:end], total, nil
+	kept = kept[f.Offset:min(f.Offset+f.Limit, len(kept))]
+	now := b.Now(ctx, p.Account)
+	out := make([]protocol.Session, len(kept))
+	for i, r := range kept {
+		out[i] = view(r, now)
+		out[i].CanControl = p.CanControl(r.User, r.State)
+	}
+	return out, total, nil
+}
+
+// sortRecs orders newest first, ties by id, so pages are stable.
+func sortRecs(rs []rdb.SessionRec) {
+	slices.SortFunc(rs, func(a, b rdb.SessionRec) int {
+		if a.Created != b.Created {
+			return cmp.Compare(b.Created, a.Created)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // Session returns one session the principal may see.
@@ -491,16 +566,6 @@ func (b *Broker) OwnSession(ctx context.Context, acct, uid, sid string) (protoco
 		return protocol.Session{}, ErrNotFound
 	}
 	return ownView(r, b.Now(ctx, acct)), nil
-}
-
-// sortSessions orders newest first, ties by id, so pages are stable.
-func sortSessions(ss []protocol.Session) {
-	sort.Slice(ss, func(i, j int) bool {
-		if !ss[i].Created.Equal(ss[j].Created) {
-			return ss[i].Created.After(ss[j].Created)
-		}
-		return ss[i].ID < ss[j].ID
-	})
 }
 
 func validState(s string) bool {

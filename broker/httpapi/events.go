@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,6 +23,18 @@ const (
 	// changes come (they are coalesced into the next one).
 	overviewEvery = 200 * time.Millisecond
 )
+
+// streamWriteWait bounds one write of the stream: a client that does not
+// read it (its socket buffers full) is dropped after this, rather than
+// holding the node's goroutine and socket for ever. Tests shorten it.
+var streamWriteWait atomic.Int64 // a time.Duration; 0: 10 s
+
+// SetStreamWriteWait sets how long one write of the event stream may
+// block (default 10 s), for tests; it returns a func that restores it.
+func SetStreamWriteWait(d time.Duration) (restore func()) {
+	old := streamWriteWait.Swap(int64(d))
+	return func() { streamWriteWait.Store(old) }
+}
 
 // hiddenEvent tells the page to drop a session it may no longer see.
 type hiddenEvent struct {
@@ -51,6 +64,8 @@ func (h *api) events(c *gin.Context) {
 		return
 	}
 	defer cancel()
+	// the writes' deadline is not left behind for the connection's next request
+	defer func() { _ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{}) }()
 	hd := c.Writer.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -197,10 +212,19 @@ func (s *stream) event(name string, v any) error {
 	return s.write(fmt.Sprintf("event: %s\ndata: %s\n\n", name, data))
 }
 
+// write sends msg now, with a deadline (streamWriteWait): a client that
+// does not read is dropped instead of blocking the stream for ever.
 func (s *stream) write(msg string) error {
+	wait := time.Duration(streamWriteWait.Load())
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	rc := http.NewResponseController(s.c.Writer)
+	if err := rc.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
 	if _, err := s.c.Writer.WriteString(msg); err != nil {
 		return err
 	}
-	s.c.Writer.Flush()
-	return nil
+	return rc.Flush()
 }

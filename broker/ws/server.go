@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,6 +59,9 @@ const (
 	requestTimeout = 10 * time.Second
 	// maxConnSessions is how many sessions one connection may hold.
 	maxConnSessions = protocol.MaxHelloSessions
+	// defaultMaxUserConns bounds one user's desktop connections on a node
+	// (Options.MaxUserConns).
+	defaultMaxUserConns = 256
 )
 
 // Options configure a Server.
@@ -78,6 +82,9 @@ type Options struct {
 	// without joining (or rejoining) a session before it is closed with
 	// 1008 (default 2m).
 	JoinWait time.Duration
+	// MaxUserConns is how many desktop connections one user may have on
+	// this node (default 256): a hello past it is refused (rate_limited).
+	MaxUserConns int
 }
 
 // Server is the websocket hub of one node.
@@ -118,6 +125,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.HelloWait <= 0 {
 		opts.HelloWait = defaultHelloWait
+	}
+	if opts.MaxUserConns <= 0 {
+		opts.MaxUserConns = defaultMaxUserConns
 	}
 	s := &Server{
 		b: b, log: opts.Log, opts: opts, done: make(chan struct{}),
@@ -290,6 +300,9 @@ func writeHTTPError(w http.ResponseWriter, status int, d protocol.ErrorDetail) {
 	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: d})
 }
 
+// errTooManyConns refuses a desktop hello past Options.MaxUserConns.
+var errTooManyConns = fmt.Errorf("%w: this user has as many connections to this node as it may; close one first", broker.ErrRateLimited)
+
 // watchAccount adds c to acct's watch, starting the watch if c is the
 // account's first connection here.
 func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
@@ -299,6 +312,17 @@ func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
 		return broker.ErrUnavailable
 	}
 	if w := s.accounts[acct]; w != nil {
+		if c.tokenUser != "" { // a desktop connection: its user's count
+			n := 0
+			for o := range w.conns {
+				if o != c && o.tokenUser == c.tokenUser {
+					n++
+				}
+			}
+			if n >= s.opts.MaxUserConns {
+				return errTooManyConns
+			}
+		}
 		w.conns[c] = struct{}{}
 		return nil
 	}

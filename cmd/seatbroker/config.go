@@ -60,6 +60,8 @@ func parseOptions(args []string) (options, error) {
 	str(&warn, "low-balance", "60,10", "PPU balances (minutes) that warn, comma-separated")
 	fs.IntVar(&o.cfg.CodeDigits, "code-digits", o.cfg.CodeDigits, env("code-digits", "digits of a session code"))
 	fs.IntVar(&o.cfg.JoinRate, "join-rate", o.cfg.JoinRate, env("join-rate", "wrong codes one address may try per minute"))
+	fs.IntVar(&o.cfg.MaxUsers, "max-users", o.cfg.MaxUsers, env("max-users", "the most users an account may have"))
+	fs.IntVar(&o.cfg.RetainMax, "retain-max", o.cfg.RetainMax, env("retain-max", "the most ended sessions an account keeps readable; past it, those that ended first go early"))
 	str(&o.initAccount, "init-account", "", "first run: create this account (with -init-owner and -init-password) if it does not exist")
 	str(&o.initOwner, "init-owner", "owner", "first run: the owner's user name")
 	str(&o.initPassword, "init-password", "", "first run: the owner's password")

@@ -37,7 +37,7 @@ func batchStoreWith(t *testing.T, users map[string]int, retention time.Duration)
 		if max > 0 {
 			u.MaxSeats = &max
 		}
-		_, err := s.PutUser(ctx, "acme", u, true)
+		_, err := s.PutUser(ctx, "acme", u, true, 1000)
 		require.NoError(t, err)
 	}
 	return s, c
@@ -373,7 +373,7 @@ func TestMinuteAtTheInstantOfAPromotionIsNotBilled(t *testing.T) {
 	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
 	for _, id := range []string{"ann", "bob"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
 		require.NoError(t, err)
 	}
 	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")

@@ -39,7 +39,7 @@ func TestAccountCodeDropsWhatItKeptAfterFailingOverAndBack(t *testing.T) {
 	require.True(t, sa.UsesFunctions())
 	require.NoError(t, sa.CreateAccount(ctx, "acme", map[string]string{"seats": "2"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	_, err := sa.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true)
+	_, err := sa.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
 	require.NoError(t, err)
 	require.Equal(t, "active", sessionOf(t, runBatch(t, sa, openOp("s1", "ann", "d1"))[0]).State)
 	// A's account code now mirrors s1 (active) and its seat

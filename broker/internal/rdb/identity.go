@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"fmt"
 	json "github.com/goccy/go-json"
 	"strings"
 	"time"
@@ -37,14 +38,28 @@ func (s *Store) Secret(ctx context.Context, acct, uid string) (string, error) {
 // (dropping the list's expired tokens, token_put.lua), then in the global
 // lookup with the token's lifetime as TTL. In that order a crash between
 // the two leaves a listed token that does not work, never a working token
-// that "sign out everywhere" cannot find.
-func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration) error {
+// that "sign out everywhere" cannot find. It returns the hashes of the
+// user's tokens past maxPerUser (those that expire first, never this
+// one), for the caller to revoke.
+func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration, maxPerUser int) ([]string, error) {
 	js, _ := json.Marshal(t)
-	keys := []string{s.keys.Tokens(t.Account), s.keys.TokenExpiry(t.Account)}
-	if err := scriptTokenPut.Run(ctx, s.client, keys, hash, string(js), t.Expires).Err(); err != nil {
-		return err
+	keys := []string{s.keys.Tokens(t.Account), s.keys.TokenExpiry(t.Account), s.keys.UserTokens(t.Account, t.User)}
+	reply, err := scriptTokenPut.Run(ctx, s.client, keys, hash, string(js), t.Expires, maxPerUser).Slice()
+	if err != nil {
+		return nil, err
 	}
-	return s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err()
+	if len(reply) < 2 {
+		return nil, fmt.Errorf("%w: token_put %v", ErrUnexpectedReply, reply)
+	}
+	var over []string
+	for _, v := range reply[2:] {
+		h, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: token_put %v", ErrUnexpectedReply, reply)
+		}
+		over = append(over, h)
+	}
+	return over, s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err()
 }
 
 // Token returns the token filed under hash, or StatusNotFound.
@@ -56,16 +71,17 @@ func (s *Store) Token(ctx context.Context, hash string) (TokenRec, error) {
 	return decodeJSON[TokenRec](raw)
 }
 
-// DeleteToken revokes a token: the global lookup goes first, so the token
-// stops working at once.
-func (s *Store) DeleteToken(ctx context.Context, acct, hash string) error {
+// DeleteToken revokes a token of user uid: the global lookup goes first,
+// so the token stops working at once.
+func (s *Store) DeleteToken(ctx context.Context, acct, uid, hash string) error {
 	if err := s.client.Del(ctx, s.keys.Token(hash)).Err(); err != nil {
 		return err
 	}
-	// the account's list and expiries share a slot: one round trip
+	// the account's lists and the user's share a slot: one round trip
 	pipe := s.client.Pipeline()
 	pipe.HDel(ctx, s.keys.Tokens(acct), hash)
 	pipe.ZRem(ctx, s.keys.TokenExpiry(acct), hash)
+	pipe.ZRem(ctx, s.keys.UserTokens(acct, uid), hash)
 	_, err := pipe.Exec(ctx)
 	return err
 }

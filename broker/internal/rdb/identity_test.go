@@ -20,8 +20,10 @@ func TestFilingATokenDropsTheAccountsExpiredOnes(t *testing.T) {
 	now := time.Now().UnixMilli()
 	put := func(hash string, ttl time.Duration) {
 		t.Helper()
-		require.NoError(t, s.PutToken(ctx, hash, TokenRec{Account: "acme", User: "owner", Kind: "client",
-			Expires: now + ttl.Milliseconds(), Created: now}, ttl))
+		over, err := s.PutToken(ctx, hash, TokenRec{Account: "acme", User: "owner", Kind: "client",
+			Expires: now + ttl.Milliseconds(), Created: now}, ttl, 100)
+		require.NoError(t, err)
+		require.Empty(t, over)
 	}
 	put("old1", 100*time.Millisecond)
 	put("old2", 100*time.Millisecond)
@@ -34,7 +36,7 @@ func TestFilingATokenDropsTheAccountsExpiredOnes(t *testing.T) {
 	assert.ElementsMatch(t, []string{"live", "new"}, keysOf(toks), "the expired tokens left the list")
 	assert.Equal(t, int64(2), c.ZCard(ctx, s.keys.TokenExpiry("acme")).Val())
 
-	require.NoError(t, s.DeleteToken(ctx, "acme", "live"))
+	require.NoError(t, s.DeleteToken(ctx, "acme", "owner", "live"))
 	toks, err = s.Tokens(ctx, "acme")
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"new"}, keysOf(toks))

@@ -38,12 +38,17 @@ func (k Keys) Sessions(acct string) string { return k.tag(acct) + "sess" }
 // Seats is a hash: seat key -> the seat ("P"/"U", its user and the ids
 // of the sessions that hold it, space-separated: lib.lua), and "@" user id
 // -> the seat keys the user holds, newline-separated (see SeatsFieldUser,
-// ParseUserSeats).
+// ParseUserSeats), and "~" user id -> the user's paused sessions,
+// space-separated (see SeatsFieldPaused).
 func (k Keys) Seats(acct string) string { return k.tag(acct) + "seats" }
 
 // SeatsFieldUser says whose seat set a field of the seats hash is, if it
 // is one. No seat key starts with "@": it starts with a user or session id.
 func SeatsFieldUser(field string) (string, bool) { return strings.CutPrefix(field, "@") }
+
+// SeatsFieldPaused says whose paused sessions a field of the seats hash
+// lists, if it is such a list. No seat key starts with "~".
+func SeatsFieldPaused(field string) (string, bool) { return strings.CutPrefix(field, "~") }
 
 // PPUQueue is a sorted set: seat keys on PPU by when they began waiting.
 func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }
@@ -92,6 +97,11 @@ func (k Keys) Tokens(acct string) string { return k.tag(acct) + "tokens" }
 // TokenExpiry is a sorted set: token hash -> when it expires (ms), so
 // that filing a token drops the account's expired ones (token_put.lua).
 func (k Keys) TokenExpiry(acct string) string { return k.tag(acct) + "tokexp" }
+
+// UserTokens is a sorted set: token hash -> when it expires (ms), for one
+// user's tokens, to hold a user to MaxUserTokens (token_put.lua). It
+// expires with the user's last token.
+func (k Keys) UserTokens(acct, uid string) string { return k.tag(acct) + "utok:" + uid }
 
 // account returns the KEYS every account script takes, in the order
 // lib.lua names them.

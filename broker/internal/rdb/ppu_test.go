@@ -90,7 +90,7 @@ func warnStore(t *testing.T, balance int64) *Store {
 	require.NoError(t, s.LoadScripts(ctx))
 	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true)
+	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
 	require.NoError(t, err)
 	_, _, err = s.TopUp(ctx, "acme", balance, "first", "owner", "")
 	require.NoError(t, err)
@@ -175,8 +175,8 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 		running = append(running, open().Session.ID)
 	}
 	require.Equal(t, int64(0), balance())
-	all, err := s.Sessions(ctx, "acme")
-	require.NoError(t, err)
+	var all []SessionRec
+	require.NoError(t, s.ScanSessions(ctx, "acme", 100, func(r SessionRec) { all = append(all, r) }))
 	for _, x := range all {
 		require.Equal(t, "terminating", x.State, x.ID)
 		require.Equal(t, "ppu_exhausted", x.Reason, x.ID)
@@ -246,7 +246,7 @@ func laggingStore(t *testing.T, minute time.Duration, balance int64) *Store {
 	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
 	for _, id := range []string{"ann", "bob", "cy"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
 		require.NoError(t, err)
 	}
 	_, _, err := s.TopUp(ctx, "acme", balance, "k1", "owner", "")
@@ -299,7 +299,7 @@ func TestLatePromotionKeepsTheMinutesAlreadyBilledInsideTheStretch(t *testing.T)
 	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
 	for _, id := range []string{"ann", "bob"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true)
+		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
 		require.NoError(t, err)
 	}
 	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")

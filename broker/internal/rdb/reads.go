@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	json "github.com/goccy/go-json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -60,26 +62,27 @@ func (s *Store) AccountWithPPUKeys(ctx context.Context, acct string) (map[string
 	return ac.Val(), zc.Val(), nil
 }
 
-// AccountWithLedger reads an account hash and its whole PPU ledger as one
-// state (MULTI: a minute billed or a top-up between two reads would make
-// the balance and the ledger disagree). StatusNotFound when the account
-// is missing.
-func (s *Store) AccountWithLedger(ctx context.Context, acct string) (map[string]string, []LedgerEntry, error) {
+// AccountWithLedgerLen reads an account hash and its PPU ledger's length
+// as one state (MULTI: a minute billed or a top-up between two reads would
+// make the balance and the ledger disagree). The ledger only grows at its
+// end, in the same call that changes the balance, so its first n entries,
+// read later a part at a time, are the ledger of that balance.
+// StatusNotFound when the account is missing.
+func (s *Store) AccountWithLedgerLen(ctx context.Context, acct string) (map[string]string, int64, error) {
 	var ac *redis.MapStringStringCmd
-	var lr *redis.StringSliceCmd
+	var ll *redis.IntCmd
 	_, err := s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		ac = pipe.HGetAll(ctx, s.keys.AccountHash(acct))
-		lr = pipe.LRange(ctx, s.keys.Ledger(acct), 0, -1)
+		ll = pipe.LLen(ctx, s.keys.Ledger(acct))
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
 	if len(ac.Val()) == 0 {
-		return nil, nil, statusErr(StatusNotFound)
+		return nil, 0, statusErr(StatusNotFound)
 	}
-	out, err := decodeAll[LedgerEntry](lr.Val())
-	return ac.Val(), out, err
+	return ac.Val(), ll.Val(), nil
 }
 
 // AccountIDs lists every account.
@@ -146,14 +149,39 @@ func (s *Store) Session(ctx context.Context, acct, sid string) (SessionRec, erro
 	return hgetJSON[SessionRec](ctx, s.client, s.keys.Sessions(acct), sid)
 }
 
-// Sessions returns every session of an account, ended ones included until
-// their retention runs out.
-func (s *Store) Sessions(ctx context.Context, acct string) ([]SessionRec, error) {
-	vals, err := s.client.HVals(ctx, s.keys.Sessions(acct)).Result()
-	if err != nil {
-		return nil, err
+// ScanSessions calls fn with every session of an account, ended ones
+// included until their retention runs out, reading about chunk at a time
+// (HSCAN): no one command reads the whole account, which would stop Redis
+// for everyone while it ran, and only a chunk of records is held at once.
+// A session that changes during the scan is seen as it was at some moment
+// of it; one that Redis returns twice (it may, while the hash grows) is
+// passed once.
+func (s *Store) ScanSessions(ctx context.Context, acct string, chunk int, fn func(SessionRec)) error {
+	seen := map[uuid.UUID]struct{}{}
+	var cursor uint64
+	for {
+		kv, next, err := s.client.HScan(ctx, s.keys.Sessions(acct), cursor, "", int64(chunk)).Result()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if id, err := uuid.Parse(kv[i]); err == nil {
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+			}
+			r, err := decodeJSON[SessionRec](kv[i+1])
+			if err != nil {
+				return err
+			}
+			fn(r)
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	return decodeAll[SessionRec](vals)
 }
 
 // SessionsByID returns the sessions of ids that exist.
@@ -222,6 +250,9 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 		if _, ok := SeatsFieldUser(key); ok {
 			continue
 		}
+		if _, ok := SeatsFieldPaused(key); ok {
+			continue
+		}
 		h, err := ParseSeat(key, raw)
 		if err != nil {
 			return nil, err
@@ -231,17 +262,24 @@ func (s *Store) Seats(ctx context.Context, acct string) ([]SeatHolder, error) {
 	return out, nil
 }
 
-// UserSeatCounts returns how many seats each user of an account holds
-// (users that hold none are left out).
-func (s *Store) UserSeatCounts(ctx context.Context, acct string) (map[string]int, error) {
-	m, err := s.client.HGetAll(ctx, s.keys.Seats(acct)).Result()
-	if err != nil {
-		return nil, err
-	}
+// UserSeatCounts returns how many seat keys each of uids holds (prepaid
+// and PPU; users that hold none are left out). It reads the users' seat
+// sets, 1,000 at a time, not the seats themselves.
+func (s *Store) UserSeatCounts(ctx context.Context, acct string, uids []string) (map[string]int, error) {
 	out := map[string]int{}
-	for f, raw := range m {
-		if uid, ok := SeatsFieldUser(f); ok {
-			out[uid] = len(ParseUserSeats(raw))
+	for chunk := range slices.Chunk(uids, 1000) {
+		fields := make([]string, len(chunk))
+		for i, uid := range chunk {
+			fields[i] = "@" + uid
+		}
+		vals, err := s.client.HMGet(ctx, s.keys.Seats(acct), fields...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if raw, ok := v.(string); ok && raw != "" {
+				out[chunk[i]] = len(ParseUserSeats(raw))
+			}
 		}
 	}
 	return out, nil
@@ -275,6 +313,28 @@ func (s *Store) Ledger(ctx context.Context, acct string, from, n int64) ([]Ledge
 	}
 	out, err := decodeAll[LedgerEntry](lr.Val())
 	return out, ll.Val(), err
+}
+
+// BilledIndexes returns, for each idempotency key, the index of the
+// ledger entry filed under it (-1 for none).
+func (s *Store) BilledIndexes(ctx context.Context, acct string, keys []string) ([]int64, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := s.client.HMGet(ctx, s.keys.Billed(acct), keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(vals))
+	for i, v := range vals {
+		out[i] = -1
+		if raw, ok := v.(string); ok {
+			if out[i], err = strconv.ParseInt(raw, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: billed index %q", ErrUnexpectedReply, raw)
+			}
+		}
+	}
+	return out, nil
 }
 
 // SessionLedger returns the ledger entries of a session's billed minutes

@@ -111,7 +111,7 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 	const users = 64
 	for i := range users {
 		u := UserRec{ID: probeUser(1, i), Name: fmt.Sprintf("user%d", i), Status: "active", Role: "member"}
-		if _, err := s.PutUser(ctx, "a1", u, true); err != nil {
+		if _, err := s.PutUser(ctx, "a1", u, true, 1_000_000); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -136,7 +136,7 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 	for i := range held {
 		uid := probeUser(2, i)
 		u := UserRec{ID: uid, Name: "held" + uid, Status: "active", Role: "member"}
-		if _, err := s.PutUser(ctx, "a1", u, true); err != nil {
+		if _, err := s.PutUser(ctx, "a1", u, true, 1_000_000); err != nil {
 			b.Fatal(err)
 		}
 		held[i] = op("a1", opOpen, uuid.NewString(), uid, "desk", "host", "")

@@ -30,7 +30,7 @@ var accountOps = []struct {
 	arity int
 }{
 	{opOpen, 5}, {opJoin, 2}, {opRenew, 2}, {opPause, 3}, {opResume, 2}, {opClose, 5}, {opEnd, 4},
-	{opBlock, 3}, {opSettings, 1}, {opAccountCreate, 3}, {opUserPut, 2}, {opTopUp, 4}, {opReap, 1},
+	{opBlock, 3}, {opSettings, 1}, {opAccountCreate, 3}, {opUserPut, 3}, {opTopUp, 4}, {opReap, 1},
 }
 
 // opArity is accountOps by name.

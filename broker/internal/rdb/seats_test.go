@@ -46,7 +46,7 @@ func TestSeatLosesSessionsFromAnyPlace(t *testing.T) {
 	acct, err := s.Account(ctx, "acme")
 	require.NoError(t, err)
 	require.Equal(t, "0", acct["used"])
-	counts, err := s.UserSeatCounts(ctx, "acme")
+	counts, err := s.UserSeatCounts(ctx, "acme", []string{"ann"})
 	require.NoError(t, err)
 	require.Empty(t, counts, "a user with no seat has no seat set")
 }
@@ -57,7 +57,7 @@ func TestUserSeatSetLosesSeatsFromAnyPlace(t *testing.T) {
 	setSeats(t, s, 10)
 	for i, dev := range []string{"d1", "d2", "d3"} {
 		sessionOf(t, runBatch(t, s, openOp("s"+dev, "ann", dev))[0])
-		counts, err := s.UserSeatCounts(ctx, "acme")
+		counts, err := s.UserSeatCounts(ctx, "acme", []string{"ann"})
 		require.NoError(t, err)
 		require.Equal(t, map[string]int{"ann": i + 1}, counts)
 	}

@@ -22,6 +22,8 @@ type Defaults struct {
 	Retention time.Duration
 	Warn      []int
 	CatchUp   int
+	// RetainMax is the most ended sessions an account keeps (0: 100,000).
+	RetainMax int
 }
 
 // Store runs the scripts and reads the state. It knows nothing of
@@ -41,13 +43,16 @@ func New(client redis.UniversalClient, prefix string, d Defaults) *Store {
 	if d.CatchUp <= 0 {
 		d.CatchUp = 100
 	}
+	if d.RetainMax <= 0 {
+		d.RetainMax = 100_000
+	}
 	warn := make([]string, len(d.Warn))
 	for i, w := range d.Warn {
 		warn[i] = strconv.Itoa(w)
 	}
-	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
+	cfg := fmt.Sprintf("%d %d %d %d %d %d %d %d %s", d.Lease.Milliseconds(), d.Standby.Milliseconds(),
 		d.Paused.Milliseconds(), d.Notice.Milliseconds(), d.Minute.Milliseconds(),
-		d.Retention.Milliseconds(), d.CatchUp, strings.Join(warn, ","))
+		d.Retention.Milliseconds(), d.CatchUp, d.RetainMax, strings.Join(warn, ","))
 	return &Store{client: client, keys: NewKeys(prefix), batch: newBatcher(client, NewKeys(prefix), cfg)}
 }
 
@@ -283,14 +288,15 @@ func (s *Store) CreateAccount(ctx context.Context, acct string, fields map[strin
 	return s.client.SAdd(ctx, s.keys.Accounts(), acct).Err()
 }
 
-// PutUser adds (create) or updates a user.
-func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool) (UserRec, error) {
+// PutUser adds (create) or updates a user. A new user past maxUsers is
+// refused with StatusBadState, field "users".
+func (s *Store) PutUser(ctx context.Context, acct string, u UserRec, create bool, maxUsers int) (UserRec, error) {
 	js, _ := json.Marshal(u)
 	flag := "0"
 	if create {
 		flag = "1"
 	}
-	r, err := s.runAccount(ctx, opUserPut, acct, string(js), flag)
+	r, err := s.runAccount(ctx, opUserPut, acct, string(js), flag, strconv.Itoa(maxUsers))
 	if err != nil {
 		return UserRec{}, err
 	}

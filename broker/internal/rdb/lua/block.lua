@@ -20,14 +20,17 @@ OPS['block'] = function(a1, a2, a3)
   MU[uid], MWROTE = js, true -- (lib.lua, MIRRORS)
   local n = 0
   if block then
-    -- write back first: sessions earlier operations of this batch opened
-    -- or changed must be in what is read
-    flush()
-    local all = rcall('HVALS', K_SESS)
-    for _, raw in ipairs(all) do
-      local s = cjson.decode(raw)
-      if s.user == uid and s.state ~= 'ended' and s.state ~= 'terminating' then
-        s = sess(s.id)
+    -- the user's own sessions, never the whole account's: its seats name
+    -- its seat-holding sessions, its paused list the others (lib.lua,
+    -- upaused). Both are read through this call's state, so sessions
+    -- earlier operations of the batch opened or paused are among them.
+    local list = own_sessions(uid)
+    for sid in gmatch(upaused(uid), '[^ ]+') do
+      local s = sess(sid)
+      if s then list[#list + 1] = s end
+    end
+    for _, s in ipairs(list) do
+      if s.state ~= 'ended' and s.state ~= 'terminating' then
         if LAGGING then overdue(s, now) end
         if s.state ~= 'ended' then
           terminate(s, 'user_blocked', by, now)

@@ -14,9 +14,10 @@
 --   KEYS[3]  sess    hash  session id -> session JSON
 --   KEYS[4]  seats   hash  seat key -> seat string "P|U <user> <sid>...",
 --                          and "@" user id -> the seat keys the user holds,
---                          separated by newlines (see seat below; a seat key
---                          never starts with "@": it starts with a user or
---                          session id). One hash, not two: a hash whose
+--                          separated by newlines, and "~" user id -> the
+--                          user's paused sessions, separated by spaces (see
+--                          seat below; a seat key never starts with "@" or
+--                          "~": it starts with a user or session id). One hash, not two: a hash whose
 --                          values are all under 64 bytes stays a listpack,
 --                          where every lookup is a scan, up to 512 fields;
 --                          a seat string (two UUIDs) is 75 bytes, so this
@@ -33,7 +34,8 @@
 --                          catch_up)
 -- ARGV[1] is the broker's defaults, numbers separated by spaces (a string
 -- match is cheaper than JSON, and it is read on every call):
---   "lease standby paused notice minute retention catchup warn,warn,..."
+--   "lease standby paused notice minute retention catchup retain_max warn,warn,..."
+--   (retain_max: the most ended sessions an account keeps; see flush)
 --   (durations in ms; the low-balance warnings in minutes, maybe none)
 -- ARGV[2] is the number of operations, then each operation as its name
 -- and its arguments, as many as it takes (ARITY, made from scripts.go's
@@ -190,9 +192,10 @@ local function reset(keys, argv)
     -- parsed again only when the defaults change: as a function, the
     -- last call's CFG is still here (it depends on argv[1] alone)
     CFG = {}
-    local l, sb, p, n, m, r, c, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
+    local l, sb, p, n, m, r, c, k, w = string.match(argv[1], '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) ?([%d,]*)$')
     CFG.lease, CFG.standby, CFG.paused, CFG.notice = tonumber(l), tonumber(sb), tonumber(p), tonumber(n)
     CFG.minute, CFG.retention, CFG.catchup = tonumber(m), tonumber(r), tonumber(c)
+    CFG.retain_max = tonumber(k)
     CFG.warn = {}
     for x in string.gmatch(w or '', '%d+') do CFG.warn[#CFG.warn + 1] = tonumber(x) end
     CFG_SRC = argv[1]
@@ -576,6 +579,37 @@ end
 local function useats_drop(v, key)
   if v == key then return '' end
   return list_drop(v, key, 10, 1)
+end
+
+-- A user's paused sessions ("~" .. user id in the seats hash): their ids
+-- separated by spaces. Paused sessions hold no seat, so the seat set does
+-- not name them; blocking finds them here instead of reading every
+-- session of the account, and pause counts them (MAX_PAUSED, rules.lua).
+-- A change sets MT[field] ("" for none) and lists it in SEATDIRTY.
+local function upaused(uid)
+  local f = '~' .. uid
+  local v = MT[f]
+  if v == nil then
+    v = rcall('HGET', K_SEATS, f) or false
+    MT[f] = v
+    MIRROR_N = MIRROR_N + 1
+  end
+  return v or '', f
+end
+
+local function upaused_add(uid, sid)
+  local v, f = upaused(uid)
+  MT[f] = v == '' and sid or v .. ' ' .. sid
+  SEATDIRTY[f] = true
+end
+
+local function upaused_drop(uid, sid)
+  local v, f = upaused(uid)
+  local rest = list_drop(v, sid, 32, 1)
+  if rest ~= v then
+    MT[f] = rest
+    SEATDIRTY[f] = true
+  end
 end
 
 local function seat_key(s)

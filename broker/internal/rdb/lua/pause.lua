@@ -6,7 +6,8 @@
 -- when it holds none).
 -- Reply: OK, the session itself; NOT_FOUND {} (unknown, or another user's);
 -- STALE {} (a token that is not the session's current one); BAD_STATE
--- {session} when it is not active.
+-- {session} when it is not active; USER_LIMIT {} when the user keeps
+-- MAX_PAUSED paused sessions already.
 OPS['pause'] = function(a1, a2, a3)
   local sid, uid, fence = a1, a2, a3
 
@@ -17,9 +18,11 @@ OPS['pause'] = function(a1, a2, a3)
   if fence ~= '' and s.fence ~= fence then return ST_STALE, {} end
   if LAGGING then overdue(s, now) end
   if s.state ~= 'active' then return ST_BAD_STATE, {session = s} end
+  if paused_count(uid) >= MAX_PAUSED then return ST_USER_LIMIT, {} end
   settle(s, now)
   if s.state ~= 'active' then return ST_BAD_STATE, {session = s} end
   detach(s, now)
+  upaused_add(uid, sid)
   s.state = 'paused'
   s.at = num_str(now)
   s.paused_at = s.at

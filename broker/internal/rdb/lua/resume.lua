@@ -19,6 +19,7 @@ OPS['resume'] = function(a1, a2)
   -- (and as earlier operations of this call left it: they are written)
   local status = acquire(s, u, now)
   if status ~= ST_OK then return status, {own = own_sessions(uid)} end
+  upaused_drop(uid, sid)
   s.fence = next_fence()
   if s.paused_at then s.paused_at = nil end
   activate(s, now)

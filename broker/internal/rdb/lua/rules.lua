@@ -202,6 +202,10 @@ end
 -- (docs/design.md). Both refuse with user_limit: the user's own sessions
 -- are in the way.
 local MAX_KEYS, MAX_SHARE = 100, 100
+-- MAX_PAUSED: the paused sessions a user may keep (a paused session holds
+-- no seat, so the bounds above do not count it): pausing one more is
+-- refused with user_limit (broker.MaxPausedSessions).
+local MAX_PAUSED = 100
 
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
@@ -263,7 +267,11 @@ local function end_session(s, reason, by, t)
     settle(s, t)
     st = s.state -- (billing may have begun the notice)
   end
-  if st == 'standby' or st == 'active' or st == 'terminating' then detach(s, t) end
+  if st == 'standby' or st == 'active' or st == 'terminating' then
+    detach(s, t)
+  elseif st == 'paused' then
+    upaused_drop(s.user, s.id)
+  end
   s.state = 'ended'
   s.at = NUMSTR[t] or num_str(t)
   s.reason = reason
@@ -317,6 +325,14 @@ local function activate(s, t)
     start_stretch(s, t)
     bill_upto(s, t)
   end
+end
+
+-- paused_count says how many sessions a user keeps paused.
+local function paused_count(uid)
+  local v = upaused(uid)
+  if v == '' then return 0 end
+  local _, spaces = string.gsub(v, ' ', ' ')
+  return spaces + 1
 end
 
 -- own_sessions lists the seat-holding sessions of a user: what it may end

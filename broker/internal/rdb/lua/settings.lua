@@ -10,9 +10,11 @@ OPS['settings'] = function(a1)
 
   local now = start()
   if not now then return ST_NOT_FOUND, {} end
-  -- write back first: seats earlier operations of this batch took count
-  if changes.mode then flush() end
-  if changes.mode and changes.mode ~= (A.mode or 'user_device') and rcall('HLEN', K_SEATS) > 0 then
+  -- a seat is held while prepaid seats are in use or PPU sessions run (the
+  -- account's counters, which earlier operations of this batch kept: the
+  -- seats hash also lists users' paused sessions, so its length says
+  -- nothing)
+  if changes.mode and changes.mode ~= (A.mode or 'user_device') and (A.used > 0 or A.ppu_sess > 0) then
     return ST_BAD_STATE, {field = 'mode'}
   end
   for f, v in pairs(changes) do aset(f, v) end

@@ -171,11 +171,13 @@ end
 local function call_list(cmd, key, list, n)
   n = n or #list
   local i = 1
+  local r
   while i <= n do
     local j = math.min(i + 999, n)
-    rcall(cmd, key, unpack_(list, i, j))
+    r = rcall(cmd, key, unpack_(list, i, j))
     i = j + 1
   end
+  return r
 end
 
 
@@ -196,6 +198,34 @@ local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT, RETL = {}, {}, {}, {}, {}, {}, {}
 -- an account with ~100 live sessions and ended ones in retention would
 -- be one).
 local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
+
+-- trim_retained removes, before their retention runs out, the k ended
+-- sessions at the head of the retention list (those that ended first):
+-- an account keeps at most CFG.retain_max ended sessions, so a client
+-- that opens and closes sessions in a loop cannot fill Redis. At most
+-- TRIM_MAX go in one call (after the bound was lowered, the next calls
+-- take the rest). RET_MARK may then be due before the new head: it finds
+-- nothing due and moves on (retained_due).
+local TRIM_MAX = 1000
+local function trim_retained(k)
+  k = math.min(k, TRIM_MAX)
+  local entries = rcall('LRANGE', K_RET, '0', num_str(k - 1))
+  local ids, n = {}, 0
+  for j = 1, #entries do
+    local e = entries[j]
+    local sp = find(e, ' ', 1, true)
+    if sp then
+      local id = sub(e, sp + 1)
+      n = n + 1
+      ids[n] = id
+      S[id] = false
+      MS[id] = nil
+    end
+  end
+  rcall('LTRIM', K_RET, num_str(#entries), '-1')
+  call_list('HDEL', K_SESS, ids, n)
+  MWROTE = true
+end
 
 local function flush()
   local sflat, zadd, zrem, ret = SFLAT, ZADDL, ZREML, RETL
@@ -249,8 +279,9 @@ local function flush()
   end
   WRITTEN_N, FILED_MIN = nw, fmin
   SDIRTY = {}
+  local retained -- the retention list's length, when this call added to it
   if nt > 0 then
-    call_list('RPUSH', K_RET, ret, nt)
+    retained = call_list('RPUSH', K_RET, ret, nt)
     -- RET_MARK is due when the list's head is: filed here when the list was
     -- empty (or the marker was lost), never moved later (LT)
     rcall('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
@@ -259,6 +290,7 @@ local function flush()
   if ns > 0 then MWROTE = true end
   if FILED_MIN and (MIN_ADDED == nil or FILED_MIN < MIN_ADDED) then MIN_ADDED = FILED_MIN end
   call_list('HSET', K_SESS, sflat, ns)
+  if retained and retained > CFG.retain_max then trim_retained(retained - CFG.retain_max) end
   call_list('ZREM', K_DUE, zrem, nr)
   call_list('ZADD', K_DUE, zadd, na)
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL

@@ -1,0 +1,68 @@
+package broker_test
+
+import (
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+)
+
+// TestMeasureManyAccounts is a measurement run by hand, not a check:
+// SEATBROKER_ACCOUNTS=10000 go test -run TestMeasureManyAccounts -v ./broker/
+// It makes that many accounts with two live sessions each and prints
+// what the reaper costs Redis while nothing is due, and with a sweep.
+func TestMeasureManyAccounts(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SEATBROKER_ACCOUNTS"))
+	if n == 0 {
+		t.Skip("a measurement: set SEATBROKER_ACCOUNTS to the number of accounts")
+	}
+	c := privateRedis(t)
+	f := newFixture(t, c, setup{seats: 5, cfg: func(c *broker.Config) {
+		longTimers(c)
+		c.SweepInterval = time.Second
+	}})
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				g := accountOn(t, f.b, setup{seats: 5})
+				u := g.user("ann", nil)
+				g.mustOpen(u, "d1")
+				g.mustOpen(u, "d2")
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d accounts with 2 sessions each in %v", n, time.Since(t0))
+	used, _ := c.Info(f.ctx, "memory").Result()
+	for _, l := range splitLines(used) {
+		if len(l) > 12 && l[:12] == "used_memory:" {
+			t.Logf("Redis %s", l)
+		}
+	}
+	require.NoError(t, c.ConfigResetStat(f.ctx).Err())
+	time.Sleep(3 * time.Second) // what is measured: 3 s of an idle node (15 reaper passes, 3 sweeps)
+	calls := commandCalls(t, c)
+	info, _ := c.Info(f.ctx, "commandstats").Result()
+	t.Logf("3 s idle: %v\n%s", calls, info)
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
