@@ -40,8 +40,17 @@ type wsNode struct {
 	b     *broker.Broker
 	srv   *ws.Server
 	url   string
-	token string
+	// tokens of the account's wsUsers users: a user holds at most
+	// ws.Options.MaxUserConns desktop connections on a node, so the
+	// wsClients connections are spread over them, as many people's are
+	tokens []string
 }
+
+// wsUsers is how many users the wsClients connections belong to.
+const wsUsers = 10
+
+// token is the token of connection i's user.
+func (n *wsNode) token(i int) string { return n.tokens[i%len(n.tokens)] }
 
 func startWSNode(b *testing.B) *wsNode {
 	b.Helper()
@@ -79,15 +88,27 @@ func startWSNode(b *testing.B) *wsNode {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := br.PrincipalFor(ctx, "wsbench", owner.ID)
+	op, err := br.PrincipalFor(ctx, "wsbench", owner.ID)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok, err := br.IssueToken(ctx, p, time.Hour, "bench")
-	if err != nil {
-		b.Fatal(err)
+	n := &wsNode{b: br, srv: srv, url: strings.Replace(hs.URL, "http://", "ws://", 1) + protocol.WSPath}
+	for i := range wsUsers {
+		u, err := br.AddUser(ctx, op, broker.UserSpec{Name: fmt.Sprintf("user-%d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := br.PrincipalFor(ctx, "wsbench", u.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok, err := br.IssueToken(ctx, p, time.Hour, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n.tokens = append(n.tokens, tok.Token)
 	}
-	return &wsNode{b: br, srv: srv, url: strings.Replace(hs.URL, "http://", "ws://", 1) + protocol.WSPath, token: tok.Token}
+	return n
 }
 
 // BenchmarkWSOpenToGranted times open -> granted through the client
@@ -99,7 +120,7 @@ func BenchmarkWSOpenToGranted(b *testing.B) {
 	ctx := context.Background()
 	clients := make([]*client.Client, wsClients)
 	for i := range clients {
-		c, err := client.Dial(ctx, n.url, client.Options{Token: n.token, DeviceID: fmt.Sprintf("dev-%d", i)})
+		c, err := client.Dial(ctx, n.url, client.Options{Token: n.token(i), DeviceID: fmt.Sprintf("dev-%d", i)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -171,7 +192,7 @@ func wsQuantile(sorted []time.Duration, q float64) time.Duration {
 func BenchmarkWSIdleConnMemory(b *testing.B) {
 	n := startWSNode(b)
 	for range b.N {
-		full := wsMeasure(b, func() []*websocket.Conn { return wsIdle(b, n.url, n.token, wsClients) })
+		full := wsMeasure(b, func() []*websocket.Conn { return wsIdle(b, n, wsClients) })
 		bare := wsBareMemory(b)
 		b.ReportMetric(full/wsClients, "bytes/conn-both-ends")
 		b.ReportMetric(bare/wsClients, "bytes/conn-client-end")
@@ -202,14 +223,13 @@ func wsInUse() uint64 {
 }
 
 // wsIdle opens k raw desktop connections that say hello and then sit.
-func wsIdle(b *testing.B, url, token string, k int) []*websocket.Conn {
+func wsIdle(b *testing.B, n *wsNode, k int) []*websocket.Conn {
 	d := &websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256}
-	h := http.Header{"Authorization": {"Bearer " + token}}
 	hello, _ := json.Marshal(protocol.ClientMessage{Type: protocol.TypeHello, ID: "h", Version: protocol.Version,
 		Role: protocol.RoleDesktop, DeviceID: "idle"})
 	conns := make([]*websocket.Conn, 0, k)
-	for range k {
-		c, resp, err := d.Dial(url, h)
+	for i := range k {
+		c, resp, err := d.Dial(n.url, http.Header{"Authorization": {"Bearer " + n.token(i)}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -217,8 +237,13 @@ func wsIdle(b *testing.B, url, token string, k int) []*websocket.Conn {
 		if err := c.WriteMessage(websocket.TextMessage, hello); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := c.ReadMessage(); err != nil {
+		// a connection the node refused would measure nothing
+		var m protocol.ServerMessage
+		if err := c.ReadJSON(&m); err != nil {
 			b.Fatal(err)
+		}
+		if m.Type != protocol.TypeWelcome {
+			b.Fatalf("connection %d: hello answered %q, not welcome: %+v", i, m.Type, m.Error)
 		}
 		conns = append(conns, c)
 	}
