@@ -37,9 +37,9 @@ const wsClients = 1000
 // wsNode is one broker node with its websocket server on loopback, on a
 // redis-server of its own, with one account of ample seats.
 type wsNode struct {
-	b     *broker.Broker
-	srv   *ws.Server
-	url   string
+	b   *broker.Broker
+	srv *ws.Server
+	url string
 	// tokens of the account's wsUsers users: a user holds at most
 	// ws.Options.MaxUserConns desktop connections on a node, so the
 	// wsClients connections are spread over them, as many people's are
