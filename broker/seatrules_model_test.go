@@ -1,0 +1,544 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/broker/internal/rdb"
+	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/testredis"
+)
+
+// TestSeatRulesAgreeWithTheModel drives the broker and the reference model
+// of seatmodel_test.go with the same random operations (open with or
+// without a code, join, pause, resume, close, End Selected Sessions by the
+// owner or a member, block and unblock, seats, max_seats, top-up, PPU,
+// promotion and counting mode changes, and bad input), one goroutine, and
+// after every step compares each outcome (granted prepaid or PPU, or the
+// code of the refusal), every session's state, kind, reason and PPU
+// minutes, the held seats and their sessions, the PPU queue in promotion
+// order, the account's counters, and SPEC's invariants 1 and 2 and the
+// users' max_seats on the store itself.
+//
+// Every fourth seed gives its account the short notice of the broker's
+// config and waits out every notice at the end of the step (the reaper
+// ends the sessions at their deadline); the others keep notices for ten
+// minutes, so terminating sessions stay while later steps act on them.
+//
+// SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 8 and 250);
+// SEATMODEL_SEED=n runs seed n alone. A failure prints its seed and the
+// operations that led to it.
+func TestSeatRulesAgreeWithTheModel(t *testing.T) {
+	seeds, steps := envInt(t, "SEATMODEL_SEEDS", 8), envInt(t, "SEATMODEL_STEPS", 250)
+	first := 0
+	if v := os.Getenv("SEATMODEL_SEED"); v != "" {
+		first, seeds = envInt(t, "SEATMODEL_SEED", 0), 1
+	}
+	client := testredis.Client(t)
+	b := startBroker(t, client, modelConfig(testPrefix(t)))
+	for seed := first; seed < first+seeds; seed++ {
+		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			h := newModelHarness(t, b, client, uint64(seed))
+			for range steps {
+				h.step()
+				if t.Failed() {
+					return
+				}
+			}
+		})
+		if !ok {
+			t.Logf("replay: SEATMODEL_SEED=%d SEATMODEL_STEPS=%d go test -race -count=1 -run 'TestSeatRulesAgreeWithTheModel' ./broker/", seed, steps)
+			return
+		}
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, name)
+	return n
+}
+
+// modelConfig has nothing run out by itself but notices: leases, standby
+// and paused times and retention last hours, and a PPU minute is an hour.
+func modelConfig(prefix string) broker.Config {
+	c := broker.DefaultConfig()
+	c.Prefix = prefix
+	c.Lease = time.Hour
+	c.Standby = time.Hour
+	c.Paused = 8 * time.Hour
+	c.Minute = time.Hour
+	c.Retention = time.Hour
+	c.Notice = 150 * time.Millisecond
+	c.ReapInterval = 20 * time.Millisecond
+	return c
+}
+
+// modelHarness is one seed's run: an account on the broker and the model
+// of it.
+type modelHarness struct {
+	t     *testing.T
+	ctx   context.Context
+	b     *broker.Broker
+	rc    *redis.Client
+	keys  rdb.Keys
+	acct  string
+	owner broker.Principal
+	rng   *rand.Rand
+	m     *seatModel
+	short bool // notices end at the end of the step
+	codes map[string]string
+	fence map[string]string
+	log   []string
+	n     int
+	seed  uint64
+	// what the last check saw, for the invariants
+	prevUsed int64
+	prevKeys map[string]int
+}
+
+func newModelHarness(t *testing.T, b *broker.Broker, rc *redis.Client, seed uint64) *modelHarness {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0x5ea7))
+	modes := []string{protocol.ModeUserDevice, protocol.ModeUserDevice, protocol.ModeUser, protocol.ModeSession}
+	seats, mode, ppu := int64(rng.IntN(4)), modes[rng.IntN(len(modes))], rng.IntN(3) > 0
+	f := accountOn(t, b, setup{seats: seats, mode: mode, ppu: ppu})
+	h := &modelHarness{t: t, ctx: f.ctx, b: b, rc: rc, keys: rdb.NewKeys(b.Config().Prefix), acct: f.acct,
+		owner: f.owner, rng: rng, m: newSeatModel(seats, mode, ppu), short: seed%4 == 3,
+		codes: map[string]string{}, fence: map[string]string{}, seed: seed,
+		prevUsed: -1, prevKeys: map[string]int{}}
+	h.logf("account seats=%d mode=%s ppu=%v short-notice=%v", seats, mode, ppu, h.short)
+	if !h.short {
+		long := int64(600)
+		_, err := b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{NoticeSec: &long})
+		require.NoError(t, err)
+	}
+	h.m.users = append(h.m.users, &modelUser{id: f.owner.UserID, name: "owner", owner: true})
+	for i := 1; i < 4; i++ {
+		var max *int
+		if r := rng.IntN(4); r < 3 {
+			max = intp(r)
+		}
+		u := f.user(fmt.Sprintf("m%d", i), max)
+		h.m.users = append(h.m.users, &modelUser{id: u.UserID, name: u.Name, maxSeats: max})
+		h.logf("user %d max_seats=%s", i, maxString(max))
+	}
+	if bal := int64(rng.IntN(6)); bal > 0 {
+		h.m.balance = f.topUp(bal)
+	}
+	h.logf("balance %d", h.m.balance)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d, the operations up to the failure:\n%s", seed, strings.Join(h.log, "\n"))
+		}
+	})
+	h.check("setup")
+	return h
+}
+
+func maxString(p *int) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.Itoa(*p)
+}
+
+func (h *modelHarness) logf(format string, args ...any) {
+	h.log = append(h.log, fmt.Sprintf("%3d: ", h.n)+fmt.Sprintf(format, args...))
+}
+
+// codeOf is the wire code of an error ("ok" for none).
+func codeOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	d, _ := broker.ErrorDetail(err)
+	return string(d.Code)
+}
+
+func orOK(code string) string {
+	if code == "" {
+		return "ok"
+	}
+	return code
+}
+
+// pick returns a session of the model, mostly a live one (nil if none).
+func (h *modelHarness) pick() *modelSess {
+	if len(h.m.order) == 0 {
+		return nil
+	}
+	var live []string
+	for _, id := range h.m.order {
+		if h.m.sess[id].state != protocol.StateEnded {
+			live = append(live, id)
+		}
+	}
+	if len(live) > 0 && h.rng.IntN(5) > 0 {
+		return h.m.sess[live[h.rng.IntN(len(live))]]
+	}
+	return h.m.sess[h.m.order[h.rng.IntN(len(h.m.order))]]
+}
+
+// by is mostly the session's own user, sometimes another one.
+func (h *modelHarness) by(s *modelSess) int {
+	if h.rng.IntN(6) == 0 {
+		return h.rng.IntN(len(h.m.users))
+	}
+	return s.user
+}
+
+// sessionOutcome is what a grant's reply or a model session says.
+func sessionOutcome(state, kind string) string { return "ok " + state + " " + kind }
+
+func (h *modelHarness) modelOutcome(code string, s *modelSess) string {
+	if code != "" {
+		return code
+	}
+	return sessionOutcome(s.state, s.kind)
+}
+
+func (h *modelHarness) step() {
+	h.n++
+	var got, want, what string
+	m := h.m
+	switch r := h.rng.IntN(100); {
+	case r < 26:
+		u := h.rng.IntN(len(m.users))
+		dev := fmt.Sprintf("d%d", h.rng.IntN(2))
+		withCode := h.rng.IntN(3) == 0
+		what = fmt.Sprintf("open user %d %s code=%v", u, dev, withCode)
+		g, err := h.b.Open(h.ctx, broker.OpenRequest{Account: h.acct, UserID: m.users[u].id, DeviceID: dev, WithCode: withCode})
+		got = codeOf(err)
+		id := "(denied)"
+		if err == nil {
+			got, id = sessionOutcome(g.Session.State, g.Session.Kind), g.Session.ID
+			h.codes[id], h.fence[id] = g.Session.Code, g.Fence
+		}
+		code, s := m.open(id, u, dev, withCode)
+		want = h.modelOutcome(code, s)
+		what += " -> " + id
+	case r < 34:
+		s := h.pick()
+		if s == nil || h.codes[s.id] == "" {
+			return
+		}
+		what = "join " + s.id
+		js, _, err := h.b.Join(h.ctx, h.codes[s.id], fmt.Sprintf("src-%d-%d", h.seed, h.n))
+		got = codeOf(err)
+		if err == nil {
+			got = sessionOutcome(js.State, js.Kind)
+		}
+		want = h.modelOutcome(m.join(s), s)
+	case r < 45:
+		s := h.pick()
+		if s == nil {
+			return
+		}
+		by := h.by(s)
+		fence := ""
+		if by == s.user && h.rng.IntN(2) == 0 {
+			fence = h.fence[s.id] // the desktop client, holder of the lease
+		}
+		what = fmt.Sprintf("pause %s by user %d fence=%v", s.id, by, fence != "")
+		ps, err := h.b.Pause(h.ctx, h.acct, m.users[by].id, s.id, fence)
+		got = codeOf(err)
+		if err == nil {
+			got = sessionOutcome(ps.State, ps.Kind)
+		}
+		want = h.modelOutcome(m.pause(s, by), s)
+	case r < 56:
+		s := h.pick()
+		if s == nil {
+			return
+		}
+		by := h.by(s)
+		what = fmt.Sprintf("resume %s by user %d", s.id, by)
+		g, err := h.b.Resume(h.ctx, h.acct, m.users[by].id, s.id)
+		got = codeOf(err)
+		if err == nil {
+			got = sessionOutcome(g.Session.State, g.Session.Kind)
+			h.fence[s.id] = g.Fence
+		}
+		want = h.modelOutcome(m.resume(s, by), s)
+	case r < 65:
+		s := h.pick()
+		if s == nil {
+			return
+		}
+		by := h.by(s)
+		fence := ""
+		if by == s.user && h.rng.IntN(2) == 0 {
+			fence = h.fence[s.id]
+		}
+		what = fmt.Sprintf("close %s by user %d fence=%v", s.id, by, fence != "")
+		cs, err := h.b.CloseSession(h.ctx, h.acct, m.users[by].id, m.users[by].name, s.id, fence)
+		got = codeOf(err)
+		if err == nil {
+			got = sessionOutcome(cs.State, cs.Kind)
+		}
+		want = h.modelOutcome(m.closeBy(s, by), s)
+	case r < 73:
+		s := h.pick()
+		if s == nil {
+			return
+		}
+		by := 0
+		if h.rng.IntN(3) == 0 {
+			by = h.rng.IntN(len(m.users))
+		}
+		if m.users[by].blocked {
+			by = 0
+		}
+		p, err := h.b.PrincipalFor(h.ctx, h.acct, m.users[by].id)
+		require.NoError(h.t, err)
+		what = fmt.Sprintf("end %s by user %d", s.id, by)
+		res, err := h.b.EndSessions(h.ctx, p, []string{s.id})
+		require.NoError(h.t, err)
+		require.Len(h.t, res, 1)
+		if res[0].OK {
+			got = sessionOutcome(res[0].Session.State, res[0].Session.Kind)
+		} else {
+			got = string(res[0].Error.Code)
+		}
+		want = h.modelOutcome(m.endBy(s, by), s)
+	case r < 78:
+		u := h.rng.IntN(len(m.users))
+		block := !m.users[u].blocked || h.rng.IntN(4) == 0
+		what = fmt.Sprintf("block user %d: %v", u, block)
+		_, err := h.b.BlockUser(h.ctx, h.owner, m.users[u].id, block)
+		got = codeOf(err)
+		switch {
+		case block && m.users[u].owner:
+			want = "invalid_request"
+		case block:
+			m.block(u)
+			want = "ok"
+		default:
+			m.users[u].blocked = false
+			want = "ok"
+		}
+	case r < 83:
+		n := int64(h.rng.IntN(5))
+		if h.rng.IntN(10) == 0 {
+			n = -1
+		}
+		what = fmt.Sprintf("seats %d", n)
+		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{Seats: &n})
+		got, want = codeOf(err), "ok"
+		if n < 0 {
+			want = "invalid_request"
+		} else {
+			m.setSeats(n)
+		}
+	case r < 88:
+		u := h.rng.IntN(len(m.users))
+		patch := broker.UserPatch{ClearMaxSeats: true}
+		var max *int
+		if h.rng.IntN(4) > 0 {
+			max = intp(h.rng.IntN(3))
+			patch = broker.UserPatch{MaxSeats: max}
+		}
+		what = fmt.Sprintf("max_seats of user %d: %s", u, maxString(max))
+		_, err := h.b.UpdateUser(h.ctx, h.owner, m.users[u].id, patch)
+		got, want = codeOf(err), "ok"
+		m.users[u].maxSeats = max
+	case r < 92:
+		n := int64(1 + h.rng.IntN(3))
+		if h.rng.IntN(10) == 0 {
+			n = 0
+		}
+		what = fmt.Sprintf("top up %d", n)
+		_, err := h.b.TopUp(h.ctx, h.owner, n, "", "model")
+		got, want = codeOf(err), "ok"
+		if n <= 0 {
+			want = "invalid_request"
+		} else {
+			m.balance += n
+		}
+	case r < 95:
+		on := !m.ppu
+		what = fmt.Sprintf("ppu %v", on)
+		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{PPUEnabled: &on})
+		got, want = codeOf(err), "ok"
+		m.ppu = on
+	case r < 98:
+		on := !m.promote
+		what = fmt.Sprintf("promote %v", on)
+		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{Promote: &on})
+		got, want = codeOf(err), "ok"
+		m.setPromote(on)
+	default:
+		modes := []string{protocol.ModeUserDevice, protocol.ModeUser, protocol.ModeSession}
+		mode := modes[h.rng.IntN(len(modes))]
+		what = "mode " + mode
+		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{Mode: &mode})
+		got, want = codeOf(err), orOK(m.setMode(mode))
+	}
+	h.logf("%s: broker %q, model %q (balance %d, used %d of %d)", what, got, want, m.balance, m.used, m.seats)
+	if got != want {
+		h.t.Errorf("seed %d step %d: %s: the broker answered %q, the model %q", h.seed, h.n, what, got, want)
+		return
+	}
+	if h.short && len(m.terminating()) > 0 {
+		h.awaitDeadlines()
+	}
+	h.check(what)
+}
+
+// awaitDeadlines waits until the reaper has ended every session that is
+// counting down, then lets the model's notices run out too.
+func (h *modelHarness) awaitDeadlines() {
+	ids := h.m.terminating()
+	require.Eventually(h.t, func() bool {
+		recs := h.sessions()
+		for _, id := range ids {
+			if recs[id].State != protocol.StateEnded {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 5*time.Millisecond, "the notices did not run out")
+	h.m.deadline()
+	h.logf("deadline: %d sessions end", len(ids))
+}
+
+func (h *modelHarness) sessions() map[string]rdb.SessionRec {
+	h.t.Helper()
+	raw, err := h.rc.HGetAll(h.ctx, h.keys.Sessions(h.acct)).Result()
+	require.NoError(h.t, err)
+	out := make(map[string]rdb.SessionRec, len(raw))
+	for id, js := range raw {
+		var r rdb.SessionRec
+		require.NoError(h.t, json.Unmarshal([]byte(js), &r), id)
+		out[id] = r
+	}
+	return out
+}
+
+// check compares the store with the model, and holds the store to SPEC's
+// invariants.
+func (h *modelHarness) check(after string) {
+	t, m := h.t, h.m
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Errorf("seed %d step %d, after %s: %s", h.seed, h.n, after, fmt.Sprintf(format, args...))
+	}
+	recs := h.sessions()
+	if len(recs) != len(m.sess) {
+		fail("the store has %d sessions, the model %d", len(recs), len(m.sess))
+	}
+	ppuSess := 0
+	for _, id := range m.order {
+		s, r := m.sess[id], recs[id]
+		kind := ""
+		if holds(r.State) {
+			kind = r.Kind
+		}
+		reason := ""
+		if r.State == protocol.StateTerminating || r.State == protocol.StateEnded {
+			reason = r.Reason
+		}
+		if got, want := fmt.Sprintf("%s %s %s billed=%d", r.State, kind, reason, r.Billed),
+			fmt.Sprintf("%s %s %s billed=%d", s.state, s.kind, s.reason, s.billed); got != want {
+			fail("session %s (user %d %s) is %q in the store, %q in the model", id, s.user, s.device, got, want)
+		}
+		if holds(s.state) && s.kind == protocol.KindPPU {
+			ppuSess++
+		}
+	}
+
+	raw, err := h.rc.HGetAll(h.ctx, h.keys.Seats(h.acct)).Result()
+	require.NoError(t, err)
+	var lines []string
+	byKey := map[string]string{}
+	userKeys := map[string]int{}
+	modelKeyOf := map[string]string{}
+	for f, v := range raw {
+		if uid, ok := rdb.SeatsFieldUser(f); ok {
+			userKeys[uid] = len(rdb.ParseUserSeats(v))
+			continue
+		}
+		st, err := rdb.ParseSeat(f, v)
+		require.NoError(t, err)
+		line := seatLine(st.Kind, st.User, st.SIDs)
+		lines = append(lines, line)
+		byKey[f] = line
+		// invariant 2: a seat key holds at most one seat
+		for _, sid := range st.SIDs {
+			ms, ok := m.sess[sid]
+			if !ok {
+				fail("seat %q holds session %s, which the model does not know", f, sid)
+				continue
+			}
+			k := m.keyOf(ms)
+			if other, dup := modelKeyOf[k]; dup && other != f {
+				fail("seat key %s holds two seats: %q and %q", k, other, f)
+			}
+			modelKeyOf[k] = f
+		}
+	}
+	sort.Strings(lines)
+	if got, want := strings.Join(lines, "\n"), strings.Join(m.seatLines(), "\n"); got != want {
+		fail("held seats differ:\nstore:\n%s\nmodel:\n%s", got, want)
+	}
+	for i, u := range m.users {
+		if got, want := userKeys[u.id], m.userKeys(i); got != want {
+			fail("user %d holds %d seat keys in the store, %d in the model", i, got, want)
+		}
+	}
+	q, err := h.rc.ZRange(h.ctx, h.keys.PPUQueue(h.acct), 0, -1).Result()
+	require.NoError(t, err)
+	var queue []string
+	for _, k := range q {
+		queue = append(queue, byKey[k]+" (key "+k+")")
+	}
+	var mq []string
+	for i, l := range m.queueLines() {
+		if i < len(q) {
+			l += " (key " + q[i] + ")"
+		}
+		mq = append(mq, l)
+	}
+	if got, want := strings.Join(queue, "\n"), strings.Join(mq, "\n"); got != want {
+		fail("the PPU queue differs:\nstore:\n%s\nmodel:\n%s", got, want)
+	}
+
+	o, err := h.b.OverviewOf(h.ctx, h.acct)
+	require.NoError(t, err)
+	if got, want := fmt.Sprintf("seats=%d used=%d balance=%d ppu_sessions=%d ppu_keys=%d ppu=%v", o.Seats, o.InUse, o.PPUBalance, o.PPUSessions, o.PPUKeys, o.PPUEnabled),
+		fmt.Sprintf("seats=%d used=%d balance=%d ppu_sessions=%d ppu_keys=%d ppu=%v", m.seats, m.used, m.balance, ppuSess, len(m.queue), m.ppu); got != want {
+		fail("the overview is %q, the model's %q", got, want)
+	}
+	// invariant 1, and max_seats, on the store itself: a grant never takes
+	// use above the limit (lowering a limit revokes nothing, so use may be
+	// above it only if it did not grow)
+	if h.prevUsed >= 0 && o.InUse > h.prevUsed && o.InUse > o.Seats {
+		fail("prepaid seats in use went from %d to %d, above the %d seats", h.prevUsed, o.InUse, o.Seats)
+	}
+	h.prevUsed = o.InUse
+	for i, u := range m.users {
+		n := userKeys[u.id]
+		if prev, ok := h.prevKeys[u.id]; ok && n > prev && u.maxSeats != nil && n > *u.maxSeats {
+			fail("user %d went from %d to %d seat keys, above its max_seats %d", i, prev, n, *u.maxSeats)
+		}
+		h.prevKeys[u.id] = n
+	}
+}
