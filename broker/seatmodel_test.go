@@ -288,6 +288,25 @@ func (m *seatModel) closeBy(s *modelSess, by int) string {
 	return ""
 }
 
+// closeByRemote: the remote side closes the session it is in, at once,
+// but not while it is paused (design.md: only its user acts on it then).
+func (m *seatModel) closeByRemote(s *modelSess) string {
+	switch s.state {
+	case protocol.StatePaused:
+		return "forbidden"
+	case protocol.StateEnded:
+	default:
+		m.end(s, protocol.ReasonClosed)
+	}
+	return ""
+}
+
+// staleHolder: a pause or close by a holder whose grant a resume replaced
+// is refused and changes nothing (design.md, Fencing).
+func (m *seatModel) staleHolder(s *modelSess, op string) string {
+	return "forbidden"
+}
+
 // endBy is End Selected Sessions by user by (the owner: view and control
 // domain; a member: the account defaults, view domain and control own).
 func (m *seatModel) endBy(s *modelSess, by int) string {

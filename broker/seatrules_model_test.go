@@ -3,9 +3,11 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,20 +39,22 @@ import (
 // ends the sessions at their deadline); the others keep notices for ten
 // minutes, so terminating sessions stay while later steps act on them.
 //
-// SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 8 and 250);
+// SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 6 and 200);
 // SEATMODEL_SEED=n runs seed n alone. A failure prints its seed and the
 // operations that led to it.
 func TestSeatRulesAgreeWithTheModel(t *testing.T) {
-	seeds, steps := envInt(t, "SEATMODEL_SEEDS", 8), envInt(t, "SEATMODEL_STEPS", 250)
+	seeds, steps := envInt(t, "SEATMODEL_SEEDS", 6), envInt(t, "SEATMODEL_STEPS", 200)
 	first := 0
 	if v := os.Getenv("SEATMODEL_SEED"); v != "" {
 		first, seeds = envInt(t, "SEATMODEL_SEED", 0), 1
 	}
 	client := testredis.Client(t)
 	b := startBroker(t, client, modelConfig(testPrefix(t)))
+	seen := map[string]int{} // operation and outcome -> how often
 	for seed := first; seed < first+seeds; seed++ {
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			h := newModelHarness(t, b, client, uint64(seed))
+			h.seen = seen
 			for range steps {
 				h.step()
 				if t.Failed() {
@@ -63,6 +67,12 @@ func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 			return
 		}
 	}
+	var lines []string
+	for k, n := range seen {
+		lines = append(lines, fmt.Sprintf("%6d %s", n, k))
+	}
+	sort.Strings(lines)
+	t.Logf("%d seeds of %d steps; operations and outcomes seen:\n%s", seeds, steps, strings.Join(lines, "\n"))
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -86,8 +96,8 @@ func modelConfig(prefix string) broker.Config {
 	c.Paused = 8 * time.Hour
 	c.Minute = time.Hour
 	c.Retention = time.Hour
-	c.Notice = 150 * time.Millisecond
-	c.ReapInterval = 20 * time.Millisecond
+	c.Notice = 20 * time.Millisecond
+	c.ReapInterval = 10 * time.Millisecond
 	return c
 }
 
@@ -106,12 +116,15 @@ type modelHarness struct {
 	short bool // notices end at the end of the step
 	codes map[string]string
 	fence map[string]string
+	stale map[string]string // a fence a resume replaced
+	joins map[string]bool   // sessions a remote side joined
 	log   []string
 	n     int
 	seed  uint64
 	// what the last check saw, for the invariants
 	prevUsed int64
 	prevKeys map[string]int
+	seen     map[string]int
 }
 
 func newModelHarness(t *testing.T, b *broker.Broker, rc *redis.Client, seed uint64) *modelHarness {
@@ -122,7 +135,7 @@ func newModelHarness(t *testing.T, b *broker.Broker, rc *redis.Client, seed uint
 	f := accountOn(t, b, setup{seats: seats, mode: mode, ppu: ppu})
 	h := &modelHarness{t: t, ctx: f.ctx, b: b, rc: rc, keys: rdb.NewKeys(b.Config().Prefix), acct: f.acct,
 		owner: f.owner, rng: rng, m: newSeatModel(seats, mode, ppu), short: seed%4 == 3,
-		codes: map[string]string{}, fence: map[string]string{}, seed: seed,
+		codes: map[string]string{}, fence: map[string]string{}, stale: map[string]string{}, joins: map[string]bool{}, seed: seed,
 		prevUsed: -1, prevKeys: map[string]int{}}
 	h.logf("account seats=%d mode=%s ppu=%v short-notice=%v", seats, mode, ppu, h.short)
 	if !h.short {
@@ -180,14 +193,16 @@ func orOK(code string) string {
 	return code
 }
 
-// pick returns a session of the model, mostly a live one (nil if none).
-func (h *modelHarness) pick() *modelSess {
+// pick returns a session of the model, mostly one in one of the states
+// given (any live one when none is given), else any (nil if none).
+func (h *modelHarness) pick(states ...string) *modelSess {
 	if len(h.m.order) == 0 {
 		return nil
 	}
 	var live []string
 	for _, id := range h.m.order {
-		if h.m.sess[id].state != protocol.StateEnded {
+		st := h.m.sess[id].state
+		if len(states) == 0 && st != protocol.StateEnded || slices.Contains(states, st) {
 			live = append(live, id)
 		}
 	}
@@ -232,11 +247,12 @@ func (h *modelHarness) step() {
 			got, id = sessionOutcome(g.Session.State, g.Session.Kind), g.Session.ID
 			h.codes[id], h.fence[id] = g.Session.Code, g.Fence
 		}
+		got += h.ownOffered(err)
 		code, s := m.open(id, u, dev, withCode)
-		want = h.modelOutcome(code, s)
+		want = h.modelOutcome(code, s) + h.modelOwn(code, u)
 		what += " -> " + id
 	case r < 34:
-		s := h.pick()
+		s := h.pick(protocol.StateStandby)
 		if s == nil || h.codes[s.id] == "" {
 			return
 		}
@@ -246,26 +262,31 @@ func (h *modelHarness) step() {
 		if err == nil {
 			got = sessionOutcome(js.State, js.Kind)
 		}
-		want = h.modelOutcome(m.join(s), s)
+		code := m.join(s)
+		if code == "" {
+			h.joins[s.id] = true
+		}
+		want = h.modelOutcome(code, s)
 	case r < 45:
-		s := h.pick()
+		s := h.pick(protocol.StateActive)
 		if s == nil {
 			return
 		}
 		by := h.by(s)
-		fence := ""
-		if by == s.user && h.rng.IntN(2) == 0 {
-			fence = h.fence[s.id] // the desktop client, holder of the lease
-		}
-		what = fmt.Sprintf("pause %s by user %d fence=%v", s.id, by, fence != "")
+		fence, fenceWhat := h.holder(s, by)
+		what = fmt.Sprintf("pause %s by user %d %s", s.id, by, fenceWhat)
 		ps, err := h.b.Pause(h.ctx, h.acct, m.users[by].id, s.id, fence)
 		got = codeOf(err)
 		if err == nil {
 			got = sessionOutcome(ps.State, ps.Kind)
 		}
-		want = h.modelOutcome(m.pause(s, by), s)
+		if fenceWhat == "stale" && by == s.user {
+			want = m.staleHolder(s, "pause")
+		} else {
+			want = h.modelOutcome(m.pause(s, by), s)
+		}
 	case r < 56:
-		s := h.pick()
+		s := h.pick(protocol.StatePaused)
 		if s == nil {
 			return
 		}
@@ -275,26 +296,40 @@ func (h *modelHarness) step() {
 		got = codeOf(err)
 		if err == nil {
 			got = sessionOutcome(g.Session.State, g.Session.Kind)
-			h.fence[s.id] = g.Fence
+			h.stale[s.id], h.fence[s.id] = h.fence[s.id], g.Fence
 		}
-		want = h.modelOutcome(m.resume(s, by), s)
+		got += h.ownOffered(err)
+		code := m.resume(s, by)
+		want = h.modelOutcome(code, s) + h.modelOwn(code, by)
 	case r < 65:
 		s := h.pick()
 		if s == nil {
 			return
 		}
 		by := h.by(s)
-		fence := ""
-		if by == s.user && h.rng.IntN(2) == 0 {
-			fence = h.fence[s.id]
+		if h.joins[s.id] && h.rng.IntN(4) == 0 {
+			// the remote side, which the caller checked is in the session
+			what = fmt.Sprintf("close %s by its remote side", s.id)
+			cs, err := h.b.CloseSession(h.ctx, h.acct, "", "remote", s.id, "")
+			got = codeOf(err)
+			if err == nil {
+				got = sessionOutcome(cs.State, cs.Kind)
+			}
+			want = h.modelOutcome(m.closeByRemote(s), s)
+			break
 		}
-		what = fmt.Sprintf("close %s by user %d fence=%v", s.id, by, fence != "")
+		fence, fenceWhat := h.holder(s, by)
+		what = fmt.Sprintf("close %s by user %d %s", s.id, by, fenceWhat)
 		cs, err := h.b.CloseSession(h.ctx, h.acct, m.users[by].id, m.users[by].name, s.id, fence)
 		got = codeOf(err)
 		if err == nil {
 			got = sessionOutcome(cs.State, cs.Kind)
 		}
-		want = h.modelOutcome(m.closeBy(s, by), s)
+		if fenceWhat == "stale" && by == s.user {
+			want = m.staleHolder(s, "close")
+		} else {
+			want = h.modelOutcome(m.closeBy(s, by), s)
+		}
 	case r < 73:
 		s := h.pick()
 		if s == nil {
@@ -321,7 +356,7 @@ func (h *modelHarness) step() {
 		want = h.modelOutcome(m.endBy(s, by), s)
 	case r < 78:
 		u := h.rng.IntN(len(m.users))
-		block := !m.users[u].blocked || h.rng.IntN(4) == 0
+		block := !m.users[u].blocked && h.rng.IntN(2) == 0 || h.rng.IntN(8) == 0
 		what = fmt.Sprintf("block user %d: %v", u, block)
 		_, err := h.b.BlockUser(h.ctx, h.owner, m.users[u].id, block)
 		got = codeOf(err)
@@ -393,6 +428,9 @@ func (h *modelHarness) step() {
 		got, want = codeOf(err), orOK(m.setMode(mode))
 	}
 	h.logf("%s: broker %q, model %q (balance %d, used %d of %d)", what, got, want, m.balance, m.used, m.seats)
+	if h.seen != nil {
+		h.seen[outcomeClass(what, got)]++
+	}
 	if got != want {
 		h.t.Errorf("seed %d step %d: %s: the broker answered %q, the model %q", h.seed, h.n, what, got, want)
 		return
@@ -401,6 +439,75 @@ func (h *modelHarness) step() {
 		h.awaitDeadlines()
 	}
 	h.check(what)
+}
+
+// holder picks the fencing token a pause or close comes with: none (the
+// user on its own authority, the REST API), the session's current one (its
+// desktop client), or one a resume replaced (a stale holder).
+func (h *modelHarness) holder(s *modelSess, by int) (string, string) {
+	if by != s.user {
+		return "", "without a fence"
+	}
+	switch r := h.rng.IntN(5); {
+	case r < 2:
+		return h.fence[s.id], "with its fence"
+	case r == 2 && h.stale[s.id] != "":
+		return h.stale[s.id], "stale"
+	}
+	return "", "without a fence"
+}
+
+// ownOffered is the refusal's offer of the user's own sessions to end.
+func (h *modelHarness) ownOffered(err error) string {
+	var de *broker.DeniedError
+	if !errors.As(err, &de) {
+		return ""
+	}
+	var ids []string
+	for _, s := range de.Own {
+		ids = append(ids, s.ID)
+	}
+	sort.Strings(ids)
+	return " offers [" + strings.Join(ids, " ") + "]"
+}
+
+// modelOwn is what a refusal of the seat rules offers by the model: the
+// user's own seat-holding sessions (SPEC, rule 5) that its control setting
+// lets it end (the owner and members alike may end their own).
+func (h *modelHarness) modelOwn(code string, u int) string {
+	switch code {
+	case "user_limit", "account_limit", "ppu_exhausted":
+	case "user_blocked":
+		return " offers []" // a blocked user may end nothing (design.md)
+	default:
+		return ""
+	}
+	var ids []string
+	for _, id := range h.m.order {
+		if s := h.m.sess[id]; s.user == u && holds(s.state) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return " offers [" + strings.Join(ids, " ") + "]"
+}
+
+// outcomeClass is an operation and its outcome without ids and numbers.
+func outcomeClass(what, got string) string {
+	var w []string
+	for _, f := range strings.Fields(what) {
+		if f == "->" {
+			break
+		}
+		if len(f) == 36 || f[0] >= '0' && f[0] <= '9' || strings.HasPrefix(f, "d") && len(f) == 2 {
+			continue
+		}
+		w = append(w, f)
+	}
+	if i := strings.Index(got, " offers"); i >= 0 {
+		got = got[:i]
+	}
+	return strings.Join(w, " ") + ": " + got
 }
 
 // awaitDeadlines waits until the reaper has ended every session that is
