@@ -331,8 +331,14 @@ func (h *modelHarness) step() {
 			want = h.modelOutcome(m.closeBy(s, by), s)
 		}
 	case r < 73:
-		s := h.pick()
-		if s == nil {
+		// End Selected Sessions: one to three sessions, a repeat allowed
+		var picked []*modelSess
+		for range 1 + h.rng.IntN(3) {
+			if s := h.pick(); s != nil {
+				picked = append(picked, s)
+			}
+		}
+		if len(picked) == 0 {
 			return
 		}
 		by := 0
@@ -344,16 +350,36 @@ func (h *modelHarness) step() {
 		}
 		p, err := h.b.PrincipalFor(h.ctx, h.acct, m.users[by].id)
 		require.NoError(h.t, err)
-		what = fmt.Sprintf("end %s by user %d", s.id, by)
-		res, err := h.b.EndSessions(h.ctx, p, []string{s.id})
-		require.NoError(h.t, err)
-		require.Len(h.t, res, 1)
-		if res[0].OK {
-			got = sessionOutcome(res[0].Session.State, res[0].Session.Kind)
-		} else {
-			got = string(res[0].Error.Code)
+		ids := make([]string, len(picked))
+		for i, s := range picked {
+			ids[i] = s.id
 		}
-		want = h.modelOutcome(m.endBy(s, by), s)
+		what = fmt.Sprintf("end %s by user %d", strings.Join(ids, " "), by)
+		res, err := h.b.EndSessions(h.ctx, p, ids)
+		require.NoError(h.t, err)
+		require.Len(h.t, res, len(ids))
+		var gots, wants []string
+		for _, r := range res {
+			if r.OK {
+				gots = append(gots, sessionOutcome(r.Session.State, r.Session.Kind))
+			} else {
+				gots = append(gots, string(r.Error.Code))
+			}
+		}
+		// each session is checked as it was, and every answer shows its
+		// session as the whole operation left it
+		codes := make([]string, len(picked))
+		for i, s := range picked {
+			if j := slices.Index(ids, s.id); j < i {
+				codes[i] = codes[j]
+				continue
+			}
+			codes[i] = m.endBy(s, by)
+		}
+		for i, s := range picked {
+			wants = append(wants, h.modelOutcome(codes[i], s))
+		}
+		got, want = strings.Join(gots, "; "), strings.Join(wants, "; ")
 	case r < 78:
 		u := h.rng.IntN(len(m.users))
 		block := !m.users[u].blocked && h.rng.IntN(2) == 0 || h.rng.IntN(8) == 0
