@@ -40,13 +40,14 @@ import (
 // minutes, so terminating sessions stay while later steps act on them.
 //
 // SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 6 and 200);
-// SEATMODEL_SEED=n runs seed n alone. A failure prints its seed and the
+// SEATMODEL_SEED=n starts at seed n (and runs it alone unless
+// SEATMODEL_SEEDS says how many). A failure prints its seed and the
 // operations that led to it.
 func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 	seeds, steps := envInt(t, "SEATMODEL_SEEDS", 6), envInt(t, "SEATMODEL_STEPS", 200)
 	first := 0
 	if v := os.Getenv("SEATMODEL_SEED"); v != "" {
-		first, seeds = envInt(t, "SEATMODEL_SEED", 0), 1
+		first, seeds = envInt(t, "SEATMODEL_SEED", 0), envInt(t, "SEATMODEL_SEEDS", 1)
 	}
 	client := testredis.Client(t)
 	b := startBroker(t, client, modelConfig(testPrefix(t)))
