@@ -15,11 +15,11 @@ import (
 // test (seatrules_model_test.go) drives it and the real broker with the
 // same operations and compares them after every step.
 //
-// Time is left out: leases, standby and paused times are long, so none
-// runs out, and a PPU minute is an hour, so a PPU session is billed one
-// minute when it is first active on PPU (the grant that starts its first
-// minute) and never again. Notices either outlast the run (they end only
-// by a close) or are waited out at the end of the step (deadline).
+// Time is in steps: what runs out (a lease, a notice, a standby or paused
+// time) runs out at the end of a step, all at once (lapse, expire), or
+// never. A PPU minute is an hour, so a PPU session is billed one minute
+// when it is first active on PPU (the grant that starts its first minute)
+// and never again.
 type seatModel struct {
 	seats   int64
 	mode    string
@@ -343,23 +343,27 @@ func (m *seatModel) block(u int) {
 	}
 }
 
-// deadline: every notice runs out; its sessions end with their reason.
-func (m *seatModel) deadline() {
+// lapse: nobody heartbeats and every lease runs out; active and
+// terminating sessions end lease_lost (SPEC, Liveness).
+func (m *seatModel) lapse() {
 	for _, id := range m.order {
-		if s := m.sess[id]; s.state == protocol.StateTerminating {
-			m.end(s, s.reason)
+		if s := m.sess[id]; s.state == protocol.StateActive || s.state == protocol.StateTerminating {
+			m.end(s, protocol.ReasonLeaseLost)
 		}
 	}
 }
 
-func (m *seatModel) terminating() []string {
-	var out []string
+// expire: standby and paused times run out (expired), and every notice
+// (its sessions end with its reason).
+func (m *seatModel) expire() {
 	for _, id := range m.order {
-		if m.sess[id].state == protocol.StateTerminating {
-			out = append(out, id)
+		switch s := m.sess[id]; s.state {
+		case protocol.StateStandby, protocol.StatePaused:
+			m.end(s, protocol.ReasonExpired)
+		case protocol.StateTerminating:
+			m.end(s, s.reason)
 		}
 	}
-	return out
 }
 
 func (m *seatModel) setSeats(n int64) {

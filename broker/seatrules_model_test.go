@@ -34,10 +34,15 @@ import (
 // order, the account's counters, and SPEC's invariants 1 and 2 and the
 // users' max_seats on the store itself.
 //
-// Every fourth seed gives its account the short notice of the broker's
-// config and waits out every notice at the end of the step (the reaper
-// ends the sessions at their deadline); the others keep notices for ten
-// minutes, so terminating sessions stay while later steps act on them.
+// Time is covered by four kinds of seeds (seed mod 4), each on a broker
+// of its own: 0 and 1 keep notices for ten minutes, so terminating
+// sessions stay while later steps act on them, and nothing else runs out;
+// 2 has leases of 30 ms and nobody heartbeats, so every active or
+// terminating session loses its lease in the step it became so; 3 has
+// notices of 20 ms and standby and paused times of 30 ms. Seeds of kinds 2
+// and 3 wait at the end of each step until the reaper has ended what ran
+// out (an event of the store: the sessions' states), and the model lets
+// the same run out, before the two are compared.
 //
 // SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 6 and 200);
 // SEATMODEL_SEED=n starts at seed n (and runs it alone unless
@@ -50,11 +55,18 @@ func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 		first, seeds = envInt(t, "SEATMODEL_SEED", 0), envInt(t, "SEATMODEL_SEEDS", 1)
 	}
 	client := testredis.Client(t)
-	b := startBroker(t, client, modelConfig(testPrefix(t)))
+	var brokers [4]*broker.Broker
+	for kind := range brokers {
+		if kind == 1 {
+			brokers[kind] = brokers[0]
+			continue
+		}
+		brokers[kind] = startBroker(t, client, modelConfig(testPrefix(t), kind))
+	}
 	seen := map[string]int{} // operation and outcome -> how often
 	for seed := first; seed < first+seeds; seed++ {
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			h := newModelHarness(t, b, client, uint64(seed))
+			h := newModelHarness(t, brokers[seed%4], client, uint64(seed))
 			h.seen = seen
 			for range steps {
 				h.step()
@@ -87,9 +99,10 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// modelConfig has nothing run out by itself but notices: leases, standby
-// and paused times and retention last hours, and a PPU minute is an hour.
-func modelConfig(prefix string) broker.Config {
+// modelConfig is the config of seeds of a kind (see the test): leases,
+// standby and paused times and retention last hours, and a PPU minute is
+// an hour, but for what the kind runs out.
+func modelConfig(prefix string, kind int) broker.Config {
 	c := broker.DefaultConfig()
 	c.Prefix = prefix
 	c.Lease = time.Hour
@@ -99,6 +112,12 @@ func modelConfig(prefix string) broker.Config {
 	c.Retention = time.Hour
 	c.Notice = 20 * time.Millisecond
 	c.ReapInterval = 10 * time.Millisecond
+	switch kind {
+	case 2:
+		c.Lease, c.Heartbeat = 30*time.Millisecond, 10*time.Millisecond
+	case 3:
+		c.Standby, c.Paused = 30*time.Millisecond, 30*time.Millisecond
+	}
 	return c
 }
 
@@ -114,7 +133,7 @@ type modelHarness struct {
 	owner broker.Principal
 	rng   *rand.Rand
 	m     *seatModel
-	short bool // notices end at the end of the step
+	kind  int // seed mod 4: what runs out at the end of a step
 	codes map[string]string
 	fence map[string]string
 	stale map[string]string // a fence a resume replaced
@@ -135,11 +154,11 @@ func newModelHarness(t *testing.T, b *broker.Broker, rc *redis.Client, seed uint
 	seats, mode, ppu := int64(rng.IntN(4)), modes[rng.IntN(len(modes))], rng.IntN(3) > 0
 	f := accountOn(t, b, setup{seats: seats, mode: mode, ppu: ppu})
 	h := &modelHarness{t: t, ctx: f.ctx, b: b, rc: rc, keys: rdb.NewKeys(b.Config().Prefix), acct: f.acct,
-		owner: f.owner, rng: rng, m: newSeatModel(seats, mode, ppu), short: seed%4 == 3,
+		owner: f.owner, rng: rng, m: newSeatModel(seats, mode, ppu), kind: int(seed % 4),
 		codes: map[string]string{}, fence: map[string]string{}, stale: map[string]string{}, joins: map[string]bool{}, seed: seed,
 		prevUsed: -1, prevKeys: map[string]int{}}
-	h.logf("account seats=%d mode=%s ppu=%v short-notice=%v", seats, mode, ppu, h.short)
-	if !h.short {
+	h.logf("account seats=%d mode=%s ppu=%v kind of seed %d", seats, mode, ppu, h.kind)
+	if h.kind != 3 {
 		long := int64(600)
 		_, err := b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{NoticeSec: &long})
 		require.NoError(t, err)
@@ -462,9 +481,7 @@ func (h *modelHarness) step() {
 		h.t.Errorf("seed %d step %d: %s: the broker answered %q, the model %q", h.seed, h.n, what, got, want)
 		return
 	}
-	if h.short && len(m.terminating()) > 0 {
-		h.awaitDeadlines()
-	}
+	h.runOut()
 	h.check(what)
 }
 
@@ -537,21 +554,43 @@ func outcomeClass(what, got string) string {
 	return strings.Join(w, " ") + ": " + got
 }
 
-// awaitDeadlines waits until the reaper has ended every session that is
-// counting down, then lets the model's notices run out too.
-func (h *modelHarness) awaitDeadlines() {
-	ids := h.m.terminating()
+// runOut waits until the reaper has ended every session whose time runs
+// out in this kind of seed, then lets the model's run out too.
+func (h *modelHarness) runOut() {
+	var due []string
+	var states []string
+	switch h.kind {
+	case 2:
+		states = []string{protocol.StateActive, protocol.StateTerminating}
+	case 3:
+		states = []string{protocol.StateStandby, protocol.StatePaused, protocol.StateTerminating}
+	}
+	for _, id := range h.m.order {
+		if slices.Contains(states, h.m.sess[id].state) {
+			due = append(due, id)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
 	require.Eventually(h.t, func() bool {
 		recs := h.sessions()
-		for _, id := range ids {
+		for _, id := range due {
 			if recs[id].State != protocol.StateEnded {
 				return false
 			}
 		}
 		return true
-	}, 5*time.Second, 5*time.Millisecond, "the notices did not run out")
-	h.m.deadline()
-	h.logf("deadline: %d sessions end", len(ids))
+	}, 5*time.Second, 5*time.Millisecond, "the reaper did not end what ran out")
+	if h.kind == 2 {
+		h.m.lapse()
+	} else {
+		h.m.expire()
+	}
+	h.logf("time runs out: %d sessions end", len(due))
+	if h.seen != nil {
+		h.seen[fmt.Sprintf("time runs out, kind %d: a session ends", h.kind)] += len(due)
+	}
 }
 
 func (h *modelHarness) sessions() map[string]rdb.SessionRec {
