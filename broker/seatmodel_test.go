@@ -288,6 +288,19 @@ func (m *seatModel) closeBy(s *modelSess, by int) string {
 	return ""
 }
 
+// renew: a heartbeat by the holder of the session's lease renews it and
+// changes nothing else; one by a holder a grant replaced is refused
+// (design.md, Fencing), and another user's session is not found.
+func (m *seatModel) renew(s *modelSess, by int, stale bool) string {
+	switch {
+	case by != s.user:
+		return "not_found"
+	case stale:
+		return "forbidden"
+	}
+	return ""
+}
+
 // closeByRemote: the remote side closes the session it is in, at once,
 // but not while it is paused (design.md: only its user acts on it then).
 func (m *seatModel) closeByRemote(s *modelSess) string {

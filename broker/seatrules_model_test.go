@@ -255,6 +255,28 @@ func (h *modelHarness) step() {
 	var got, want, what string
 	m := h.m
 	switch r := h.rng.IntN(100); {
+	case r < 4:
+		// a heartbeat of the desktop client, or of a holder a resume
+		// replaced
+		s := h.pick()
+		if s == nil {
+			return
+		}
+		by := h.by(s)
+		fence, fw := h.fence[s.id], "with its fence"
+		if h.stale[s.id] != "" && h.rng.IntN(3) == 0 {
+			fence, fw = h.stale[s.id], "stale"
+		}
+		what = fmt.Sprintf("renew %s by user %d %s", s.id, by, fw)
+		res, err := h.b.Renew(h.ctx, h.acct, m.users[by].id, []broker.SessionRef{{ID: s.id, Fence: fence}})
+		require.NoError(h.t, err)
+		require.Len(h.t, res, 1)
+		got = codeOf(res[0].Err)
+		if res[0].Err == nil {
+			got = sessionOutcome(res[0].Session.State, res[0].Session.Kind)
+		}
+		code := m.renew(s, by, fw == "stale")
+		want = h.modelOutcome(code, s)
 	case r < 26:
 		u := h.rng.IntN(len(m.users))
 		dev := fmt.Sprintf("d%d", h.rng.IntN(2))
