@@ -27,6 +27,8 @@ type seatModel struct {
 	promote bool
 	balance int64
 	used    int64 // prepaid seats held
+	// the account's view and control defaults (SPEC: domain and own)
+	view, control string
 
 	users []*modelUser
 	sess  map[string]*modelSess
@@ -39,6 +41,7 @@ type modelUser struct {
 	id       string
 	name     string
 	owner    bool
+	admin    bool
 	maxSeats *int
 	blocked  bool
 }
@@ -70,6 +73,7 @@ const (
 
 func newSeatModel(seats int64, mode string, ppu bool) *seatModel {
 	return &seatModel{seats: seats, mode: mode, ppu: ppu, promote: true,
+		view: protocol.ScopeDomain, control: protocol.ScopeOwn,
 		sess: map[string]*modelSess{}, held: map[string]*modelSeat{}}
 }
 
@@ -320,14 +324,40 @@ func (m *seatModel) staleHolder(s *modelSess, op string) string {
 	return "forbidden"
 }
 
-// endBy is End Selected Sessions by user by (the owner: view and control
-// domain; a member: the account defaults, view domain and control own).
-func (m *seatModel) endBy(s *modelSess, by int) string {
-	own := s.user == by
-	if !own && s.state == protocol.StatePaused {
-		return "not_found" // another user's paused session is invisible
+// scopes are a user's view and control: the owner and admins always
+// domain, members the account's defaults (SPEC, Who may see and do what).
+func (m *seatModel) scopes(u int) (view, control int) {
+	if m.users[u].owner || m.users[u].admin {
+		return 2, 2
 	}
-	if !own && !m.users[by].owner {
+	rank := map[string]int{protocol.ScopeNone: 0, protocol.ScopeOwn: 1, protocol.ScopeDomain: 2}
+	return rank[m.view], rank[m.control]
+}
+
+func (m *seatModel) canView(by int, s *modelSess) bool {
+	view, _ := m.scopes(by)
+	if s.user == by {
+		return view >= 1
+	}
+	return s.state != protocol.StatePaused && view >= 2 // others' paused sessions are hidden
+}
+
+func (m *seatModel) canControl(by int, s *modelSess) bool {
+	_, control := m.scopes(by)
+	if s.user == by {
+		return m.canView(by, s) && control >= 1
+	}
+	return m.canView(by, s) && control >= 2
+}
+
+// endBy is End Selected Sessions by user by: an active session gets the
+// notice, a standby or paused one ends at once, one on notice or ended
+// stays as it is.
+func (m *seatModel) endBy(s *modelSess, by int) string {
+	if !m.canView(by, s) {
+		return "not_found"
+	}
+	if !m.canControl(by, s) {
 		return "forbidden"
 	}
 	switch s.state {

@@ -169,9 +169,14 @@ func newModelHarness(t *testing.T, b *broker.Broker, rc *redis.Client, seed uint
 		if r := rng.IntN(4); r < 3 {
 			max = intp(r)
 		}
-		u := f.user(fmt.Sprintf("m%d", i), max)
-		h.m.users = append(h.m.users, &modelUser{id: u.UserID, name: u.Name, maxSeats: max})
-		h.logf("user %d max_seats=%s", i, maxString(max))
+		role := protocol.RoleMember
+		if i == 1 && rng.IntN(2) == 0 {
+			role = protocol.RoleAdmin
+		}
+		u, err := b.AddUser(h.ctx, h.owner, broker.UserSpec{Name: fmt.Sprintf("m%d", i), Role: role, MaxSeats: max})
+		require.NoError(t, err)
+		h.m.users = append(h.m.users, &modelUser{id: u.ID, name: u.Name, maxSeats: max, admin: role == protocol.RoleAdmin})
+		h.logf("user %d %s max_seats=%s", i, role, maxString(max))
 	}
 	if bal := int64(rng.IntN(6)); bal > 0 {
 		h.m.balance = f.topUp(bal)
@@ -425,12 +430,18 @@ func (h *modelHarness) step() {
 	case r < 78:
 		u := h.rng.IntN(len(m.users))
 		block := !m.users[u].blocked && h.rng.IntN(2) == 0 || h.rng.IntN(8) == 0
-		what = fmt.Sprintf("block user %d: %v", u, block)
-		_, err := h.b.BlockUser(h.ctx, h.owner, m.users[u].id, block)
+		by := 0 // the owner, or an admin
+		if a := m.users[1]; a.admin && !a.blocked && h.rng.IntN(3) == 0 {
+			by = 1
+		}
+		p, err := h.b.PrincipalFor(h.ctx, h.acct, m.users[by].id)
+		require.NoError(h.t, err)
+		what = fmt.Sprintf("block user %d by user %d: %v", u, by, block)
+		_, err = h.b.BlockUser(h.ctx, p, m.users[u].id, block)
 		got = codeOf(err)
 		switch {
-		case block && m.users[u].owner:
-			want = "invalid_request"
+		case block && (m.users[u].owner || u == by):
+			want = "invalid_request" // design.md
 		case block:
 			m.block(u)
 			want = "ok"
@@ -463,7 +474,7 @@ func (h *modelHarness) step() {
 		_, err := h.b.UpdateUser(h.ctx, h.owner, m.users[u].id, patch)
 		got, want = codeOf(err), "ok"
 		m.users[u].maxSeats = max
-	case r < 92:
+	case r < 91:
 		n := int64(1 + h.rng.IntN(3))
 		if h.rng.IntN(10) == 0 {
 			n = 0
@@ -476,18 +487,32 @@ func (h *modelHarness) step() {
 		} else {
 			m.balance += n
 		}
-	case r < 95:
+	case r < 93:
 		on := !m.ppu
 		what = fmt.Sprintf("ppu %v", on)
 		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{PPUEnabled: &on})
 		got, want = codeOf(err), "ok"
 		m.ppu = on
-	case r < 98:
+	case r < 95:
 		on := !m.promote
 		what = fmt.Sprintf("promote %v", on)
 		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{Promote: &on})
 		got, want = codeOf(err), "ok"
 		m.setPromote(on)
+	case r < 97:
+		// the account's view and control defaults (control wider than
+		// view is refused)
+		pairs := [][2]string{{"domain", "domain"}, {"domain", "own"}, {"domain", "none"},
+			{"own", "own"}, {"own", "none"}, {"none", "none"}, {"own", "domain"}}
+		pair := pairs[h.rng.IntN(len(pairs))]
+		what = "view " + pair[0] + " control " + pair[1]
+		_, err := h.b.UpdateSettings(h.ctx, h.owner, broker.SettingsPatch{View: &pair[0], Control: &pair[1]})
+		got, want = codeOf(err), "ok"
+		if pair == [2]string{"own", "domain"} {
+			want = "invalid_request"
+		} else {
+			m.view, m.control = pair[0], pair[1]
+		}
 	default:
 		modes := []string{protocol.ModeUserDevice, protocol.ModeUser, protocol.ModeSession}
 		mode := modes[h.rng.IntN(len(modes))]
@@ -539,7 +564,7 @@ func (h *modelHarness) ownOffered(err error) string {
 
 // modelOwn is what a refusal of the seat rules offers by the model: the
 // user's own seat-holding sessions (SPEC, rule 5) that its control setting
-// lets it end (the owner and members alike may end their own).
+// lets it end.
 func (h *modelHarness) modelOwn(code string, u int) string {
 	switch code {
 	case "user_limit", "account_limit", "ppu_exhausted":
@@ -550,7 +575,7 @@ func (h *modelHarness) modelOwn(code string, u int) string {
 	}
 	var ids []string
 	for _, id := range h.m.order {
-		if s := h.m.sess[id]; s.user == u && holds(s.state) {
+		if s := h.m.sess[id]; s.user == u && holds(s.state) && h.m.canControl(u, s) {
 			ids = append(ids, id)
 		}
 	}
