@@ -53,7 +53,6 @@ type modelSess struct {
 	state  string
 	kind   string // while holding a seat
 	reason string
-	code   string
 	billed int64
 	key    string // its seat key while it holds a seat
 }
@@ -221,7 +220,7 @@ func (m *seatModel) end(s *modelSess, reason string) {
 	if holds(s.state) {
 		m.release(s)
 	}
-	s.state, s.reason, s.code = protocol.StateEnded, reason, ""
+	s.state, s.reason = protocol.StateEnded, reason
 }
 
 // open opens a session (a standby one with a code).
@@ -248,7 +247,7 @@ func (m *seatModel) join(s *modelSess) string {
 	if s.state != protocol.StateStandby {
 		return "not_found" // codes are single use and die with standby
 	}
-	s.state, s.code = protocol.StateActive, ""
+	s.state = protocol.StateActive
 	if s.kind == protocol.KindPPU {
 		m.bill(s)
 	}
@@ -320,7 +319,7 @@ func (m *seatModel) closeByRemote(s *modelSess) string {
 
 // staleHolder: a pause or close by a holder whose grant a resume replaced
 // is refused and changes nothing (design.md, Fencing).
-func (m *seatModel) staleHolder(s *modelSess, op string) string {
+func (m *seatModel) staleHolder() string {
 	return "forbidden"
 }
 

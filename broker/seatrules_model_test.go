@@ -328,7 +328,7 @@ func (h *modelHarness) step() {
 			got = sessionOutcome(ps.State, ps.Kind)
 		}
 		if fenceWhat == "stale" && by == s.user {
-			want = m.staleHolder(s, "pause")
+			want = m.staleHolder()
 		} else {
 			want = h.modelOutcome(m.pause(s, by), s)
 		}
@@ -373,7 +373,7 @@ func (h *modelHarness) step() {
 			got = sessionOutcome(cs.State, cs.Kind)
 		}
 		if fenceWhat == "stale" && by == s.user {
-			want = m.staleHolder(s, "close")
+			want = m.staleHolder()
 		} else {
 			want = h.modelOutcome(m.closeBy(s, by), s)
 		}
