@@ -46,7 +46,8 @@ import (
 //
 // SEATMODEL_SEEDS and SEATMODEL_STEPS run more (defaults 6 and 200);
 // SEATMODEL_SEED=n starts at seed n (and runs it alone unless
-// SEATMODEL_SEEDS says how many). A failure prints its seed and the
+// SEATMODEL_SEEDS says how many); SEATMODEL_BACKEND=miniredis runs it on
+// the demo mode's in-process Redis. A failure prints its seed and the
 // operations that led to it.
 func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 	seeds, steps := envInt(t, "SEATMODEL_SEEDS", 6), envInt(t, "SEATMODEL_STEPS", 200)
@@ -55,6 +56,12 @@ func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 		first, seeds = envInt(t, "SEATMODEL_SEED", 0), envInt(t, "SEATMODEL_SEEDS", 1)
 	}
 	client := testredis.Client(t)
+	if os.Getenv("SEATMODEL_BACKEND") == "miniredis" {
+		// the demo mode's in-process Redis, by hand
+		c, ok := testredis.Backends()[1].Client(t).(*redis.Client)
+		require.True(t, ok)
+		client = c
+	}
 	var brokers [4]*broker.Broker
 	for kind := range brokers {
 		if kind == 1 {
