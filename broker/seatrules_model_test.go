@@ -32,7 +32,8 @@ import (
 // code of the refusal), every session's state, kind, reason and PPU
 // minutes, the held seats and their sessions, the PPU queue in promotion
 // order, the account's counters, and SPEC's invariants 1 and 2 and the
-// users' max_seats on the store itself.
+// users' max_seats on the store itself; and at the end of a seed, that
+// the PPU ledger sums to the balance (invariant 3).
 //
 // Time is covered by four kinds of seeds (seed mod 4), each on a broker
 // of its own: 0 and 1 keep notices for ten minutes, so terminating
@@ -81,6 +82,11 @@ func TestSeatRulesAgreeWithTheModel(t *testing.T) {
 					return
 				}
 			}
+			// invariant 3: the ledger sums to the balance, no minute twice
+			r, err := h.b.Reconcile(h.ctx, h.owner)
+			require.NoError(t, err)
+			require.True(t, r.OK, "%+v", r)
+			require.Equal(t, h.m.balance, r.Balance)
 		})
 		if !ok {
 			t.Logf("replay: SEATMODEL_SEED=%d SEATMODEL_STEPS=%d go test -race -count=1 -run 'TestSeatRulesAgreeWithTheModel' ./broker/", seed, steps)
