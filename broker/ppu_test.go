@@ -541,3 +541,30 @@ func TestWithPPUOffNoNewSessionJoinsAPPUKey(t *testing.T) {
 		assert.Equal(t, int64(1), f.overview().PPUSessions)
 	})
 }
+
+// The open that bills the last PPU minute is granted, on its notice like
+// every PPU session running at 0 (docs/design.md); its key still holds its
+// seat and waits, so a prepaid seat that frees during the notice promotes
+// it, and its session ends at its deadline on the prepaid seat.
+func TestTheGrantOfTheLastMinuteIsOnNoticeAndItsKeyIsStillPromoted(t *testing.T) {
+	f := onRedis(t, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+		c.Minute = time.Hour
+		c.Notice = time.Hour
+	}})
+	f.topUp(1)
+	ann := f.user("ann", nil)
+	prepaid := f.mustOpen(ann, "d1")
+	last := f.mustOpen(f.user("bob", nil), "d1")
+	assert.Equal(t, protocol.StateTerminating, last.Session.State, "the last minute's grant is on notice at once")
+	assert.Equal(t, protocol.ReasonPPUExhausted, last.Session.Reason)
+	assert.Equal(t, protocol.KindPPU, last.Session.Kind)
+	assert.Equal(t, int64(1), last.Session.PPUMinutes)
+
+	f.close(ann, prepaid.Session.ID)
+	s := f.state(last.Session.ID)
+	assert.Equal(t, protocol.StateTerminating, s.State)
+	assert.Equal(t, protocol.KindPrepaid, s.Kind, "the key on notice took the seat that freed")
+	o := f.overview()
+	assert.Equal(t, int64(1), o.InUse)
+	assert.Zero(t, o.PPUKeys)
+}

@@ -332,3 +332,33 @@ func TestLatePromotionKeepsTheMinutesAlreadyBilledInsideTheStretch(t *testing.T)
 	assert.Equal(t, got.Promoted-bob.Created, got.PPUms, "its PPU time runs to the promotion")
 	assert.Equal(t, got.Billed, (got.PPUms+m-1)/m, "one minute billed per started minute of its PPU time")
 }
+
+// SPEC's rule 7 promotes the key that has waited longest. Keys that began
+// waiting at one instant (one call of the account code; or two calls in
+// one millisecond of Redis's clock) waited longest in the order their
+// grants came, not in the order of their names: here "zed|d1" came first
+// and sorts last. Found by the model-based test of the seat rules
+// (broker/seatrules_model_test.go), where two opens in one millisecond
+// promoted the later one.
+func TestKeysThatBeganWaitingAtOneInstantArePromotedInTheOrderTheyCame(t *testing.T) {
+	s, _ := batchStore(t, map[string]int{"zed": 0, "amy": 0, "bob": 0})
+	setSeats(t, s, 1)
+	r := runBatch(t, s, op("acme", opSettings, `{"ppu":"1"}`))[0]
+	require.NoError(t, r.err)
+	_, _, err := s.TopUp(context.Background(), "acme", 100, "k1", "owner", "")
+	require.NoError(t, err)
+
+	rs := runOneCall(t, s, openOp("s-bob", "bob", "d1"), openOp("s-zed", "zed", "d1"), openOp("s-amy", "amy", "d1"))
+	require.Equal(t, "prepaid", sessionOf(t, rs[0]).Kind)
+	require.Equal(t, "ppu", sessionOf(t, rs[1]).Kind)
+	require.Equal(t, "ppu", sessionOf(t, rs[2]).Kind)
+	require.Equal(t, sessionOf(t, rs[1]).Created, sessionOf(t, rs[2]).Created, "one instant")
+
+	sessionOf(t, runBatch(t, s, closeOp("s-bob", "bob"))[0])
+	zed, err := s.Session(context.Background(), "acme", "s-zed")
+	require.NoError(t, err)
+	amy, err := s.Session(context.Background(), "acme", "s-amy")
+	require.NoError(t, err)
+	assert.Equal(t, "prepaid", zed.Kind, "zed waited longest")
+	assert.Equal(t, "ppu", amy.Kind)
+}

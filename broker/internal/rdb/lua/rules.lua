@@ -207,6 +207,22 @@ local MAX_KEYS, MAX_SHARE = 100, 100
 -- refused with user_limit (broker.MaxPausedSessions).
 local MAX_PAUSED = 100
 
+-- queue_score is the PPU queue's score of a key that begins waiting at t.
+-- Keys that begin at one instant (one call, or two calls in one
+-- millisecond) wait in the order they came, not in the order of their
+-- names, which is how a sorted set orders equal scores: a key's score is
+-- a little (1/1024 ms, exact in a double for these times) above the
+-- last one's when that is not before t. Nothing reads the scores but for
+-- their order (promotion, exhaustion, billing).
+local function queue_score(t)
+  local last = rcall('ZRANGE', K_PPUQ, -1, -1, 'WITHSCORES')[2]
+  if last then
+    local l = tonumber(last)
+    if l >= t then return string.format('%.17g', l + 1 / 1024) end
+  end
+  return NUMSTR[t] or num_str(t)
+end
+
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
   -- a grant on PPU comes after the minutes that started before it (the
@@ -245,7 +261,7 @@ local function acquire(s, u, t)
     A._dirty.used = true
   elseif A.ppu == '1' and A.balance > 0 then
     kind = 'ppu'
-    rcall('ZADD', K_PPUQ, NUMSTR[t] or num_str(t), key)
+    rcall('ZADD', K_PPUQ, queue_score(t), key)
   elseif A.ppu == '1' then
     return ST_PPU_EXHAUSTED
   else
