@@ -108,9 +108,19 @@ func (h *modelHarness) check(after string) {
 	byKey := map[string]string{}
 	userKeys := map[string]int{}
 	modelKeyOf := map[string]string{}
+	pausedOf := map[string]string{} // session id -> the user whose paused list names it
 	for f, v := range raw {
 		if uid, ok := rdb.SeatsFieldUser(f); ok {
 			userKeys[uid] = len(rdb.ParseUserSeats(v))
+			continue
+		}
+		if uid, ok := rdb.SeatsFieldPaused(f); ok {
+			for _, sid := range strings.Fields(v) {
+				if pausedOf[sid] != "" {
+					fail("session %s is in two paused lists", sid)
+				}
+				pausedOf[sid] = uid
+			}
 			continue
 		}
 		st, err := rdb.ParseSeat(f, v)
@@ -140,6 +150,22 @@ func (h *modelHarness) check(after string) {
 		if got, want := userKeys[u.id], m.userKeys(i); got != want {
 			fail("user %d holds %d seat keys in the store, %d in the model", i, got, want)
 		}
+	}
+	// each user's paused list (what blocking reads) names exactly its
+	// paused sessions
+	for _, id := range m.order {
+		s := m.sess[id]
+		listed := pausedOf[id]
+		delete(pausedOf, id)
+		switch {
+		case s.state == protocol.StatePaused && listed != m.users[s.user].id:
+			fail("paused session %s of user %d is in the paused list of %q", id, s.user, listed)
+		case s.state != protocol.StatePaused && listed != "":
+			fail("session %s is %s but in the paused list of %q", id, s.state, listed)
+		}
+	}
+	for sid, uid := range pausedOf {
+		fail("the paused list of %q names %s, a session the model does not know", uid, sid)
 	}
 	q, err := h.rc.ZRange(h.ctx, h.keys.PPUQueue(h.acct), 0, -1).Result()
 	require.NoError(t, err)
