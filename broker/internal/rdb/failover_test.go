@@ -121,3 +121,53 @@ func infoInt(t *testing.T, c *redis.Client, section, field string) int {
 	t.Fatalf("no %s in INFO %s", field, section)
 	return 0
 }
+
+// TestOneNodeSweepsPerInterval: the sweep reads every account, so of the
+// nodes sharing a Redis one sweeps per interval, not each of them; a node
+// alone still sweeps every interval, and after a turn has run out the next
+// node to look takes it.
+func TestOneNodeSweepsPerInterval(t *testing.T) {
+	ctx := context.Background()
+	_, c := startServer(t) // a Redis of its own: its SSCANs are the sweeps'
+	prefix := testredis.Prefix(t)
+	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	const every = 500 * time.Millisecond
+	var nodes []*Reaper
+	for range 3 {
+		s := New(c, prefix, d)
+		t.Cleanup(s.Close)
+		nodes = append(nodes, NewReaper(s, time.Hour, every, nil))
+	}
+	sweeps := func() int { return cmdCalls(t, c, "sscan") }
+	before := sweeps()
+	var ran []bool
+	for _, n := range nodes {
+		ok, err := n.SweepTurn(ctx)
+		require.NoError(t, err)
+		ran = append(ran, ok)
+	}
+	require.Equal(t, []bool{true, false, false}, ran, "the first node to look sweeps; the others skip this turn")
+	require.Equal(t, before+1, sweeps(), "one sweep read the accounts")
+
+	time.Sleep(every) // the turn (9/10 of the interval) has run out
+	ok, err := nodes[2].SweepTurn(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "the next turn goes to whichever node looks first")
+	require.Equal(t, before+2, sweeps())
+}
+
+// cmdCalls is how many times the server of c ran command name.
+func cmdCalls(t *testing.T, c *redis.Client, name string) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_"+name+":calls="); ok {
+			n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			require.NoError(t, err)
+			return n
+		}
+	}
+	return 0
+}

@@ -115,6 +115,10 @@ func (k Keys) account(acct string) []string {
 // timer (ms). Reapers on every node read it in time order.
 func (k Keys) DueIndex() string { return k.prefix + ":due" }
 
+// SweepTurn is a string with a TTL a little under the sweep interval: the
+// node that set it sweeps this turn, and the others skip theirs.
+func (k Keys) SweepTurn() string { return k.prefix + ":sweep" }
+
 // Accounts is a set of every account id.
 func (k Keys) Accounts() string { return k.prefix + ":accounts" }
 

@@ -52,7 +52,7 @@ func (r *Reaper) Run(ctx context.Context) error {
 	defer tick.Stop()
 	sweep := time.NewTicker(r.sweep)
 	defer sweep.Stop()
-	_ = r.Sweep(ctx)
+	_, _ = r.SweepTurn(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -62,7 +62,7 @@ func (r *Reaper) Run(ctx context.Context) error {
 				r.log.Warn("reaper pass failed", "err", err)
 			}
 		case <-sweep.C:
-			if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+			if _, err := r.SweepTurn(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("reaper sweep failed", "err", err)
 			}
 		}
@@ -184,6 +184,22 @@ func (r *Reaper) pullDown(ctx context.Context, acct, next string) error {
 		}
 	}
 	return s.client.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: first[0].Score, Member: acct}).Err()
+}
+
+// SweepTurn sweeps when no node of this key prefix has in the last
+// interval, and says whether it did: one node sweeps per interval, not every
+// node (a sweep reads every account: at a million accounts, seconds of
+// Redis, which every node repeating would multiply). The turn lasts 9/10 of
+// the interval, so a node alone, whose ticker fires once an interval, finds
+// it free every time; a node that dies during its sweep delays the next by
+// at most that.
+func (r *Reaper) SweepTurn(ctx context.Context) (bool, error) {
+	s := r.store
+	ok, err := s.client.SetNX(ctx, s.keys.SweepTurn(), "1", r.sweep*9/10).Result()
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, r.Sweep(ctx)
 }
 
 // Sweep refiles every account in the global index from its own earliest
