@@ -141,3 +141,44 @@ func TestRetentionTimerSurvivesACatchUpThatEmptiesTheListAndEndsASession(t *test
 	_, err = s.Session(ctx, "acme", "y")
 	require.Error(t, err, "y's retention ran out")
 }
+
+// An account over its bound of ended sessions loses at most 1,000 of them
+// in one call (design.md), however many times the call writes back: a
+// catch-up writes back after every timer it fires.
+func TestRetainMaxRemovesAtMostAThousandEndedSessionsACall(t *testing.T) {
+	c := testredis.Client(t)
+	prefix := testredis.Prefix(t)
+	d := Defaults{Lease: 200 * time.Millisecond, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	s := New(c, prefix, d)
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	require.NoError(t, s.LoadScripts(ctx))
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "10"},
+		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
+	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
+	require.NoError(t, err)
+	const ended = 2500
+	var calls []*call
+	for i := range ended {
+		sid := fmt.Sprintf("e%d", i)
+		calls = append(calls, openOp(sid, "ann", "d"), closeOp(sid, "ann"))
+	}
+	// three sessions whose leases run out: a catch-up fires three timers
+	for i := range 3 {
+		calls = append(calls, openOp(fmt.Sprintf("y%d", i), "ann", fmt.Sprintf("dy%d", i)))
+	}
+	runOneCall(t, s, calls...)
+	require.Equal(t, int64(ended+3), c.HLen(ctx, s.keys.Sessions("acme")).Val())
+	time.Sleep(300 * time.Millisecond)
+
+	// the bound lowered (a restart with -retain-max 3)
+	d.RetainMax = 3
+	s2 := New(c, prefix, d)
+	t.Cleanup(s2.Close)
+	require.NoError(t, s2.LoadScripts(ctx))
+	runOneCall(t, s2, op("acme", opReap, "1000"))
+	left := c.HLen(ctx, s.keys.Sessions("acme")).Val()
+	require.GreaterOrEqual(t, left, int64(ended+3-1000), "at most 1,000 removed in one call")
+	require.Equal(t, left, c.LLen(ctx, s.keys.Retained("acme")).Val())
+}

@@ -203,12 +203,14 @@ local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 -- sessions at the head of the retention list (those that ended first):
 -- an account keeps at most CFG.retain_max ended sessions, so a client
 -- that opens and closes sessions in a loop cannot fill Redis. At most
--- TRIM_MAX go in one call (after the bound was lowered, the next calls
--- take the rest). RET_MARK may then be due before the new head: it finds
+-- TRIM_MAX go in one call, however many times it writes back (catch_up
+-- writes back after every timer; after the bound was lowered, the next
+-- calls take the rest). RET_MARK may then be due before the new head: it finds
 -- nothing due and moves on (retained_due).
 local TRIM_MAX = 1000
 local function trim_retained(k)
-  k = math.min(k, TRIM_MAX)
+  k = math.min(k, TRIM_MAX - TRIMMED)
+  if k <= 0 then return end
   local entries = rcall('LRANGE', K_RET, '0', num_str(k - 1))
   local ids, n = {}, 0
   for j = 1, #entries do
@@ -222,6 +224,7 @@ local function trim_retained(k)
       MS[id] = nil
     end
   end
+  TRIMMED = TRIMMED + #entries
   rcall('LTRIM', K_RET, num_str(#entries), '-1')
   call_list('HDEL', K_SESS, ids, n)
   MWROTE = true
