@@ -87,6 +87,7 @@ local MIN_ADDED   -- the earliest timer this call filed
 local FILED_MIN   -- the earliest timer the last flush filed
 local DUE_SEEN    -- catch_up has looked at the first timer
 local CAUGHT_UP   -- catch_up ran
+local TRIMMED     -- ended sessions this call removed past retain_max (trim_retained)
 local LAGGING     -- catch_up stopped at its limit: timers that fell due
 -- before now may be left (see overdue, timers.lua)
 local DUR         -- duration name -> ms, for this call
@@ -205,7 +206,7 @@ local function reset(keys, argv)
   WRITTEN_N = 0
   S, SDIRTY, SEATDIRTY = {}, {}, {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
-  LAGGING = false
+  LAGGING, TRIMMED = false, 0
   DUR = {}
   mirror_take()
 end

@@ -203,12 +203,14 @@ local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 -- sessions at the head of the retention list (those that ended first):
 -- an account keeps at most CFG.retain_max ended sessions, so a client
 -- that opens and closes sessions in a loop cannot fill Redis. At most
--- TRIM_MAX go in one call (after the bound was lowered, the next calls
--- take the rest). RET_MARK may then be due before the new head: it finds
+-- TRIM_MAX go in one call, however many times it writes back (catch_up
+-- writes back after every timer; after the bound was lowered, the next
+-- calls take the rest). RET_MARK may then be due before the new head: it finds
 -- nothing due and moves on (retained_due).
 local TRIM_MAX = 1000
 local function trim_retained(k)
-  k = math.min(k, TRIM_MAX)
+  k = math.min(k, TRIM_MAX - TRIMMED)
+  if k <= 0 then return end
   local entries = rcall('LRANGE', K_RET, '0', num_str(k - 1))
   local ids, n = {}, 0
   for j = 1, #entries do
@@ -222,6 +224,7 @@ local function trim_retained(k)
       MS[id] = nil
     end
   end
+  TRIMMED = TRIMMED + #entries
   rcall('LTRIM', K_RET, num_str(#entries), '-1')
   call_list('HDEL', K_SESS, ids, n)
   MWROTE = true
@@ -345,11 +348,11 @@ local RET_READ = 4 -- retention entries catch_up reads at once (2 to CHUNK)
 -- is in time order but for sessions a catch-up ended at an earlier instant
 -- than one already listed, which go a little late). It adds their ids to
 -- gone (catch_up deletes them), files RET_MARK at the next entry's time or
--- adds it to zrem with the list empty, and returns how many it removed, at
+-- removes it with the list empty, and returns how many it removed, at
 -- most about budget (past that RET_MARK stays due and the reaper does the
 -- rest). It reads a few entries at a time, about as many as fell due last
 -- time: an entry read is a string made, used or not.
-local function retained_due(now, budget, gone, zrem)
+local function retained_due(now, budget, gone)
   local k, nd, want, off = 0, nil, RET_READ, 0
   local empty = false
   while true do
@@ -386,7 +389,11 @@ local function retained_due(now, budget, gone, zrem)
   if nd then
     rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
   elseif empty then
-    zrem[#zrem + 1] = RET_MARK
+    -- at once, not with catch_up's other removals at the end of its
+    -- chunk: a step later in the chunk may end a session, whose
+    -- write-back files RET_MARK again (flush), and a removal after that
+    -- would lose the timer of a list that is no longer empty
+    rcall('ZREM', K_DUE, RET_MARK)
   end
   RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
   return k
@@ -419,7 +426,7 @@ local function catch_up(now, limit)
     for i = 1, #items do
       local sid = items[i]
       if sid == RET_MARK then
-        n = n + retained_due(now, limit - n, gone, zrem)
+        n = n + retained_due(now, limit - n, gone)
       elseif byte(sid, 1) == 126 then -- "~id" (before the retention list): its retention ran out
         local id = sub(sid, 2)
         gone[#gone + 1] = id
