@@ -315,6 +315,7 @@ func (h *Hub) dispatch(ctx context.Context, channel, payload string) {
 		h.b.log.Warn("undecodable event", "err", err)
 		return
 	}
+	now := h.b.Now(ctx, batch.Account) // one clock read for the batch
 	for _, e := range batch.Events {
 		ev := Event{Account: batch.Account, Type: e.Type}
 		switch e.Type {
@@ -322,7 +323,7 @@ func (h *Hub) dispatch(ctx context.Context, channel, payload string) {
 			if e.Session == nil {
 				continue
 			}
-			s := view(*e.Session, h.b.Now(ctx, batch.Account))
+			s := view(*e.Session, now)
 			ev.Session = &s
 		case "user":
 			if e.User != nil {

@@ -113,9 +113,10 @@ func (b *Broker) denied(ctx context.Context, acct, uid string, r rdb.SessionRepl
 		if len(r.Own) > 0 {
 			// a user whose permissions cannot be read is offered nothing
 			if p, perr := b.PrincipalFor(ctx, acct, uid); perr == nil {
+				now := b.Now(ctx, acct)
 				for _, s := range r.Own {
 					if p.CanControl(s.User, s.State) {
-						own = append(own, ownView(s, b.Now(ctx, acct)))
+						own = append(own, ownView(s, now))
 					}
 				}
 			}
@@ -277,10 +278,11 @@ func (b *Broker) Renew(ctx context.Context, acct, uid string, refs []SessionRef)
 		return nil, storeErr(err)
 	}
 	out := make([]RenewResult, len(res))
+	now := b.Now(ctx, acct)
 	for i, r := range res {
 		out[i] = RenewResult{ID: r.ID, Err: statusErr(r.Status)}
 		if r.Session != nil {
-			out[i].Session = ownView(*r.Session, b.Now(ctx, acct))
+			out[i].Session = ownView(*r.Session, now)
 		}
 	}
 	return out, nil
@@ -425,6 +427,7 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 			}
 		}
 	}
+	now := b.Now(ctx, p.Account)
 	for _, r := range res {
 		for _, i := range idx[r.ID] {
 			if r.Status != rdb.StatusOK || r.Session == nil {
@@ -432,7 +435,7 @@ func (b *Broker) endAs(ctx context.Context, p Principal, ids []string, reason st
 				out[i].Error = &d
 				continue
 			}
-			s := view(*r.Session, b.Now(ctx, p.Account))
+			s := view(*r.Session, now)
 			s.CanControl = p.CanControl(r.Session.User, r.Session.State)
 			out[i].OK = true
 			out[i].Session = &s

@@ -7,24 +7,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
-func retainStore(t *testing.T, retainMax int, retention time.Duration) (*Store, context.Context) {
+// acmeStore is a store with defaults d on the test Redis c, with account
+// acme (seats licenses, its owner) and its member ann.
+func acmeStore(t *testing.T, c *redis.Client, prefix string, d Defaults, seats string) (*Store, context.Context) {
 	t.Helper()
-	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: time.Minute, Retention: retention, RetainMax: retainMax})
+	s := New(c, prefix, d)
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "100"},
+	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": seats},
 		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
 	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
 	require.NoError(t, err)
 	return s, ctx
+}
+
+func retainStore(t *testing.T, retainMax int, retention time.Duration) (*Store, context.Context) {
+	t.Helper()
+	return acmeStore(t, testredis.Client(t), testredis.Prefix(t), Defaults{Lease: time.Minute, Standby: time.Minute,
+		Paused: time.Minute, Notice: 30 * time.Second, Minute: time.Minute, Retention: retention, RetainMax: retainMax}, "100")
 }
 
 // An account keeps at most RetainMax ended sessions: those that ended
@@ -114,15 +121,8 @@ func TestPausedListFollowsEveryWayOutOfPaused(t *testing.T) {
 // that ended last is still removed when its retention runs out.
 func TestRetentionTimerSurvivesACatchUpThatEmptiesTheListAndEndsASession(t *testing.T) {
 	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: 300 * time.Millisecond, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: time.Minute, Retention: 200 * time.Millisecond})
-	t.Cleanup(s.Close)
-	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "10"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
-	require.NoError(t, err)
+	s, ctx := acmeStore(t, c, testredis.Prefix(t), Defaults{Lease: 300 * time.Millisecond, Standby: time.Minute,
+		Paused: time.Minute, Notice: 30 * time.Second, Minute: time.Minute, Retention: 200 * time.Millisecond}, "10")
 
 	// x ends now (removed 200 ms later); y's lease runs out 300 ms from now
 	rs := runOneCall(t, s, openOp("x", "ann", "dx"), openOp("y", "ann", "dy"), closeOp("x", "ann"))
@@ -150,14 +150,7 @@ func TestRetainMaxRemovesAtMostAThousandEndedSessionsACall(t *testing.T) {
 	prefix := testredis.Prefix(t)
 	d := Defaults{Lease: 200 * time.Millisecond, Standby: time.Minute, Paused: time.Minute,
 		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
-	s := New(c, prefix, d)
-	t.Cleanup(s.Close)
-	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "10"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	_, err := s.PutUser(ctx, "acme", UserRec{ID: "ann", Name: "ann", Role: "member", Status: "active"}, true, 1000)
-	require.NoError(t, err)
+	s, ctx := acmeStore(t, c, prefix, d, "10")
 	const ended = 2500
 	var calls []*call
 	for i := range ended {
