@@ -57,6 +57,10 @@ redis.call = function(cmd, key, ...)
   if cmd == 'HSET' then local t = h(key); for i = 1, #a, 2 do t[a[i]] = a[i + 1] end return 1 end
   if cmd == 'HDEL' then local t = h(key); for i = 1, #a do t[a[i]] = nil end return 1 end
   if cmd == 'HGETALL' then local out = {}; for k, v in pairs(h(key)) do out[#out + 1] = k; out[#out + 1] = v end return out end
+  if cmd == 'HLEN' then local n = 0; for _ in pairs(h(key)) do n = n + 1 end return n end
+  if cmd == 'SCARD' then local n = 0; for _ in pairs(h(key)) do n = n + 1 end return n end
+  if cmd == 'SADD' then local t = h(key); for i = 1, #a do t[a[i]] = true end return 1 end
+  if cmd == 'SREM' then local t = h(key); for i = 1, #a do t[a[i]] = nil end return 1 end
   if cmd == 'HEXISTS' then return h(key)[a[1]] and 1 or 0 end
   if cmd == 'EXISTS' then return (DB[key] and next(DB[key])) and 1 or 0 end
   if cmd == 'PUBLISH' then return 0 end
@@ -98,7 +102,7 @@ redis.call = function(cmd, key, ...)
 end
 local reset, main = dofile(os.getenv('LUAPROF_CODE'))
 local KEYS = {'acct', 'users', 'sess', 'seats', 'ppuq', 'due', 'ledger', 'billed', 'chan', 'names', 'ret'}
-local DEF = '3600000 60000 60000 30000 60000 1000 100'
+local DEF = '3600000 60000 60000 30000 60000 1000 100 100000 '
 local function run(ops)
   local argv = {DEF, tostring(#ops)}
   for _, o in ipairs(ops) do
@@ -116,7 +120,7 @@ local nsid = 0
 local function sid() nsid = nsid + 1; return string.format('%08x-1111-4000-8000-%012d', nsid, nsid) end
 run({{'account_create', 'a1', '{"seats":"100000"}', cjson.encode({id = 'owner', name = 'owner', status = 'active', role = 'member'})}})
 for g = 1, 2 do for i = 0, 63 do
-  run({{'user_put', cjson.encode({id = uid(g, i), name = 'u' .. g .. '_' .. i, status = 'active', role = 'member'}), '1'}})
+  run({{'user_put', cjson.encode({id = uid(g, i), name = 'u' .. g .. '_' .. i, status = 'active', role = 'member'}), '1', '50000'}})
 end end
 local held = {}
 for i = 0, 63 do held[#held + 1] = {'open', sid(), uid(2, i), 'desk', 'host', ''} end
@@ -148,9 +152,14 @@ for r = 1, ROUNDS do
   for i = 1, PER do
     local s, u = sid(), uid(1, k % 64); k = k + 1
     opens[i] = {'open', s, u, 'desk', 'host', ''}
-    closes[i] = {'close', s, u, u, 'closed'}
   end
-  run(opens); run(closes)
+  local out = run(opens)
+  for i = 1, PER do
+    -- the desktop side closes with its grant's fencing token
+    local o = opens[i]
+    closes[i] = {'close', o[2], o[3], cjson.decode(out[2 * i + 1]).fence, o[3], 'closed'}
+  end
+  run(closes)
   T = T + 2000 -- 2 ms per round
 end
 debug.sethook()
