@@ -408,13 +408,13 @@ func (b *Broker) RevokeUserTokens(ctx context.Context, p Principal, uid string) 
 // revokeTokens revokes every token of a user but the one whose hash is
 // keep, and announces it.
 func (b *Broker) revokeTokens(ctx context.Context, acct, uid, keep string) (int, error) {
-	toks, err := b.store.Tokens(ctx, acct)
+	hashes, err := b.store.UserTokens(ctx, acct, uid)
 	if err != nil {
 		return 0, storeErr(err)
 	}
 	n := 0
-	for h, t := range toks {
-		if t.User == uid && h != keep {
+	for _, h := range hashes {
+		if h != keep {
 			if err := b.store.DeleteToken(ctx, acct, uid, h); err != nil {
 				if n > 0 {
 					b.tokensRevoked(ctx, acct, uid)

@@ -335,3 +335,41 @@ func TestAnAccountHasAtMostMaxUsersUsers(t *testing.T) {
 	_, err = f.b.UpdateUser(f.ctx, f.owner, ann.UserID, broker.UserPatch{Name: &name})
 	require.NoError(t, err)
 }
+
+// "Sign out everywhere" reads the user's own tokens, not the account's: in
+// an account of thousands of users it used to read (and decode) every
+// token of every user to find one user's few. A record of another user
+// that cannot be decoded shows which were read: revoking ann's tokens
+// must neither trip on it nor touch bob's.
+func TestSignOutEverywhereReadsOnlyThatUsersTokens(t *testing.T) {
+	t.Parallel()
+	c := testredis.Client(t)
+	f := newFixture(t, c, setup{seats: 5})
+	ann, bob := f.user("ann", nil), f.user("bob", nil)
+	var annToks, bobToks []string
+	for range 3 {
+		a, err := f.b.IssueToken(f.ctx, ann, time.Hour, "")
+		require.NoError(t, err)
+		annToks = append(annToks, a.Token)
+		b, err := f.b.IssueToken(f.ctx, bob, time.Hour, "")
+		require.NoError(t, err)
+		bobToks = append(bobToks, b.Token)
+	}
+	tokens := f.b.Config().Prefix + ":{" + f.acct + "}:tokens"
+	require.NoError(t, c.HSet(f.ctx, tokens, "someone-elses", "{not json").Err())
+
+	n, err := f.b.RevokeUserTokens(f.ctx, ann, ann.UserID)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "ann's tokens revoked")
+	for _, tok := range annToks {
+		_, err := f.b.Authenticate(f.ctx, tok, broker.TokenClient)
+		require.ErrorIs(t, err, broker.ErrUnauthorized)
+	}
+	for _, tok := range bobToks {
+		_, err := f.b.Authenticate(f.ctx, tok, broker.TokenClient)
+		require.NoError(t, err, "bob's tokens still work")
+	}
+	left, err := c.HLen(f.ctx, tokens).Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(3+1), left, "the account's list keeps bob's (and the odd record)")
+}

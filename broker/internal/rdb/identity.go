@@ -86,20 +86,11 @@ func (s *Store) DeleteToken(ctx context.Context, acct, uid, hash string) error {
 	return err
 }
 
-// Tokens lists an account's tokens by hash (expired ones included until
-// the next token of the account is filed, which drops them).
-func (s *Store) Tokens(ctx context.Context, acct string) (map[string]TokenRec, error) {
-	m, err := s.client.HGetAll(ctx, s.keys.Tokens(acct)).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]TokenRec, len(m))
-	for h, raw := range m {
-		t, err := decodeJSON[TokenRec](raw)
-		if err != nil {
-			return nil, err
-		}
-		out[h] = t
-	}
-	return out, nil
+// UserTokens lists the hashes of a user's tokens, from the user's own list
+// (token_put.lua files a token there and in the account's list in one
+// step), so that revoking them reads that user's tokens alone, whatever
+// the account holds. Expired ones stay listed until the user's next token
+// drops them; deleting one of those is harmless.
+func (s *Store) UserTokens(ctx context.Context, acct, uid string) ([]string, error) {
+	return s.client.ZRange(ctx, s.keys.UserTokens(acct, uid), 0, -1).Result()
 }

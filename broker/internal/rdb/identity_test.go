@@ -31,24 +31,19 @@ func TestFilingATokenDropsTheAccountsExpiredOnes(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	put("new", time.Hour)
 
-	toks, err := s.Tokens(ctx, "acme")
+	toks, err := c.HKeys(ctx, s.keys.Tokens("acme")).Result()
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"live", "new"}, keysOf(toks), "the expired tokens left the list")
+	assert.ElementsMatch(t, []string{"live", "new"}, toks, "the expired tokens left the list")
 	assert.Equal(t, int64(2), c.ZCard(ctx, s.keys.TokenExpiry("acme")).Val())
 
 	require.NoError(t, s.DeleteToken(ctx, "acme", "owner", "live"))
-	toks, err = s.Tokens(ctx, "acme")
+	toks, err = c.HKeys(ctx, s.keys.Tokens("acme")).Result()
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"new"}, keysOf(toks))
+	assert.ElementsMatch(t, []string{"new"}, toks)
+	mine, err := s.UserTokens(ctx, "acme", "owner")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"new"}, mine, "the user's own list follows the account's")
 	assert.Equal(t, int64(1), c.ZCard(ctx, s.keys.TokenExpiry("acme")).Val())
 	_, err = s.Token(ctx, "live")
 	assert.Error(t, err, "a revoked token does not work")
-}
-
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

@@ -85,11 +85,6 @@ func (s *Store) AccountWithLedgerLen(ctx context.Context, acct string) (map[stri
 	return ac.Val(), ll.Val(), nil
 }
 
-// AccountIDs lists every account.
-func (s *Store) AccountIDs(ctx context.Context) ([]string, error) {
-	return s.client.SMembers(ctx, s.keys.Accounts()).Result()
-}
-
 // decodeJSON decodes one stored record.
 func decodeJSON[T any](raw string) (T, error) {
 	var v T
