@@ -20,7 +20,8 @@ func mount(n *Node, r *gin.Engine, b *broker.Broker, opts Options) {
 	n.closers = append(n.closers, func() { once.Do(func() { close(stopping) }) })
 	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies,
 		Stopping: stopping})
-	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins})
+	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins,
+		MaxWaitingPerAddress: opts.WSWaitingPerAddress})
 	n.closers = append(n.closers, wss.Close)
 	webui.Register(r)
 }

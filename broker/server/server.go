@@ -23,6 +23,8 @@ type Options struct {
 	AllowedOrigins []string
 	// SecureCookies marks the page's cookies Secure (set behind HTTPS).
 	SecureCookies bool
+	// WSWaitingPerAddress is ws.Options.MaxWaitingPerAddress (default 64).
+	WSWaitingPerAddress int
 }
 
 // Node is a node's whole HTTP handler. Close it when the HTTP server's

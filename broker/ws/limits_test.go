@@ -1,13 +1,18 @@
 package ws_test
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/ws"
+	"github.com/seatbroker/seatbroker/client"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -40,4 +45,58 @@ func TestAUserHoldsAtMostMaxUserConnsDesktopConnectionsOnANode(t *testing.T) {
 			Role: protocol.RoleDesktop, DeviceID: "d1"})
 		return r.next(t).Type == protocol.TypeWelcome
 	}, 5*time.Second, 20*time.Millisecond)
+}
+
+// An address cannot hold the node's sockets and goroutines with
+// connections that belong to no account: a remote hello needs no
+// credentials, so each could stay for its hello and join waits. Those
+// that have said hello as a user, joined a session, or came with a bearer
+// token do not count; one that ends or arrives gives its place back.
+func TestAnAddressHoldsAtMostMaxWaitingConnectionsOfNoAccount(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, redisClient(t), fastConfig(testredis.Prefix(t)), ws.Options{MaxWaitingPerAddress: 3})
+	acct := newAccount(t, n.b, 5)
+	d := dial(t, n.url, desktop(acct.annTok, "dev1"))
+	g, err := d.Open(context.Background(), client.WithCode())
+	require.NoError(t, err)
+	refused := func() {
+		t.Helper()
+		c, resp, err := websocket.DefaultDialer.Dial(n.url, nil)
+		if c != nil {
+			_ = c.Close()
+		}
+		require.ErrorIs(t, err, websocket.ErrBadHandshake)
+		defer func() { _ = resp.Body.Close() }()
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		var body protocol.ErrorBody
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		require.Equal(t, protocol.CodeRateLimited, body.Error.Code)
+	}
+
+	waiting := []*raw{rawDial(t, n.url, ""), rawDial(t, n.url, ""), rawDial(t, n.url, "")}
+	require.Equal(t, 3, n.ws.Waiting("127.0.0.1"))
+	refused()
+	// said hello as remote, but joined nothing yet: still waiting
+	waiting[0].hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+	refused()
+
+	// a client with a bearer token is somebody from the start
+	ok := rawDial(t, n.url, acct.ownerTok)
+	ok.hello(t, protocol.ClientMessage{Role: protocol.RoleDesktop, DeviceID: "d9"})
+
+	// joining a session gives the place back
+	waiting[0].send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: g.Session.Code})
+	require.Equal(t, protocol.TypeJoined, waiting[0].next(t).Type)
+	require.Equal(t, 2, n.ws.Waiting("127.0.0.1"))
+	// so does a desktop hello with the token in the hello
+	waiting[1].hello(t, protocol.ClientMessage{Role: protocol.RoleDesktop, DeviceID: "d2", Token: acct.ownerTok})
+	require.Equal(t, 1, n.ws.Waiting("127.0.0.1"))
+	waiting = append(waiting, rawDial(t, n.url, ""), rawDial(t, n.url, ""))
+	refused()
+
+	// and so does a connection that ends
+	require.NoError(t, waiting[2].c.Close())
+	require.Eventually(t, func() bool { return n.ws.Waiting("127.0.0.1") == 2 }, 5*time.Second, 10*time.Millisecond)
+	rawDial(t, n.url, "")
+	refused()
 }

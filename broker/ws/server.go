@@ -62,6 +62,9 @@ const (
 	// defaultMaxUserConns bounds one user's desktop connections on a node
 	// (Options.MaxUserConns).
 	defaultMaxUserConns = 256
+	// defaultMaxWaiting bounds one address's connections that belong to
+	// no account yet (Options.MaxWaitingPerAddress).
+	defaultMaxWaiting = 64
 )
 
 // Options configure a Server.
@@ -85,6 +88,14 @@ type Options struct {
 	// MaxUserConns is how many desktop connections one user may have on
 	// this node (default 256): a hello past it is refused (rate_limited).
 	MaxUserConns int
+	// MaxWaitingPerAddress is how many connections from one address this
+	// node keeps that belong to no account yet: upgraded without a bearer
+	// token, and not yet through a desktop hello or a remote join or
+	// rejoin (default 64). Past it an upgrade is refused with 429
+	// rate_limited. A remote hello needs no credentials, so without it one
+	// address could hold the node's sockets and goroutines by the
+	// thousand, each for its hello and join waits.
+	MaxWaitingPerAddress int
 }
 
 // Server is the websocket hub of one node.
@@ -102,6 +113,7 @@ type Server struct {
 	conns    map[*conn]struct{}            // guarded by mu
 	accounts map[string]*accountWatch      // guarded by mu
 	sessions map[string]map[*conn]struct{} // session id -> participants here; guarded by mu
+	waiting  map[string]int                // address -> its connections of no account yet; guarded by mu
 }
 
 // accountWatch is the node's subscription to one account's events while
@@ -129,9 +141,13 @@ func New(b *broker.Broker, opts Options) *Server {
 	if opts.MaxUserConns <= 0 {
 		opts.MaxUserConns = defaultMaxUserConns
 	}
+	if opts.MaxWaitingPerAddress <= 0 {
+		opts.MaxWaitingPerAddress = defaultMaxWaiting
+	}
 	s := &Server{
 		b: b, log: opts.Log, opts: opts, done: make(chan struct{}),
 		conns: map[*conn]struct{}{}, accounts: map[string]*accountWatch{}, sessions: map[string]map[*conn]struct{}{},
+		waiting: map[string]int{},
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  writeWait,
@@ -234,26 +250,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		pre, preToken, preExpires = &p, strings.TrimSpace(tok), exp
 	}
+	src := sourceOf(r)
 	s.mu.Lock()
 	closed := s.closed
+	full := pre == nil && s.waiting[src] >= s.opts.MaxWaitingPerAddress
+	if !closed && !full && pre == nil {
+		s.waiting[src]++ // held from here: upgrades in flight count too
+	}
 	s.mu.Unlock()
 	if closed {
 		writeHTTPError(w, http.StatusServiceUnavailable, protocol.ErrorDetail{Code: protocol.CodeUnavailable, Message: "the node is shutting down"})
 		return
 	}
+	if full {
+		writeHTTPError(w, http.StatusTooManyRequests, protocol.ErrorDetail{Code: protocol.CodeRateLimited,
+			Message: fmt.Sprintf("this address has %d connections here that have not said hello or joined a session; finish one first", s.opts.MaxWaitingPerAddress)})
+		return
+	}
 	wsc, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		if pre == nil {
+			s.mu.Lock()
+			s.release(src)
+			s.mu.Unlock()
+		}
 		return // the upgrader answered
 	}
-	c := newConn(s, wsc, sourceOf(r), pre)
+	c := newConn(s, wsc, src, pre)
 	c.preToken, c.preExpires = preToken, preExpires
 	c.pageURL = broker.PageURLFor(s.b.Config().PageURL, r)
 	s.mu.Lock()
 	if s.closed {
+		if pre == nil {
+			s.release(src)
+		}
 		s.mu.Unlock()
 		_ = wsc.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
 		_ = wsc.Close()
 		return
+	}
+	if pre == nil {
+		c.waitingFrom = src
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
@@ -300,6 +337,33 @@ func writeHTTPError(w http.ResponseWriter, status int, d protocol.ErrorDetail) {
 	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: d})
 }
 
+// release gives back one of src's waiting places (Options.
+// MaxWaitingPerAddress). The caller holds s.mu.
+func (s *Server) release(src string) {
+	if s.waiting[src] <= 1 {
+		delete(s.waiting, src)
+	} else {
+		s.waiting[src]--
+	}
+}
+
+// arrived marks c as a connection of an account: it no longer takes one
+// of its address's waiting places. The caller holds s.mu.
+func (s *Server) arrived(c *conn) {
+	if c.waitingFrom != "" {
+		s.release(c.waitingFrom)
+		c.waitingFrom = ""
+	}
+}
+
+// Waiting returns how many connections from src belong to no account yet
+// (tests).
+func (s *Server) Waiting(src string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting[src]
+}
+
 // errTooManyConns refuses a desktop hello past Options.MaxUserConns.
 var errTooManyConns = fmt.Errorf("%w: this user has as many connections to this node as it may; close one first", broker.ErrRateLimited)
 
@@ -324,6 +388,7 @@ func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
 			}
 		}
 		w.conns[c] = struct{}{}
+		s.arrived(c)
 		return nil
 	}
 	ch, cancel, err := s.b.Watch(ctx, acct)
@@ -332,6 +397,7 @@ func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
 	}
 	w := &accountWatch{conns: map[*conn]struct{}{c: {}}, cancel: cancel}
 	s.accounts[acct] = w
+	s.arrived(c)
 	s.wg.Add(1)
 	go s.watchLoop(acct, w, ch)
 	return nil
@@ -478,6 +544,7 @@ func (s *Server) unindex(c *conn, sid string) {
 func (s *Server) forget(c *conn, acct string, sids []string) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.arrived(c) // (a connection that never arrived gives its place back)
 	for _, sid := range sids {
 		if set := s.sessions[sid]; set != nil {
 			delete(set, c)

@@ -24,6 +24,7 @@ type options struct {
 	logJSON        bool
 	allowedOrigins string
 	secureCookies  bool
+	wsWaiting      int
 	initAccount    string
 	initOwner      string
 	initPassword   string
@@ -60,6 +61,7 @@ func parseOptions(args []string) (options, error) {
 	str(&warn, "low-balance", "60,10", "PPU balances (minutes) that warn, comma-separated")
 	fs.IntVar(&o.cfg.CodeDigits, "code-digits", o.cfg.CodeDigits, env("code-digits", "digits of a session code"))
 	fs.IntVar(&o.cfg.JoinRate, "join-rate", o.cfg.JoinRate, env("join-rate", "wrong codes one address may try per minute"))
+	fs.IntVar(&o.wsWaiting, "ws-waiting-per-address", 64, env("ws-waiting-per-address", "websocket connections one address may keep on a node before they say hello as a user or join a session"))
 	fs.IntVar(&o.cfg.MaxUsers, "max-users", o.cfg.MaxUsers, env("max-users", "the most users an account may have"))
 	fs.IntVar(&o.cfg.RetainMax, "retain-max", o.cfg.RetainMax, env("retain-max", "the most ended sessions an account keeps readable; past it, those that ended first go early"))
 	str(&o.initAccount, "init-account", "", "first run: create this account (with -init-owner and -init-password) if it does not exist")
@@ -89,6 +91,9 @@ func parseOptions(args []string) (options, error) {
 	}
 	if !validLogLevel(o.logLevel) {
 		return o, fmt.Errorf("log-level: %q is not debug, info, warn or error", o.logLevel)
+	}
+	if o.wsWaiting < 1 {
+		return o, fmt.Errorf("ws-waiting-per-address: %d is not a positive number", o.wsWaiting)
 	}
 	o.demo = o.redisURL == ""
 	o.cfg.LowBalance = nil
