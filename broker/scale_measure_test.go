@@ -70,3 +70,47 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+// TestMeasurePrepaidOpenBesidePPUSessions is a measurement run by hand:
+// SEATBROKER_PPU_SESSIONS=3000 go test -tags measure -run TestMeasurePrepaidOpenBesidePPUSessions -v ./broker/
+// An account runs that many sessions on PPU with a balance under their
+// number (so every grant on PPU first bills the minutes started before
+// it); it prints how long a prepaid open (a second session on a held
+// prepaid seat) takes, and Redis's longest FCALL.
+func TestMeasurePrepaidOpenBesidePPUSessions(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SEATBROKER_PPU_SESSIONS"))
+	if n == 0 {
+		n = 3000
+	}
+	c := privateRedis(t)
+	f := newFixture(t, c, setup{seats: 1, ppu: true, cfg: func(c *broker.Config) {
+		longTimers(c)
+		c.Minute = time.Hour
+	}})
+	f.topUp(int64(n) * 5 / 3)
+	f.mustOpen(f.owner, "d0") // the one prepaid seat
+	var users []broker.Principal
+	for i := range (n + 29) / 30 {
+		users = append(users, f.user("u"+strconv.Itoa(i), nil))
+	}
+	for i := range n {
+		f.mustOpen(users[i/30], "d"+strconv.Itoa(i%30))
+	}
+	require.NoError(t, c.ConfigSet(f.ctx, "slowlog-log-slower-than", "0").Err())
+	require.NoError(t, c.SlowLogReset(f.ctx).Err())
+	var took []time.Duration
+	for range 20 {
+		t0 := time.Now()
+		f.mustOpen(f.owner, "d0") // shares the prepaid seat
+		took = append(took, time.Since(t0))
+	}
+	logs, err := c.SlowLogGet(f.ctx, 1000).Result()
+	require.NoError(t, err)
+	var longest time.Duration
+	for _, l := range logs {
+		if len(l.Args) > 0 && l.Args[0] == "fcall" && l.Duration > longest {
+			longest = l.Duration
+		}
+	}
+	t.Logf("%d PPU sessions: 20 prepaid opens took %v; longest FCALL %v", n, took, longest)
+}

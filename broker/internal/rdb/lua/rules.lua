@@ -225,11 +225,17 @@ end
 
 local function acquire(s, u, t)
   if u.status ~= 'active' then return ST_USER_BLOCKED end
-  -- a grant on PPU comes after the minutes that started before it (the
-  -- test inline: a function call costs more than it, on every grant)
-  if A.ppu_sess > 0 then before_ppu_grant(t) end
   local key = seat_key(s)
   local v = seat(key)
+  -- a grant on PPU (a key on PPU, or a new key with no prepaid seat free)
+  -- comes after the minutes that started before it, which may end
+  -- sessions: the seat is read again. A prepaid grant takes no minute and
+  -- skips it, since it may read every PPU session of the account. (The
+  -- test inline: a function call costs more than it, on every grant.)
+  if A.ppu_sess > 0 and (v and byte(v, 1) == 85 or not v and A.used >= A.seats) then
+    before_ppu_grant(t)
+    v = seat(key)
+  end
   if v then
     -- a key on PPU takes new sessions only while PPU is on: turning it off
     -- stops new PPU spending; the sessions running go on (docs/design.md)
