@@ -124,11 +124,5 @@ func floorCycle(b *testing.B) {
 		run(closes)
 	}
 	b.StopTimer()
-	calls1, usec1 := scriptStats(b, c)
-	cycles := float64(rounds * per)
-	b.ReportMetric((usec1-usec0)/cycles, "redis-us/cycle")
-	b.ReportMetric((calls1-calls0)/cycles, "calls/cycle")
-	if ir := callgrind(b, "-d", pid); ir > 0 {
-		b.ReportMetric(ir/cycles, "instr/cycle")
-	}
+	reportCycles(b, c, pid, rounds*per, calls0, usec0)
 }

@@ -171,12 +171,19 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 		run(closes)
 	}
 	b.StopTimer()
+	reportCycles(b, c, pid, rounds*per, calls0, usec0)
+}
+
+// reportCycles reports Redis's time and calls per cycle since the
+// counters calls0 and usec0 (scriptStats), and with callgrind the
+// instructions per cycle.
+func reportCycles(b *testing.B, c redis.UniversalClient, pid string, cycles int, calls0, usec0 float64) {
 	calls1, usec1 := scriptStats(b, c)
-	cycles := float64(rounds * per)
-	b.ReportMetric((usec1-usec0)/cycles, "redis-us/cycle")
-	b.ReportMetric((calls1-calls0)/cycles, "calls/cycle")
+	n := float64(cycles)
+	b.ReportMetric((usec1-usec0)/n, "redis-us/cycle")
+	b.ReportMetric((calls1-calls0)/n, "calls/cycle")
 	if ir := callgrind(b, "-d", pid); ir > 0 {
-		b.ReportMetric(ir/cycles, "instr/cycle")
+		b.ReportMetric(ir/n, "instr/cycle")
 	}
 }
 
