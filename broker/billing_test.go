@@ -23,10 +23,25 @@ import (
 // (session, minute) appears twice, and every started minute of PPU active
 // time (reconstructed from the account's event log) is billed once.
 func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
+	billingRun(t, 1_000_000, 0)
+}
+
+// TestBillingIsExactWhileTheBalanceRunsOutAndIsToppedUp: the same, but the
+// balance stays low: it runs out again and again (every PPU session gets
+// the notice) and small top-ups bring it back. Every grant on PPU then
+// first bills the minutes that started before it (docs/design.md, "PPU
+// minutes"), from three nodes at once.
+func TestBillingIsExactWhileTheBalanceRunsOutAndIsToppedUp(t *testing.T) {
+	billingRun(t, 20, 120)
+}
+
+// billingRun runs the load of the billing tests: the balance starts at
+// topUp, and when more is not 0 a top-up of that many minutes follows
+// every 400 ms.
+func billingRun(t *testing.T, topUp, more int64) {
 	const (
 		workers = 24
 		run     = 3 * time.Second
-		topUp   = 1_000_000
 	)
 	client := testredis.Client(t)
 	cfg := fastConfig(testredis.Prefix(t))
@@ -73,6 +88,27 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), run)
 	defer cancel()
 	var wg sync.WaitGroup
+	var topped int64 // minutes topped up during the run
+	if more > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(400 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if _, err := nodes[0].TopUp(context.Background(), f.owner, more, "", "test"); err != nil {
+						t.Errorf("top-up: %v", err)
+						return
+					}
+					topped += more // (read after wg.Wait)
+				}
+			}
+		}()
+	}
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -86,9 +122,16 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 			var mine []held
 			for ctx.Err() == nil {
 				u := ps[rng.IntN(len(ps))]
-				if len(mine) == 0 || rng.IntN(4) == 0 {
-					if g, err := node.Open(ctx, broker.OpenRequest{Account: f.acct, UserID: u.UserID, DeviceID: fmt.Sprintf("d%d", rng.IntN(2))}); err == nil {
+				// (with a low balance a worker holds three sessions at
+				// most: their minutes, not new grants, use the top-ups up)
+				if len(mine) == 0 || rng.IntN(4) == 0 && (more == 0 || len(mine) < 3) {
+					g, err := node.Open(ctx, broker.OpenRequest{Account: f.acct, UserID: u.UserID, DeviceID: fmt.Sprintf("d%d", rng.IntN(2))})
+					if err == nil {
 						mine = append(mine, held{g.Session.ID, g.Fence, u})
+					} else if more > 0 {
+						// refused (the balance ran out): the sessions
+						// running use the next top-up, minutes at a time
+						time.Sleep(time.Duration(20+rng.IntN(60)) * time.Millisecond)
 					}
 					continue
 				}
@@ -151,13 +194,20 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 		billedAt[e.SessionID] = append(billedAt[e.SessionID], e.At.UnixMilli())
 	}
 	assert.Equal(t, o.PPUBalance, sum, "the ledger sums to the balance")
-	assert.Equal(t, int64(topUp)-int64(len(seen)), o.PPUBalance)
+	assert.Equal(t, topUp+topped-int64(len(seen)), o.PPUBalance)
 
 	minute := cfg.Minute.Milliseconds()
 	wrong := 0
 	for sid, ss := range log.stretches {
-		want := startedMinutes(ss, minute)
-		if billed[sid] != want {
+		want := startedMinutes(ss, minute, nil)
+		// A minute that starts at the very instant the balance runs out:
+		// the minutes that start at one instant are billed one by one,
+		// and the one that takes the last of the balance is billed while
+		// the others are not; the notice then ends every stretch at that
+		// instant (docs/design.md, "PPU minutes"). So a stretch the
+		// balance's end ended may count its end instant's minute.
+		most := startedMinutes(ss, minute, log.exhEnd[sid])
+		if billed[sid] < want || billed[sid] > most {
 			wrong++
 			t.Errorf("session %s: billed %d minutes (at %v), started %d (stretches %v); its events: %q",
 				sid, billed[sid], billedAt[sid], want, ss, log.history[sid])
@@ -168,28 +218,39 @@ func TestBillingIsExactWithThreeNodesMetering(t *testing.T) {
 			t.Errorf("session %s billed without PPU active time (at %v); its events: %q", sid, billedAt[sid], log.history[sid])
 		}
 	}
-	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong", len(log.stretches), len(seen), wrong)
+	t.Logf("%d sessions ran on PPU, %d minutes billed, %d wrong, %d minutes topped up, %d exhaustions",
+		len(log.stretches), len(seen), wrong, topped, log.exhausted)
 	assert.Greater(t, len(seen), 100, "the load must bill many minutes")
+	if more > 0 {
+		assert.Greater(t, log.exhausted, 10, "the balance must run out again and again")
+	}
 }
 
 // ppuLog rebuilds each session's PPU active stretches from the session
 // events an account published, in order.
 type ppuLog struct {
-	stretches map[string][][2]int64 // session -> PPU active stretches [from, to)
-	open      map[string]int64      // session -> start of its running stretch
-	promoted  map[string]int64      // session -> its last promotion seen
-	history   map[string][]string   // session -> its events, for a failure's message
+	stretches map[string][][2]int64   // session -> PPU active stretches [from, to)
+	open      map[string]int64        // session -> start of its running stretch
+	promoted  map[string]int64        // session -> its last promotion seen
+	history   map[string][]string     // session -> its events, for a failure's message
+	noticed   map[string]bool         // sessions the balance's end gave the notice
+	exhEnd    map[string]map[int]bool // session -> its stretches that the balance's end ended
+	exhausted int                     // len(noticed)
 }
 
 func newPPULog() *ppuLog {
 	return &ppuLog{stretches: map[string][][2]int64{}, open: map[string]int64{}, promoted: map[string]int64{},
-		history: map[string][]string{}}
+		history: map[string][]string{}, noticed: map[string]bool{}, exhEnd: map[string]map[int]bool{}}
 }
 
 // apply takes the next event of session s.
 func (l *ppuLog) apply(s *rdb.SessionRec) {
 	l.history[s.ID] = append(l.history[s.ID], fmt.Sprintf("%s/%s at=%d billed=%d ppu_ms=%d ppu_at=%d promoted=%d",
 		s.State, s.Kind, s.At, s.Billed, s.PPUms, s.PPUAt, s.Promoted))
+	if s.Reason == "ppu_exhausted" && !l.noticed[s.ID] {
+		l.noticed[s.ID] = true
+		l.exhausted++
+	}
 	onPPU := s.State == protocol.StateActive && s.Kind == protocol.KindPPU
 	from, running := l.open[s.ID]
 	promoted := s.Promoted != 0 && s.Promoted != l.promoted[s.ID]
@@ -206,8 +267,21 @@ func (l *ppuLog) apply(s *rdb.SessionRec) {
 		if s.Kind == protocol.KindPrepaid && s.Promoted > from && s.Promoted < end {
 			end = s.Promoted
 		}
+		if s.State == protocol.StateTerminating && s.Reason == "ppu_exhausted" {
+			if l.exhEnd[s.ID] == nil {
+				l.exhEnd[s.ID] = map[int]bool{}
+			}
+			l.exhEnd[s.ID][len(l.stretches[s.ID])] = true
+		}
 		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{from, end})
 		delete(l.open, s.ID)
+	case !running && len(l.history[s.ID]) == 1 && s.State == protocol.StateTerminating &&
+		s.Kind == protocol.KindPPU && s.Reason == "ppu_exhausted" && s.Billed > 0:
+		// First seen on notice, a minute billed: its grant took the last
+		// minute, and the same call gave every PPU session the notice, the
+		// new one included (docs/design.md, "PPU minutes"). It ran on PPU
+		// for no time, and its grant started a minute.
+		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{s.At, s.At})
 	case !onPPU && !running && promoted:
 		// Promoted with no PPU stretch seen: an operation of the call
 		// granted it on PPU (open, join, resume) and a later one freed a
@@ -232,7 +306,7 @@ func TestBillingLogSeesAGrantOnPPUPromotedInTheSameCall(t *testing.T) {
 		Created: t0, Activated: t0, At: t0 + 500, Promoted: t0, Billed: 1})
 	require.Empty(t, log.open)
 	require.Equal(t, [][2]int64{{t0, t0}}, log.stretches["s1"])
-	assert.Equal(t, int64(1), startedMinutes(log.stretches["s1"], minute))
+	assert.Equal(t, int64(1), startedMinutes(log.stretches["s1"], minute, nil))
 }
 
 // A session that stretches on PPU, is promoted, and later is granted on
@@ -261,11 +335,11 @@ func TestBillingLogKeepsPromotionsApart(t *testing.T) {
 // stretches: minute k starts when the accumulated active time reaches k
 // minutes inside a stretch [from, to), or when a stretch begins exactly
 // there.
-func startedMinutes(ss [][2]int64, minute int64) int64 {
+func startedMinutes(ss [][2]int64, minute int64, endIn map[int]bool) int64 {
 	var acc, n, next int64 // next: start of the next minute, in accumulated time
-	for _, s := range ss {
+	for i, s := range ss {
 		a, b := acc, acc+(s[1]-s[0])
-		for next < b || next == a && a == b {
+		for next < b || next == a && a == b || endIn[i] && next == b {
 			n++
 			next += minute
 		}

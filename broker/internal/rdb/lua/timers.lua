@@ -125,14 +125,26 @@ local function bill_started(t)
     end
     return s, d
   end
-  for _, key in ipairs(rcall('ZRANGE', K_PPUQ, 0, -1)) do
-    local v = seat(key)
-    if v then
-      for _, sid in ipairs(seat_sids(v)) do
-        local s = sess(sid)
-        if s then push(s) end
+  -- Such a session has its timer due by t (a minute is billed 1 ms after
+  -- it starts: due(s) is next_bill(s) + 1 while before the lease). The
+  -- timers index files due(s) for every session written back, so those
+  -- are the index's members due by t (after catch-up, those due at t
+  -- itself, or those it left while lagging) and the sessions this call
+  -- changed and has not written back (SDIRTY): not every session on PPU.
+  local seen = {}
+  for _, sid in ipairs(rcall('ZRANGEBYSCORE', K_DUE, '-inf', num_str(t))) do
+    -- (not RET_MARK nor "~id": they start with "~")
+    if byte(sid, 1) ~= 126 then
+      local s = sess(sid)
+      if s then
+        seen[sid] = true
+        push(s)
       end
     end
+  end
+  for sid in pairs(SDIRTY) do
+    local s = S[sid]
+    if s and not seen[sid] then push(s) end
   end
   while n > 0 do
     local s, d = pop()
