@@ -362,3 +362,39 @@ func TestKeysThatBeganWaitingAtOneInstantArePromotedInTheOrderTheyCame(t *testin
 	assert.Equal(t, "prepaid", zed.Kind, "zed waited longest")
 	assert.Equal(t, "ppu", amy.Kind)
 }
+
+// An open whose first minute takes the last of the balance is on notice
+// at once (every PPU session is): its one event shows it so. The open
+// used to publish it twice, once from the notice and once as the open.
+func TestAnOpenThatRunsTheBalanceOutIsPublishedOnce(t *testing.T) {
+	s := laggingStore(t, time.Minute, 1)
+	ctx := context.Background()
+	sub := s.Subscribe(ctx, "acme")
+	defer sub.Close()
+	_, err := sub.Receive(ctx)
+	require.NoError(t, err)
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"))
+	got := sessionOf(t, rs[0])
+	require.Equal(t, "terminating", got.State)
+	require.Equal(t, "ppu_exhausted", got.Reason)
+	// the balance event ends the call's messages
+	var states []string
+	for balance := false; !balance; {
+		select {
+		case m := <-sub.Channel():
+			b, err := s.keys.DecodeEvents(m.Channel, m.Payload)
+			require.NoError(t, err)
+			for _, e := range b.Events {
+				switch {
+				case e.Type == "balance":
+					balance = true
+				case e.Session != nil:
+					states = append(states, e.Session.State)
+				}
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no balance event; sessions published: %v", states)
+		}
+	}
+	require.Equal(t, []string{"terminating"}, states)
+}

@@ -38,8 +38,12 @@ OPS['open'] = function(a1, a2, a3, a4, a5)
   if s.state == 'active' then activate(s, now) end
   S[sid] = s
   SDIRTY[sid] = true
-  EMITTED[s] = true -- (emit_session: a new table is in no event yet)
-  EV_N = EV_N + 1
-  EV[EV_N] = s
+  -- (emit_session, inline: a new table is in no event yet, unless its
+  -- first minute took the last of the balance and the notice emitted it)
+  if not EMITTED[s] then
+    EMITTED[s] = true
+    EV_N = EV_N + 1
+    EV[EV_N] = s
+  end
   return ST_OK, s
 end
