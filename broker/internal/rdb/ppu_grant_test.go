@@ -30,9 +30,15 @@ const grantMinute = 400 * time.Millisecond
 // and users ann, bob, cy and zed.
 func grantStore(t *testing.T, lease time.Duration, seats string, balance int64) *Store {
 	t.Helper()
+	return grantStoreWith(t, Defaults{Lease: lease, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: grantMinute, Retention: time.Hour, CatchUp: 1}, seats, balance)
+}
+
+// grantStoreWith is grantStore with the defaults given.
+func grantStoreWith(t *testing.T, d Defaults, seats string, balance int64) *Store {
+	t.Helper()
 	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: lease, Standby: time.Hour, Paused: time.Hour,
-		Notice: time.Hour, Minute: grantMinute, Retention: time.Hour, CatchUp: 1})
+	s := New(c, testredis.Prefix(t), d)
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	require.NoError(t, s.LoadScripts(ctx))
@@ -274,5 +280,32 @@ func TestPrepaidGrantLeavesStartedMinutesToTheirTimers(t *testing.T) {
 	rr := runBatch(t, s, op("acme", opReap, "10"))[0]
 	require.NoError(t, rr.err)
 	requireNotice(t, s, "s-bob", 3, t0+2*grantMinute.Milliseconds())
+	requireBalance(t, s, 0)
+}
+
+// While catch-up is behind, the timers due by a grant's instant may be
+// mostly of other kinds (here three paused times that ran out, more than
+// the sessions on PPU): the grant then looks at the sessions on PPU
+// instead, and still bills their started minutes first, in time order.
+func TestGrantOnPPUBehindManyOtherTimersBillsTheMinutesThatStartedBeforeIt(t *testing.T) {
+	s := grantStoreWith(t, Defaults{Lease: time.Hour, Standby: time.Hour, Paused: grantMinute * 3 / 4,
+		Notice: time.Hour, Minute: grantMinute, Retention: time.Hour, CatchUp: 1}, "0", 9)
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1"),
+		openOp("s-z1", "zed", "d1"), openOp("s-z2", "zed", "d2"), openOp("s-z3", "zed", "d3")) // 4 left
+	t0 := sessionOf(t, rs[0]).Created
+	for _, r := range runBatch(t, s, op("acme", opPause, "s-z1", "zed", ""),
+		op("acme", opPause, "s-z2", "zed", ""), op("acme", opPause, "s-z3", "zed", "")) {
+		require.Equal(t, "paused", sessionOf(t, r).State)
+	}
+	sleepPast(t, s, t0, 2) // zed's paused times ran out in ann's and bob's first minute
+
+	// catch-up ends one of zed's; the open bills ann's and bob's minutes
+	// 2 and 3, the last four
+	r, err := s.Open(context.Background(), "acme", "s-cy", "cy", "d1", "host", "")
+	require.NoError(t, err)
+	assert.Equal(t, StatusPPUExhausted, r.Status)
+	m := grantMinute.Milliseconds()
+	requireNotice(t, s, "s-ann", 3, t0+2*m)
+	requireNotice(t, s, "s-bob", 3, t0+2*m)
 	requireBalance(t, s, 0)
 }
