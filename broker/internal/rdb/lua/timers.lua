@@ -131,20 +131,37 @@ local function bill_started(t)
   -- are the index's members due by t (after catch-up, those due at t
   -- itself, or those it left while lagging) and the sessions this call
   -- changed and has not written back (SDIRTY): not every session on PPU.
-  local seen = {}
-  for _, sid in ipairs(rcall('ZRANGEBYSCORE', K_DUE, '-inf', num_str(t))) do
-    -- (not RET_MARK nor "~id": they start with "~")
-    if byte(sid, 1) ~= 126 then
-      local s = sess(sid)
-      if s then
-        seen[sid] = true
-        push(s)
+  -- While catch-up is behind, the timers due by t are every kind of timer
+  -- it left (leases, paused and standby times of a mass disconnect, each
+  -- a session to read), and may be many more than the sessions on PPU:
+  -- then it reads those instead, every session of a key on PPU, as it
+  -- did before (the cheaper of the two; ZCOUNT costs a lookup).
+  if LAGGING and rcall('ZCOUNT', K_DUE, '-inf', num_str(t)) > A.ppu_sess then
+    for _, key in ipairs(rcall('ZRANGE', K_PPUQ, 0, -1)) do
+      local v = seat(key)
+      if v then
+        for _, sid in ipairs(seat_sids(v)) do
+          local s = sess(sid)
+          if s then push(s) end
+        end
       end
     end
-  end
-  for sid in pairs(SDIRTY) do
-    local s = S[sid]
-    if s and not seen[sid] then push(s) end
+  else
+    local seen = {}
+    for _, sid in ipairs(rcall('ZRANGEBYSCORE', K_DUE, '-inf', num_str(t))) do
+      -- (not RET_MARK nor "~id": they start with "~")
+      if byte(sid, 1) ~= 126 then
+        local s = sess(sid)
+        if s then
+          seen[sid] = true
+          push(s)
+        end
+      end
+    end
+    for sid in pairs(SDIRTY) do
+      local s = S[sid]
+      if s and not seen[sid] then push(s) end
+    end
   end
   while n > 0 do
     local s, d = pop()
