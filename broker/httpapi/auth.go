@@ -55,10 +55,15 @@ func (h *api) signIn(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	// RemoteIP, not ClientIP: a forwarded-for header is the caller's to
-	// forge, and the limit per source must not be dodged by one.
+	// the peer's address, or what a trusted proxy says (Options.ClientAddr):
+	// a forwarded-for header is the caller's to forge, and the limit per
+	// source must not be dodged by one
+	source := c.RemoteIP()
+	if h.opts.ClientAddr != nil {
+		source = h.opts.ClientAddr(c.Request)
+	}
 	tok, err := h.b.SignIn(ctx, broker.Credentials{Account: req.Account, Name: req.Name, Password: req.Password},
-		c.RemoteIP(), req.Kind, time.Duration(req.TTLSec)*time.Second)
+		source, req.Kind, time.Duration(req.TTLSec)*time.Second)
 	if err != nil {
 		fail(c, err)
 		return

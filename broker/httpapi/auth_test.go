@@ -16,6 +16,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker/httpapi"
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // webSession signs in to the page: the cookie and the CSRF token.
@@ -419,4 +420,37 @@ func TestSignInTokensExpire(t *testing.T) {
 	require.NoError(t, iter.Err())
 	require.Equal(t, 1, n, "one token lives a minute")
 	assert.Equal(t, http.StatusUnauthorized, e.request(http.MethodGet, "/api/v1/me", out.Token, nil).status)
+}
+
+// TestSignInLimitsFollowTheAddressATrustedProxyGives: behind a proxy the
+// node trusts (-trusted-proxies), the failed sign-ins of one client's
+// address do not hold another client of the same proxy back; from a peer
+// it does not trust, X-Forwarded-For is ignored, so a client cannot dodge
+// the limit by sending one.
+func TestSignInLimitsFollowTheAddressATrustedProxyGives(t *testing.T) {
+	t.Parallel()
+	loopback, err := clientaddr.Parse("127.0.0.1, ::1")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name    string
+		opts    server.Options
+		another int // the status of another client's first attempt
+	}{
+		{"trusted", server.Options{TrustedProxies: loopback}, http.StatusUnauthorized},
+		{"not trusted", server.Options{}, http.StatusTooManyRequests},
+	} {
+		e := newEnv(t, c.opts)
+		a := e.account(3, false)
+		attempt := func(i int, from string) reply {
+			// a new name each time: only the limit per address can bite
+			return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+				"account": a.id, "name": fmt.Sprintf("nobody%d", i), "password": "wrong-password", "kind": "client"},
+				"X-Forwarded-For", from)
+		}
+		for i := range broker.SignInRate {
+			require.Equal(t, http.StatusUnauthorized, attempt(i, "198.51.100.1").status, "%s: attempt %d", c.name, i+1)
+		}
+		assert.Equal(t, http.StatusTooManyRequests, attempt(10, "198.51.100.1").status, c.name)
+		assert.Equal(t, c.another, attempt(11, "198.51.100.2").status, c.name)
+	}
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// ends by itself (default nil: they end with their request or the
 	// broker).
 	Stopping <-chan struct{}
+	// ClientAddr gives a request's client address, for the limits kept
+	// per address (default: the TCP peer's, gin's RemoteIP;
+	// clientaddr.Resolver.Of reads a trusted proxy's X-Forwarded-For).
+	ClientAddr func(*http.Request) string
 }
 
 // api holds what the handlers share.

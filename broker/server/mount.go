@@ -19,9 +19,9 @@ func mount(n *Node, r *gin.Engine, b *broker.Broker, opts Options) {
 	var once sync.Once
 	n.closers = append(n.closers, func() { once.Do(func() { close(stopping) }) })
 	httpapi.Register(r, b, httpapi.Options{AllowedOrigins: opts.AllowedOrigins, SecureCookies: opts.SecureCookies,
-		Stopping: stopping})
+		Stopping: stopping, ClientAddr: opts.TrustedProxies.Of})
 	wss := ws.Register(r, b, ws.Options{Log: opts.Log, AllowedOrigins: opts.AllowedOrigins,
-		MaxWaitingPerAddress: opts.WSWaitingPerAddress})
+		MaxWaitingPerAddress: opts.WSWaitingPerAddress, ClientAddr: opts.TrustedProxies.Of})
 	n.closers = append(n.closers, wss.Close)
 	webui.Register(r)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/httpapi"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // Options configure the handler.
@@ -25,6 +26,10 @@ type Options struct {
 	SecureCookies bool
 	// WSWaitingPerAddress is ws.Options.MaxWaitingPerAddress (default 64).
 	WSWaitingPerAddress int
+	// TrustedProxies are the proxies whose X-Forwarded-For gives the
+	// client's address for the limits kept per address (default none:
+	// the TCP peer's).
+	TrustedProxies clientaddr.Resolver
 }
 
 // Node is a node's whole HTTP handler. Close it when the HTTP server's

@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/seatbroker/seatbroker/broker/protocol"
 	"github.com/seatbroker/seatbroker/broker/ws"
 	"github.com/seatbroker/seatbroker/client"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
@@ -99,4 +101,77 @@ func TestAnAddressHoldsAtMostMaxWaitingConnectionsOfNoAccount(t *testing.T) {
 	require.Eventually(t, func() bool { return n.ws.Waiting("127.0.0.1") == 2 }, 5*time.Second, 10*time.Millisecond)
 	rawDial(t, n.url, "")
 	refused()
+}
+
+// Behind a proxy the node trusts (ws.Options.ClientAddr with
+// clientaddr.Resolver.Of: -trusted-proxies), the limits per address are
+// kept per client address the proxy gives, not for the proxy as a whole:
+// one client's wrong codes or waiting connections do not hold the others
+// back. From a peer it does not trust, the header is ignored.
+func TestLimitsPerAddressFollowATrustedProxy(t *testing.T) {
+	t.Parallel()
+	loopback, err := clientaddr.Parse("127.0.0.1, ::1")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name    string
+		trusted clientaddr.Resolver
+		another bool // whether another client of the proxy is held back too
+	}{
+		{"trusted", loopback, false},
+		{"not trusted", clientaddr.Resolver{}, true},
+	} {
+		cfg := fastConfig(testredis.Prefix(t))
+		n := startNode(t, redisClient(t), cfg, ws.Options{MaxWaitingPerAddress: 2, ClientAddr: c.trusted.Of})
+		dial := func(from string) (*raw, int) {
+			t.Helper()
+			conn, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{"X-Forwarded-For": {from}})
+			if err != nil {
+				require.ErrorIs(t, err, websocket.ErrBadHandshake)
+				_ = resp.Body.Close()
+				return nil, resp.StatusCode
+			}
+			_ = resp.Body.Close()
+			t.Cleanup(func() { _ = conn.Close() })
+			return &raw{c: conn}, http.StatusSwitchingProtocols
+		}
+		held := func(code int) bool { return code == http.StatusTooManyRequests }
+
+		// waiting connections
+		a1, _ := dial("198.51.100.1")
+		a2, _ := dial("198.51.100.1")
+		_, code := dial("198.51.100.1")
+		require.True(t, held(code), "%s: a third waiting connection of one client", c.name)
+		_, code = dial("198.51.100.2")
+		require.Equal(t, c.another, held(code), "%s: another client's first", c.name)
+		if !c.another {
+			require.Equal(t, 2, n.ws.Waiting("198.51.100.1"), c.name)
+		}
+
+		// wrong codes: a1 uses the client's all up
+		a1.hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+		for i := range cfg.JoinRate {
+			a1.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: fmt.Sprintf("%09d", 100000000+i)})
+			requireError(t, a1.next(t), "j", protocol.CodeNotFound, "")
+		}
+		a1.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: "100000099"})
+		requireError(t, a1.next(t), "j", protocol.CodeRateLimited, "")
+		require.NoError(t, a2.c.Close()) // (a place for the other client, untrusted)
+		require.Eventually(t, func() bool {
+			b, code := dial("198.51.100.2")
+			if b == nil {
+				return false
+			}
+			b.hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+			b.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: "100000098"})
+			m := b.next(t)
+			require.Equal(t, http.StatusSwitchingProtocols, code)
+			require.NotNil(t, m.Error)
+			want := protocol.CodeNotFound
+			if c.another {
+				want = protocol.CodeRateLimited
+			}
+			require.Equal(t, want, m.Error.Code, "%s: another client's first wrong code", c.name)
+			return true
+		}, 5*time.Second, 20*time.Millisecond)
+	}
 }

@@ -96,6 +96,10 @@ type Options struct {
 	// address could hold the node's sockets and goroutines by the
 	// thousand, each for its hello and join waits.
 	MaxWaitingPerAddress int
+	// ClientAddr gives the client's address of an upgrade, for the limits
+	// kept per address (default: the TCP peer's; clientaddr.Resolver.Of
+	// reads a trusted proxy's X-Forwarded-For).
+	ClientAddr func(*http.Request) string
 }
 
 // Server is the websocket hub of one node.
@@ -140,6 +144,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.MaxUserConns <= 0 {
 		opts.MaxUserConns = defaultMaxUserConns
+	}
+	if opts.ClientAddr == nil {
+		opts.ClientAddr = sourceOf
 	}
 	if opts.MaxWaitingPerAddress <= 0 {
 		opts.MaxWaitingPerAddress = defaultMaxWaiting
@@ -250,7 +257,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		pre, preToken, preExpires = &p, strings.TrimSpace(tok), exp
 	}
-	src := sourceOf(r)
+	src := s.opts.ClientAddr(r)
 	s.mu.Lock()
 	closed := s.closed
 	full := pre == nil && s.waiting[src] >= s.opts.MaxWaitingPerAddress
@@ -321,8 +328,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// sourceOf is the client's address for rate limits. Forwarding headers
-// are not trusted: anyone can set them.
+// sourceOf is the TCP peer's address, the default Options.ClientAddr:
+// forwarding headers are trusted only from proxies named to trust.
 func sourceOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seatbroker/seatbroker/broker"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // options are the server's settings: flags, each with a SEATBROKER_*
@@ -25,6 +26,7 @@ type options struct {
 	allowedOrigins string
 	secureCookies  bool
 	wsWaiting      int
+	trusted        clientaddr.Resolver
 	initAccount    string
 	initOwner      string
 	initPassword   string
@@ -45,6 +47,8 @@ func parseOptions(args []string) (options, error) {
 	str(&o.listen, "listen", "127.0.0.1:8080", "address to serve HTTP and websockets on")
 	str(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	boolean(&o.logJSON, "log-json", "log JSON lines instead of text")
+	var trusted string
+	str(&trusted, "trusted-proxies", "", "comma-separated addresses or CIDR ranges of proxies whose X-Forwarded-For gives the client's address for the limits per address")
 	str(&o.allowedOrigins, "allowed-origins", "", "comma-separated origins besides the node's own allowed to use the API and websockets from a browser")
 	boolean(&o.secureCookies, "secure-cookies", "mark cookies Secure (behind HTTPS)")
 	str(&o.cfg.Prefix, "prefix", o.cfg.Prefix, "prefix of every Redis key")
@@ -92,6 +96,11 @@ func parseOptions(args []string) (options, error) {
 	if !validLogLevel(o.logLevel) {
 		return o, fmt.Errorf("log-level: %q is not debug, info, warn or error", o.logLevel)
 	}
+	trustedProxies, err := clientaddr.Parse(trusted)
+	if err != nil {
+		return o, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	o.trusted = trustedProxies
 	if o.wsWaiting < 1 {
 		return o, fmt.Errorf("ws-waiting-per-address: %d is not a positive number", o.wsWaiting)
 	}

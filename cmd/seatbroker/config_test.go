@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -38,11 +39,13 @@ func TestBadEnvironmentValuesAreRefused(t *testing.T) {
 	_, err := parseOptions([]string{"-lease", "30"})
 	require.Error(t, err, "the flag is refused")
 	for env, val := range map[string]string{
-		"SEATBROKER_LEASE":         "30",
-		"SEATBROKER_HEARTBEAT":     "5",
-		"SEATBROKER_CODE_DIGITS":   "twelve",
-		"SEATBROKER_REDIS_CLUSTER": "yes",
-		"SEATBROKER_INIT_SEATS":    "25 seats",
+		"SEATBROKER_LEASE":                  "30",
+		"SEATBROKER_HEARTBEAT":              "5",
+		"SEATBROKER_CODE_DIGITS":            "twelve",
+		"SEATBROKER_REDIS_CLUSTER":          "yes",
+		"SEATBROKER_INIT_SEATS":             "25 seats",
+		"SEATBROKER_TRUSTED_PROXIES":        "10.0.0.0/33",
+		"SEATBROKER_WS_WAITING_PER_ADDRESS": "0",
 	} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, val)
@@ -86,6 +89,13 @@ func TestEnvironmentValuesAreParsedAsTheirFlags(t *testing.T) {
 	assert.True(t, o.redisCluster)
 	assert.Equal(t, 9, o.cfg.CodeDigits, "the flag wins")
 	assert.Equal(t, "debug", o.logLevel)
+
+	t.Setenv("SEATBROKER_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::1")
+	o, err = parseOptions(nil)
+	require.NoError(t, err)
+	assert.True(t, o.trusted.Trusts(netip.MustParseAddr("10.20.30.40")))
+	assert.True(t, o.trusted.Trusts(netip.MustParseAddr("2001:db8::1")))
+	assert.False(t, o.trusted.Trusts(netip.MustParseAddr("192.0.2.1")))
 }
 
 // TestDashHPrintsTheFlagsAndSucceeds: docs/configuration.md says

@@ -64,7 +64,7 @@ func run(args []string) error {
 		return err
 	}
 	node := server.New(b, server.Options{Log: log, AllowedOrigins: splitList(o.allowedOrigins), SecureCookies: o.secureCookies,
-		WSWaitingPerAddress: o.wsWaiting})
+		WSWaitingPerAddress: o.wsWaiting, TrustedProxies: o.trusted})
 	srv := server.HTTPServer(node, server.DefaultTimeouts())
 	// Shutdown waits for every request, and the page's event streams never
 	// end by themselves: the node's goodbyes start with it, not after it

@@ -1,0 +1,92 @@
+// Package clientaddr finds the address of the client behind an HTTP
+// request, for the limits the broker keeps per address (wrong session
+// codes, sign-ins, websocket connections of no account): the TCP peer's,
+// or, when the peer is a proxy the operator trusts, the address that
+// proxy says it served (X-Forwarded-For).
+//
+// Behind a load balancer every peer is the balancer, and limits kept per
+// address would bind all its clients together: one client's wrong codes
+// would lock every remote side out. Forwarding headers are trusted only
+// from the proxies named, since anyone can send one: X-Forwarded-For is
+// read from its right end, each hop a trusted proxy added, up to the first
+// address that is not a trusted proxy, which is the client's.
+package clientaddr
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Resolver finds a request's client address. The zero Resolver trusts no
+// proxy: the address is always the TCP peer's.
+type Resolver struct {
+	trusted []netip.Prefix
+}
+
+// Parse makes a Resolver that trusts the proxies in list: addresses or
+// CIDR ranges, comma-separated (IPv4 or IPv6; "" trusts none).
+func Parse(list string) (Resolver, error) {
+	var r Resolver
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			r.trusted = append(r.trusted, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return Resolver{}, fmt.Errorf("%q is not an address or a CIDR range", f)
+		}
+		a = a.Unmap()
+		r.trusted = append(r.trusted, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return r, nil
+}
+
+// Trusts says whether a is one of the trusted proxies.
+func (r Resolver) Trusts(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range r.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Of returns the client address of req: the TCP peer's, unless the peer
+// is a trusted proxy and X-Forwarded-For names an address it served.
+func (r Resolver) Of(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !r.Trusts(peer) {
+		return host
+	}
+	client := peer.Unmap()
+	// every X-Forwarded-For header, in order, as one list: the last hop
+	// is the one the peer added
+	var hops []string
+	for _, h := range req.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // not an address: what lies left of it cannot be trusted
+		}
+		client = a.Unmap()
+		if !r.Trusts(client) {
+			break
+		}
+	}
+	return client.String()
+}

@@ -1,0 +1,57 @@
+package clientaddr
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTheClientAddressIsThePeersUnlessATrustedProxySaysOtherwise(t *testing.T) {
+	r, err := Parse("10.0.0.0/8, 192.0.2.7 ,2001:db8::/32")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"no proxy", "203.0.113.5:4000", nil, "203.0.113.5"},
+		{"an untrusted peer's header is its own to forge", "203.0.113.5:4000", []string{"198.51.100.1"}, "203.0.113.5"},
+		{"a trusted proxy without a header", "10.1.2.3:4000", nil, "10.1.2.3"},
+		{"a trusted proxy names its client", "10.1.2.3:4000", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"what the client itself forged, left of it, is not read", "10.1.2.3:4000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1"},
+		{"a chain of trusted proxies", "10.1.2.3:4000", []string{"198.51.100.1, 192.0.2.7", "10.9.9.9"}, "198.51.100.1"},
+		{"all hops trusted: the leftmost", "10.1.2.3:4000", []string{"10.2.2.2, 10.3.3.3"}, "10.2.2.2"},
+		{"a hop that is no address stops the walk", "10.1.2.3:4000", []string{"198.51.100.1, bogus"}, "10.1.2.3"},
+		{"IPv6", "[2001:db8::1]:4000", []string{"2001:db8:ffff::9, 2a00::5"}, "2a00::5"},
+		{"an IPv4 peer written as IPv6", "[::ffff:10.1.2.3]:4000", []string{"198.51.100.1"}, "198.51.100.1"},
+	} {
+		req := &http.Request{RemoteAddr: c.peer, Header: http.Header{}}
+		for _, h := range c.xff {
+			req.Header.Add("X-Forwarded-For", h)
+		}
+		assert.Equal(t, c.want, r.Of(req), c.name)
+	}
+	var none Resolver
+	req := &http.Request{RemoteAddr: "10.1.2.3:4000", Header: http.Header{"X-Forwarded-For": {"198.51.100.1"}}}
+	assert.Equal(t, "10.1.2.3", none.Of(req), "trusting no proxy, the peer")
+}
+
+func TestBadTrustedProxiesAreRefused(t *testing.T) {
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0", "1.2.3.4/8/8"} {
+		_, err := Parse(bad)
+		assert.Error(t, err, bad)
+	}
+	r, err := Parse(" , ")
+	require.NoError(t, err)
+	assert.False(t, r.Trusts(mustAddr(t, "10.0.0.1")))
+}
+
+func mustAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	require.NoError(t, err)
+	return a
+}
