@@ -189,8 +189,8 @@ func (f *fixture) snapshot() map[string]string {
 	iter := c.Scan(f.ctx, 0, f.b.Config().Prefix+"*", 1000).Iterator()
 	for iter.Next(f.ctx) {
 		k := iter.Val()
-		if k == f.b.Config().Prefix+":sweep" {
-			continue // whose turn it is to sweep: the reapers', comes and goes
+		if k == f.b.Config().Prefix+":sweep" || k == f.b.Config().Prefix+":sweep:cursor" {
+			continue // whose turn it is to sweep, and where: the reapers', come and go
 		}
 		var v any
 		var err error

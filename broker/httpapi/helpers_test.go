@@ -206,8 +206,8 @@ func (e *env) snapshot() map[string]string {
 	iter := e.rc.Scan(e.ctx, 0, e.prefix+":*", 1000).Iterator()
 	for iter.Next(e.ctx) {
 		k := iter.Val()
-		if k == e.prefix+":sweep" {
-			continue // whose turn it is to sweep: the reapers', comes and goes
+		if k == e.prefix+":sweep" || k == e.prefix+":sweep:cursor" {
+			continue // whose turn it is to sweep, and where: the reapers', come and go
 		}
 		v, err := e.rc.Dump(e.ctx, k).Result()
 		if err == redis.Nil {

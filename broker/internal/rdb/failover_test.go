@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -170,4 +171,50 @@ func cmdCalls(t *testing.T, c *redis.Client, name string) int {
 		}
 	}
 	return 0
+}
+
+// A sweep refiles about SweepMax accounts, going on where the last one
+// stopped (the cursor is in Redis, so whichever node sweeps next goes on):
+// every account is refiled within ceil(accounts / SweepMax) sweeps, and
+// no sweep reads them all. Here every account lost its entry in the
+// global index (a node died between its script and filing it).
+func TestSweepsGoOnWhereTheLastOneStoppedAndCoverEveryAccount(t *testing.T) {
+	ctx := context.Background()
+	_, c := startServer(t)
+	prefix := testredis.Prefix(t)
+	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	s := New(c, prefix, d)
+	t.Cleanup(s.Close)
+	require.NoError(t, s.LoadScripts(ctx))
+	const accounts = 2600
+	pipe := c.Pipeline()
+	for i := range accounts {
+		id := fmt.Sprintf("acct%04d", i)
+		pipe.SAdd(ctx, s.keys.Accounts(), id)
+		pipe.ZAdd(ctx, s.keys.Due(id), redis.Z{Score: float64(1_000_000 + i), Member: "s1"})
+	}
+	_, err := pipe.Exec(ctx)
+	require.NoError(t, err)
+	require.Zero(t, c.ZCard(ctx, s.keys.DueIndex()).Val())
+
+	nodes := []*Reaper{NewReaper(s, time.Hour, time.Hour, nil), NewReaper(New(c, prefix, d), time.Hour, time.Hour, nil)}
+	for _, n := range nodes {
+		n.SweepMax = 1000
+	}
+	var reads []int
+	for i := 0; c.ZCard(ctx, s.keys.DueIndex()).Val() < accounts; i++ {
+		require.Less(t, i, 10, "every account refiled within a few sweeps")
+		n, err := nodes[i%2].Sweep(ctx) // the nodes take turns
+		require.NoError(t, err)
+		reads = append(reads, n)
+	}
+	require.GreaterOrEqual(t, len(reads), 3, "no sweep read every account: %v", reads)
+	for _, n := range reads {
+		require.Less(t, n, 1000+sweepChunk, "a sweep reads about SweepMax accounts: %v", reads)
+	}
+	// each account is filed at its own first timer
+	score, err := c.ZScore(ctx, s.keys.DueIndex(), "acct0042").Result()
+	require.NoError(t, err)
+	require.Equal(t, float64(1_000_042), score)
 }

@@ -119,6 +119,10 @@ func (k Keys) DueIndex() string { return k.prefix + ":due" }
 // node that set it sweeps this turn, and the others skip theirs.
 func (k Keys) SweepTurn() string { return k.prefix + ":sweep" }
 
+// SweepCursor is a string: where the next sweep goes on in the accounts
+// set (an SSCAN cursor; "0" or none: from the start).
+func (k Keys) SweepCursor() string { return k.prefix + ":sweep:cursor" }
+
 // Accounts is a set of every account id.
 func (k Keys) Accounts() string { return k.prefix + ":accounts" }
 

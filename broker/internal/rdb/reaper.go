@@ -23,6 +23,10 @@ type Reaper struct {
 	interval time.Duration
 	sweep    time.Duration
 	log      *slog.Logger
+	// SweepMax is about how many accounts one sweep refiles (default
+	// 20,000): a sweep goes on where the last one stopped, so every
+	// account is refiled once every ceil(accounts / SweepMax) sweeps.
+	SweepMax int
 
 	mu     sync.Mutex // guards cancel
 	cancel context.CancelFunc
@@ -30,15 +34,17 @@ type Reaper struct {
 
 // Reaper batch sizes.
 const (
-	reapAccounts = 256 // accounts per pass
-	reapSteps    = 500 // timers per account per pass
+	reapAccounts    = 256   // accounts per pass
+	reapSteps       = 500   // timers per account per pass
+	sweepChunk      = 500   // accounts per SSCAN of a sweep
+	defaultSweepMax = 20000 // accounts per sweep (Reaper.SweepMax)
 )
 
 // NewReaper returns a reaper that looks every interval, and refiles every
 // account from its own timers every sweep (a node that died between a
 // script and filing its account is caught up then).
 func NewReaper(s *Store, interval, sweep time.Duration, log *slog.Logger) *Reaper {
-	return &Reaper{store: s, interval: interval, sweep: sweep, log: log}
+	return &Reaper{store: s, interval: interval, sweep: sweep, log: log, SweepMax: defaultSweepMax}
 }
 
 // Run reaps until ctx is done or Close is called.
@@ -199,19 +205,31 @@ func (r *Reaper) SweepTurn(ctx context.Context) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, r.Sweep(ctx)
+	_, err = r.Sweep(ctx)
+	return true, err
 }
 
-// Sweep refiles every account in the global index from its own earliest
-// timer. Its cost grows with the number of accounts; it runs rarely.
-func (r *Reaper) Sweep(ctx context.Context) error {
+// Sweep refiles accounts in the global index from their own earliest
+// timer: about SweepMax of them, from where the last sweep stopped (the
+// cursor is kept in Redis, so the next sweep goes on whichever node runs
+// it). Its cost is bounded, and every account is refiled once every
+// ceil(accounts / SweepMax) sweeps: at 10,000 accounts every sweep, at a
+// million every 50 (a sweep of every account read every account's first
+// timer, ~3 µs of Redis each: seconds at a million, every interval).
+// It returns how many accounts it read.
+func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	s := r.store
-	var cursor uint64
+	at, err := s.client.Get(ctx, s.keys.SweepCursor()).Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	cursor, read := at, 0
 	for {
-		ids, next, err := s.client.SScan(ctx, s.keys.Accounts(), cursor, "", 500).Result()
+		ids, next, err := s.client.SScan(ctx, s.keys.Accounts(), cursor, "", sweepChunk).Result()
 		if err != nil {
-			return err
+			return read, err
 		}
+		read += len(ids)
 		pipe := s.client.Pipeline()
 		cmds := make([]*redis.ZSliceCmd, len(ids))
 		for i, id := range ids {
@@ -219,7 +237,7 @@ func (r *Reaper) Sweep(ctx context.Context) error {
 		}
 		if len(ids) > 0 {
 			if _, err := pipe.Exec(ctx); err != nil {
-				return err
+				return read, err
 			}
 		}
 		add := s.client.Pipeline()
@@ -230,12 +248,14 @@ func (r *Reaper) Sweep(ctx context.Context) error {
 		}
 		if add.Len() > 0 {
 			if _, err := add.Exec(ctx); err != nil {
-				return err
+				return read, err
 			}
 		}
 		cursor = next
-		if cursor == 0 {
-			return nil
+		if cursor == 0 || read >= r.SweepMax {
+			// (a cursor of 0: the set was walked to its end, and the next
+			// sweep starts again)
+			return read, s.client.Set(ctx, s.keys.SweepCursor(), strconv.FormatUint(cursor, 10), 0).Err()
 		}
 	}
 }
