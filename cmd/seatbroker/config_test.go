@@ -127,3 +127,19 @@ func TestInitAccountIsCreatedInDemoModeToo(t *testing.T) {
 		assert.NoError(t, err, "%s/%s signs in", c.Account, c.Name)
 	}
 }
+
+// TestDemoModeKeysExpireAsTimePasses: miniredis counts TTLs down only when
+// told to. In the demo mode keys with a TTL must still go when it runs out,
+// as in Redis: whose turn it is to sweep (else the demo swept once, at its
+// start), tokens' lookups, codes, rejoin secrets.
+func TestDemoModeKeysExpireAsTimePasses(t *testing.T) {
+	c, closeRedis, err := openRedis(options{demo: true}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer closeRedis()
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "turn", "1", 150*time.Millisecond).Err())
+	require.Eventually(t, func() bool {
+		ok, err := c.SetNX(ctx, "turn", "2", time.Minute).Result()
+		return err == nil && ok
+	}, 3*time.Second, 20*time.Millisecond, "the key went when its TTL ran out")
+}

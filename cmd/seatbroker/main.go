@@ -23,6 +23,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/server"
+	"github.com/seatbroker/seatbroker/internal/miniclock"
 	"github.com/seatbroker/seatbroker/internal/redisopen"
 )
 
@@ -122,10 +123,12 @@ func openRedis(o options, log *slog.Logger) (redis.UniversalClient, func(), erro
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, nil, err
 		}
+		// (miniredis counts TTLs down only when told to)
+		stopClock := miniclock.Follow(m, 100*time.Millisecond)
 		log.Warn("DEMO MODE: no Redis configured (set SEATBROKER_REDIS_URL or -redis-url); " +
 			"serving on an in-process Redis that keeps NOTHING across restarts")
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-		return c, func() { _ = c.Close(); m.Close() }, nil
+		return c, func() { _ = c.Close(); stopClock(); m.Close() }, nil
 	}
 	c, err := redisopen.Client(o.redisURL, o.redisCluster, o.sentinelMaster)
 	if err != nil {

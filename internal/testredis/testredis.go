@@ -17,6 +17,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seatbroker/seatbroker/internal/miniclock"
 )
 
 // Server is a running redis-server.
@@ -180,6 +182,8 @@ func Backends() []Backend {
 		{Name: "redis", Client: func(t testing.TB) redis.UniversalClient { return Client(t) }},
 		{Name: "miniredis", Client: func(t testing.TB) redis.UniversalClient {
 			m := miniredis.RunT(t)
+			// keys expire as time passes, as in Redis (and the demo mode)
+			t.Cleanup(miniclock.Follow(m, 20*time.Millisecond))
 			c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 			t.Cleanup(func() { _ = c.Close() })
 			return c
