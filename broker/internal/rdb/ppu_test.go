@@ -142,20 +142,6 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 			}
 		}
 	}
-	balance := func() int64 {
-		t.Helper()
-		a, err := s.Account(ctx, "acme")
-		require.NoError(t, err)
-		es, _, err := s.Ledger(ctx, "acme", 0, -1)
-		require.NoError(t, err)
-		var sum int64
-		for _, e := range es {
-			sum += e.Delta
-		}
-		require.Equal(t, a["balance"], fmt.Sprint(sum), "the ledger sums to the balance")
-		return sum
-	}
-
 	open()
 	open() // 5 -> 4 -> 3: the warning
 	drain()
@@ -174,7 +160,7 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 	for range 3 { // 3 -> 0
 		running = append(running, open().Session.ID)
 	}
-	require.Equal(t, int64(0), balance())
+	requireBalance(t, s, 0)
 	var all []SessionRec
 	require.NoError(t, s.ScanSessions(ctx, "acme", 100, func(r SessionRec) { all = append(all, r) }))
 	for _, x := range all {
@@ -188,7 +174,7 @@ func TestLowBalanceWarnsOnEveryFallThroughItsThreshold(t *testing.T) {
 	require.Equal(t, StatusOK, r.Status)
 	require.Equal(t, "active", r.Session.State)
 	require.Equal(t, "ppu", r.Session.Kind)
-	require.Equal(t, int64(1), balance())
+	requireBalance(t, s, 1)
 	for _, id := range running {
 		x, err := s.Session(ctx, "acme", id)
 		require.NoError(t, err)
