@@ -235,12 +235,14 @@ type ppuLog struct {
 	history   map[string][]string     // session -> its events, for a failure's message
 	noticed   map[string]bool         // sessions the balance's end gave the notice
 	exhEnd    map[string]map[int]bool // session -> its stretches that the balance's end ended
+	last      map[string]string       // session -> its state in its last event
 	exhausted int                     // len(noticed)
 }
 
 func newPPULog() *ppuLog {
 	return &ppuLog{stretches: map[string][][2]int64{}, open: map[string]int64{}, promoted: map[string]int64{},
-		history: map[string][]string{}, noticed: map[string]bool{}, exhEnd: map[string]map[int]bool{}}
+		history: map[string][]string{}, noticed: map[string]bool{}, exhEnd: map[string]map[int]bool{},
+		last: map[string]string{}}
 }
 
 // apply takes the next event of session s.
@@ -255,6 +257,10 @@ func (l *ppuLog) apply(s *rdb.SessionRec) {
 	from, running := l.open[s.ID]
 	promoted := s.Promoted != 0 && s.Promoted != l.promoted[s.ID]
 	l.promoted[s.ID] = s.Promoted
+	// a session on notice is never granted again: a promotion of its key
+	// then only moves the seat (billing stopped with the notice)
+	onNotice := l.last[s.ID] == protocol.StateTerminating
+	l.last[s.ID] = s.State
 	switch {
 	case onPPU && !running:
 		l.open[s.ID] = s.At
@@ -282,7 +288,7 @@ func (l *ppuLog) apply(s *rdb.SessionRec) {
 		// new one included (docs/design.md, "PPU minutes"). It ran on PPU
 		// for no time, and its grant started a minute.
 		l.stretches[s.ID] = append(l.stretches[s.ID], [2]int64{s.At, s.At})
-	case !onPPU && !running && promoted:
+	case !onPPU && !running && promoted && !onNotice:
 		// Promoted with no PPU stretch seen: an operation of the call
 		// granted it on PPU (open, join, resume) and a later one freed a
 		// seat, all at the call's one instant. It ran on PPU for no time,
@@ -346,4 +352,21 @@ func startedMinutes(ss [][2]int64, minute int64, endIn map[int]bool) int64 {
 		acc = b
 	}
 	return n
+}
+
+// A key on notice (the balance ran out) that is promoted to a freed
+// prepaid seat only moves the seat: its sessions were not granted again,
+// and it adds no PPU stretch (here the second minute would start at the
+// instant the notice began, and is not billed).
+func TestBillingLogAddsNoStretchForAPromotionOnNotice(t *testing.T) {
+	const t0, minute = 1_764_000_000_000, 100
+	log := newPPULog()
+	s := rdb.SessionRec{ID: "s1", State: protocol.StateActive, Kind: protocol.KindPPU, At: t0, PPUAt: t0, Billed: 1}
+	log.apply(&s)
+	s.State, s.At, s.PPUAt, s.PPUms, s.Reason = protocol.StateTerminating, t0+minute, 0, minute, "ppu_exhausted"
+	log.apply(&s)
+	s.Kind, s.At, s.Promoted = protocol.KindPrepaid, t0+150, t0+150
+	log.apply(&s)
+	require.Equal(t, [][2]int64{{t0, t0 + minute}}, log.stretches["s1"])
+	assert.Equal(t, int64(1), startedMinutes(log.stretches["s1"], minute, nil))
 }
