@@ -28,10 +28,10 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	source string
-	// waitingFrom is source while the connection takes one of its
-	// address's waiting places (Options.MaxWaitingPerAddress), else "";
-	// guarded by Server.mu.
-	waitingFrom string
+	// waiting: the connection takes one of source's waiting places
+	// (Options.MaxWaitingPerAddress); guarded by Server.mu. (A flag, not
+	// the address: "" is an address too.)
+	waiting bool
 
 	stopOnce  sync.Once
 	closeCode int    // written once before done closes

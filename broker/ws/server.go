@@ -296,9 +296,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = wsc.Close()
 		return
 	}
-	if pre == nil {
-		c.waitingFrom = src
-	}
+	c.waiting = pre == nil
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
 	s.mu.Unlock()
@@ -357,9 +355,9 @@ func (s *Server) release(src string) {
 // arrived marks c as a connection of an account: it no longer takes one
 // of its address's waiting places. The caller holds s.mu.
 func (s *Server) arrived(c *conn) {
-	if c.waitingFrom != "" {
-		s.release(c.waitingFrom)
-		c.waitingFrom = ""
+	if c.waiting {
+		s.release(c.source)
+		c.waiting = false
 	}
 }
 
