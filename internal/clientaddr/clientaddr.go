@@ -49,9 +49,11 @@ func Parse(list string) (Resolver, error) {
 	return r, nil
 }
 
-// Trusts says whether a is one of the trusted proxies.
+// Trusts says whether a is one of the trusted proxies. An IPv6 zone
+// (fe80::1%eth0) does not matter: a prefix never contains an address
+// with one.
 func (r Resolver) Trusts(a netip.Addr) bool {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, p := range r.trusted {
 		if p.Contains(a) {
 			return true
@@ -61,32 +63,59 @@ func (r Resolver) Trusts(a netip.Addr) bool {
 }
 
 // Of returns the client address of req: the TCP peer's, unless the peer
-// is a trusted proxy and X-Forwarded-For names an address it served.
+// is a trusted proxy and X-Forwarded-For names an address it served. An
+// address is written one way whichever way it came (an IPv4 address
+// written as IPv6 is the IPv4 one), so that a client has one address
+// for the limits kept per address.
 func (r Resolver) Of(req *http.Request) string {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		host = req.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil || !r.Trusts(peer) {
+	if err != nil {
 		return host
 	}
 	client := peer.Unmap()
-	// every X-Forwarded-For header, in order, as one list: the last hop
-	// is the one the peer added
-	var hops []string
-	for _, h := range req.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(h, ",")...)
+	if !r.Trusts(client) {
+		return client.String()
 	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // not an address: what lies left of it cannot be trusted
-		}
-		client = a.Unmap()
-		if !r.Trusts(client) {
-			break
+	// every X-Forwarded-For header, in order, as one list: the last hop
+	// is the one the peer added. It is walked from its right end one hop
+	// at a time, so a long header costs no more than the hops read.
+	hs := req.Header.Values("X-Forwarded-For")
+	for i := len(hs) - 1; i >= 0; i-- {
+		rest := hs[i]
+		for {
+			j := strings.LastIndexByte(rest, ',')
+			a, ok := parseHop(rest[j+1:])
+			if !ok {
+				// not an address: what lies left of it cannot be trusted
+				return client.String()
+			}
+			client = a
+			if !r.Trusts(client) {
+				return client.String()
+			}
+			if j < 0 {
+				break
+			}
+			rest = rest[:j]
 		}
 	}
 	return client.String()
+}
+
+// parseHop reads one hop of X-Forwarded-For: an address, with or without
+// a port (some balancers add the client's port: 198.51.100.1:4711,
+// [2001:db8::1]:4711).
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }

@@ -3,6 +3,8 @@ package clientaddr
 import (
 	"net/http"
 	"net/netip"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -37,6 +39,60 @@ func TestTheClientAddressIsThePeersUnlessATrustedProxySaysOtherwise(t *testing.T
 	var none Resolver
 	req := &http.Request{RemoteAddr: "10.1.2.3:4000", Header: http.Header{"X-Forwarded-For": {"198.51.100.1"}}}
 	assert.Equal(t, "10.1.2.3", none.Of(req), "trusting no proxy, the peer")
+}
+
+// The limits kept per address hold a client to one address, so it is
+// written one way whichever way the client came (directly, or named by a
+// proxy) and however it was written; a proxy is trusted whatever zone its
+// link-local address has; a hop that carries a port is still an address.
+func TestAClientHasOneAddressHoweverItIsWritten(t *testing.T) {
+	r, err := Parse("10.0.0.0/8, fe80::/10")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"directly, an IPv4 peer written as IPv6", "[::ffff:203.0.113.5]:4000", nil, "203.0.113.5"},
+		{"through the proxy, written as IPv6", "10.1.2.3:4000", []string{"::ffff:203.0.113.5"}, "203.0.113.5"},
+		{"through the proxy, written as IPv4", "10.1.2.3:4000", []string{"203.0.113.5"}, "203.0.113.5"},
+		{"directly, IPv6 as Go writes it", "[2001:db8::1]:4000", nil, "2001:db8::1"},
+		{"through the proxy, IPv6 written long", "10.1.2.3:4000", []string{"2001:0DB8:0:0:0:0:0:1"}, "2001:db8::1"},
+		{"a link-local proxy, with its zone", "[fe80::1%eth0]:4000", []string{"203.0.113.5"}, "203.0.113.5"},
+		{"a link-local trusted hop with a zone", "10.1.2.3:4000", []string{"203.0.113.5, fe80::2%eth0"}, "203.0.113.5"},
+		{"a hop with a port", "10.1.2.3:4000", []string{"203.0.113.5:4711"}, "203.0.113.5"},
+		{"an IPv6 hop with a port", "10.1.2.3:4000", []string{"[2001:db8::1]:4711"}, "2001:db8::1"},
+		{"spaces around hops", "10.1.2.3:4000", []string{"  203.0.113.5 ,\t10.9.9.9  "}, "203.0.113.5"},
+		{"an empty hop stops the walk", "10.1.2.3:4000", []string{"203.0.113.5, ,"}, "10.1.2.3"},
+		{"an empty header", "10.1.2.3:4000", []string{""}, "10.1.2.3"},
+		{"a peer without a port", "203.0.113.5", nil, "203.0.113.5"},
+		{"a trusted peer without a port", "10.1.2.3", []string{"203.0.113.5"}, "203.0.113.5"},
+		{"a peer that is no address (a unix socket)", "@", []string{"203.0.113.5"}, "@"},
+	} {
+		req := &http.Request{RemoteAddr: c.peer, Header: http.Header{}}
+		for _, h := range c.xff {
+			req.Header.Add("X-Forwarded-For", h)
+		}
+		assert.Equal(t, c.want, r.Of(req), c.name)
+	}
+}
+
+// A long X-Forwarded-For (up to the server's 64 KiB of headers, all from
+// the client but the last hop) costs no more than the hops walked: it is
+// not split into a list of every hop for each request.
+func TestALongForwardedForCostsOnlyTheHopsWalked(t *testing.T) {
+	r, err := Parse("10.0.0.0/8")
+	require.NoError(t, err)
+	req := &http.Request{RemoteAddr: "10.1.2.3:4000", Header: http.Header{}}
+	req.Header.Add("X-Forwarded-For", strings.Repeat("1,", 32<<10)+"203.0.113.5")
+	require.Equal(t, "203.0.113.5", r.Of(req))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		r.Of(req)
+	}
+	runtime.ReadMemStats(&after)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "bytes allocated by 10 calls")
 }
 
 func TestBadTrustedProxiesAreRefused(t *testing.T) {
