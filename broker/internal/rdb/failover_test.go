@@ -218,3 +218,48 @@ func TestSweepsGoOnWhereTheLastOneStoppedAndCoverEveryAccount(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, float64(1_000_042), score)
 }
+
+// An account the sweep cannot read (a key of the wrong type; in Redis
+// Cluster, its master down until a failover) is passed over, as a reaper's
+// pass does: the sweep refiles the others and goes on. Before, it stopped
+// at that account's chunk without saving its cursor, and every sweep
+// after started there again and stopped there again: no account anywhere
+// was refiled any more.
+func TestASweepPassesOverAnAccountItCannotRead(t *testing.T) {
+	ctx := context.Background()
+	_, c := startServer(t)
+	prefix := testredis.Prefix(t)
+	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	s := New(c, prefix, d)
+	t.Cleanup(s.Close)
+	require.NoError(t, s.LoadScripts(ctx))
+	const accounts = 2600
+	pipe := c.Pipeline()
+	for i := range accounts {
+		id := fmt.Sprintf("acct%04d", i)
+		pipe.SAdd(ctx, s.keys.Accounts(), id)
+		if i == 7 {
+			pipe.Set(ctx, s.keys.Due(id), "not a sorted set", 0)
+			continue
+		}
+		pipe.ZAdd(ctx, s.keys.Due(id), redis.Z{Score: float64(1_000_000 + i), Member: "s1"})
+	}
+	_, err := pipe.Exec(ctx)
+	require.NoError(t, err)
+
+	r := NewReaper(s, time.Hour, time.Hour, nil)
+	r.SweepMax = 1000
+	failed := 0
+	for i := 0; c.ZCard(ctx, s.keys.DueIndex()).Val() < accounts-1; i++ {
+		require.Less(t, i, 10, "every other account refiled within a few sweeps (%d of %d)",
+			c.ZCard(ctx, s.keys.DueIndex()).Val(), accounts-1)
+		if _, err := r.Sweep(ctx); err != nil {
+			require.ErrorContains(t, err, "acct0007", "the error names the account")
+			failed++
+		}
+	}
+	require.Positive(t, failed, "the sweep said what it could not read")
+	_, err = c.ZScore(ctx, s.keys.DueIndex(), "acct0007").Result()
+	require.ErrorIs(t, err, redis.Nil)
+}

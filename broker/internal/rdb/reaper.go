@@ -38,6 +38,7 @@ const (
 	reapSteps       = 500   // timers per account per pass
 	sweepChunk      = 500   // accounts per SSCAN of a sweep
 	defaultSweepMax = 20000 // accounts per sweep (Reaper.SweepMax)
+	sweepErrs       = 10    // accounts a sweep's error names; the rest are counted
 )
 
 // NewReaper returns a reaper that looks every interval, and refiles every
@@ -216,6 +217,10 @@ func (r *Reaper) SweepTurn(ctx context.Context) (bool, error) {
 // ceil(accounts / SweepMax) sweeps: at 10,000 accounts every sweep, at a
 // million every 50 (a sweep of every account read every account's first
 // timer, ~3 µs of Redis each: seconds at a million, every interval).
+// An account it cannot read or refile (a key of the wrong type; in Redis
+// Cluster, its master down) is passed over, as in a pass: the sweep goes
+// on and the error names it. Only an error reading the set itself, or the
+// context ending, stops it where it is, without moving the cursor on.
 // It returns how many accounts it read.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	s := r.store
@@ -224,10 +229,17 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	cursor, read := at, 0
+	var errs []error
+	failed := 0 // accounts passed over; the first sweepErrs are named
+	passOver := func(id string, err error) {
+		if failed++; failed <= sweepErrs {
+			errs = append(errs, fmt.Errorf("account %s: %w", id, err))
+		}
+	}
 	for {
 		ids, next, err := s.client.SScan(ctx, s.keys.Accounts(), cursor, "", sweepChunk).Result()
 		if err != nil {
-			return read, err
+			return read, errors.Join(append(errs, err)...)
 		}
 		read += len(ids)
 		pipe := s.client.Pipeline()
@@ -236,26 +248,41 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 			cmds[i] = pipe.ZRangeWithScores(ctx, s.keys.Due(id), 0, 0)
 		}
 		if len(ids) > 0 {
-			if _, err := pipe.Exec(ctx); err != nil {
-				return read, err
-			}
+			_, _ = pipe.Exec(ctx) // each command's error is read below
 		}
 		add := s.client.Pipeline()
+		var added []string
 		for i, id := range ids {
-			if z := cmds[i].Val(); len(z) == 1 {
+			z, err := cmds[i].Result()
+			if err != nil {
+				passOver(id, err)
+				continue
+			}
+			if len(z) == 1 {
 				add.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: z[0].Score, Member: id})
+				added = append(added, id)
 			}
 		}
 		if add.Len() > 0 {
-			if _, err := add.Exec(ctx); err != nil {
-				return read, err
+			cmds, _ := add.Exec(ctx)
+			for i, cmd := range cmds {
+				if err := cmd.Err(); err != nil {
+					passOver(added[i], err)
+				}
 			}
+		}
+		if err := ctx.Err(); err != nil {
+			return read, errors.Join(append(errs, err)...)
 		}
 		cursor = next
 		if cursor == 0 || read >= r.SweepMax {
 			// (a cursor of 0: the set was walked to its end, and the next
 			// sweep starts again)
-			return read, s.client.Set(ctx, s.keys.SweepCursor(), strconv.FormatUint(cursor, 10), 0).Err()
+			if failed > sweepErrs {
+				errs = append(errs, fmt.Errorf("and %d accounts more", failed-sweepErrs))
+			}
+			errs = append(errs, s.client.Set(ctx, s.keys.SweepCursor(), strconv.FormatUint(cursor, 10), 0).Err())
+			return read, errors.Join(errs...)
 		}
 	}
 }
