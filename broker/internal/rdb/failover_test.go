@@ -179,26 +179,13 @@ func cmdCalls(t *testing.T, c *redis.Client, name string) int {
 // no sweep reads them all. Here every account lost its entry in the
 // global index (a node died between its script and filing it).
 func TestSweepsGoOnWhereTheLastOneStoppedAndCoverEveryAccount(t *testing.T) {
-	ctx := context.Background()
-	_, c := startServer(t)
-	prefix := testredis.Prefix(t)
-	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
-	s := New(c, prefix, d)
-	t.Cleanup(s.Close)
-	require.NoError(t, s.LoadScripts(ctx))
 	const accounts = 2600
-	pipe := c.Pipeline()
-	for i := range accounts {
-		id := fmt.Sprintf("acct%04d", i)
-		pipe.SAdd(ctx, s.keys.Accounts(), id)
-		pipe.ZAdd(ctx, s.keys.Due(id), redis.Z{Score: float64(1_000_000 + i), Member: "s1"})
-	}
-	_, err := pipe.Exec(ctx)
-	require.NoError(t, err)
+	s, c, ctx := lostIndexStore(t, accounts, -1)
 	require.Zero(t, c.ZCard(ctx, s.keys.DueIndex()).Val())
 
-	nodes := []*Reaper{NewReaper(s, time.Hour, time.Hour, nil), NewReaper(New(c, prefix, d), time.Hour, time.Hour, nil)}
+	other := New(c, s.keys.prefix, Defaults{}) // a second node's store
+	t.Cleanup(other.Close)
+	nodes := []*Reaper{NewReaper(s, time.Hour, time.Hour, nil), NewReaper(other, time.Hour, time.Hour, nil)}
 	for _, n := range nodes {
 		n.SweepMax = 1000
 	}
@@ -226,27 +213,8 @@ func TestSweepsGoOnWhereTheLastOneStoppedAndCoverEveryAccount(t *testing.T) {
 // after started there again and stopped there again: no account anywhere
 // was refiled any more.
 func TestASweepPassesOverAnAccountItCannotRead(t *testing.T) {
-	ctx := context.Background()
-	_, c := startServer(t)
-	prefix := testredis.Prefix(t)
-	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
-	s := New(c, prefix, d)
-	t.Cleanup(s.Close)
-	require.NoError(t, s.LoadScripts(ctx))
 	const accounts = 2600
-	pipe := c.Pipeline()
-	for i := range accounts {
-		id := fmt.Sprintf("acct%04d", i)
-		pipe.SAdd(ctx, s.keys.Accounts(), id)
-		if i == 7 {
-			pipe.Set(ctx, s.keys.Due(id), "not a sorted set", 0)
-			continue
-		}
-		pipe.ZAdd(ctx, s.keys.Due(id), redis.Z{Score: float64(1_000_000 + i), Member: "s1"})
-	}
-	_, err := pipe.Exec(ctx)
-	require.NoError(t, err)
+	s, c, ctx := lostIndexStore(t, accounts, 7)
 
 	r := NewReaper(s, time.Hour, time.Hour, nil)
 	r.SweepMax = 1000
@@ -260,6 +228,34 @@ func TestASweepPassesOverAnAccountItCannotRead(t *testing.T) {
 		}
 	}
 	require.Positive(t, failed, "the sweep said what it could not read")
-	_, err = c.ZScore(ctx, s.keys.DueIndex(), "acct0007").Result()
+	_, err := c.ZScore(ctx, s.keys.DueIndex(), "acct0007").Result()
 	require.ErrorIs(t, err, redis.Nil)
+}
+
+// lostIndexStore is a store on a Redis of its own with that many accounts
+// ("acct0000"...), each with one timer (account i's at 1,000,000 + i) and
+// none of them in the global index: every one lost its filing. Account
+// bad (if not -1) has a due key that is no sorted set.
+func lostIndexStore(t *testing.T, accounts, bad int) (*Store, *redis.Client, context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	_, c := startServer(t)
+	d := Defaults{Lease: time.Minute, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Minute}
+	s := New(c, testredis.Prefix(t), d)
+	t.Cleanup(s.Close)
+	require.NoError(t, s.LoadScripts(ctx))
+	pipe := c.Pipeline()
+	for i := range accounts {
+		id := fmt.Sprintf("acct%04d", i)
+		pipe.SAdd(ctx, s.keys.Accounts(), id)
+		if i == bad {
+			pipe.Set(ctx, s.keys.Due(id), "not a sorted set", 0)
+			continue
+		}
+		pipe.ZAdd(ctx, s.keys.Due(id), redis.Z{Score: float64(1_000_000 + i), Member: "s1"})
+	}
+	_, err := pipe.Exec(ctx)
+	require.NoError(t, err)
+	return s, c, ctx
 }
