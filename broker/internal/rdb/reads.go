@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -139,29 +138,8 @@ const UserScanChunk = 500
 // may return a user twice; each is kept once.
 func (s *Store) Users(ctx context.Context, acct string) ([]UserRec, error) {
 	var out []UserRec
-	seen := map[string]struct{}{}
-	var cursor uint64
-	for {
-		kv, next, err := s.client.HScan(ctx, s.keys.Users(acct), cursor, "", UserScanChunk).Result()
-		if err != nil {
-			return nil, err
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if _, dup := seen[kv[i]]; dup {
-				continue
-			}
-			seen[kv[i]] = struct{}{}
-			u, err := decodeJSON[UserRec](kv[i+1])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, u)
-		}
-		if next == 0 {
-			return out, nil
-		}
-		cursor = next
-	}
+	err := scanRecords(ctx, s.client, s.keys.Users(acct), UserScanChunk, func(u UserRec) { out = append(out, u) })
+	return out, err
 }
 
 // Session returns one session, or StatusNotFound.
@@ -177,21 +155,26 @@ func (s *Store) Session(ctx context.Context, acct, sid string) (SessionRec, erro
 // of it; one that Redis returns twice (it may, while the hash grows) is
 // passed once.
 func (s *Store) ScanSessions(ctx context.Context, acct string, chunk int, fn func(SessionRec)) error {
-	seen := map[uuid.UUID]struct{}{}
+	return scanRecords(ctx, s.client, s.keys.Sessions(acct), chunk, fn)
+}
+
+// scanRecords calls fn with every record of a hash of JSON records, read
+// about chunk at a time (HSCAN). HSCAN may return a field twice (while the
+// hash grows); each record is passed once.
+func scanRecords[T any](ctx context.Context, c redis.UniversalClient, key string, chunk int, fn func(T)) error {
+	seen := map[string]struct{}{}
 	var cursor uint64
 	for {
-		kv, next, err := s.client.HScan(ctx, s.keys.Sessions(acct), cursor, "", int64(chunk)).Result()
+		kv, next, err := c.HScan(ctx, key, cursor, "", int64(chunk)).Result()
 		if err != nil {
 			return err
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
-			if id, err := uuid.Parse(kv[i]); err == nil {
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
+			if _, dup := seen[kv[i]]; dup {
+				continue
 			}
-			r, err := decodeJSON[SessionRec](kv[i+1])
+			seen[kv[i]] = struct{}{}
+			r, err := decodeJSON[T](kv[i+1])
 			if err != nil {
 				return err
 			}
