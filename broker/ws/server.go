@@ -124,8 +124,33 @@ type Server struct {
 // connections of that account are here.
 type accountWatch struct {
 	conns    map[*conn]struct{} // guarded by Server.mu
+	users    map[string]int     // desktop connections per user (Options.MaxUserConns); guarded by Server.mu
 	cancel   func()
 	canceled bool // guarded by Server.mu: we ended it, the broker did not
+}
+
+// add indexes c in the watch. The caller holds Server.mu.
+func (w *accountWatch) add(c *conn) {
+	w.conns[c] = struct{}{}
+	if c.tokenUser != "" {
+		w.users[c.tokenUser]++
+	}
+}
+
+// remove takes c out of the watch, if it is in it. The caller holds
+// Server.mu.
+func (w *accountWatch) remove(c *conn) {
+	if _, in := w.conns[c]; !in {
+		return
+	}
+	delete(w.conns, c)
+	if u := c.tokenUser; u != "" {
+		if w.users[u] <= 1 {
+			delete(w.users, u)
+		} else {
+			w.users[u]--
+		}
+	}
 }
 
 // New returns a server for b.
@@ -381,18 +406,13 @@ func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
 		return broker.ErrUnavailable
 	}
 	if w := s.accounts[acct]; w != nil {
-		if c.tokenUser != "" { // a desktop connection: its user's count
-			n := 0
-			for o := range w.conns {
-				if o != c && o.tokenUser == c.tokenUser {
-					n++
-				}
-			}
-			if n >= s.opts.MaxUserConns {
+		if _, in := w.conns[c]; !in {
+			// a desktop connection: its user's count
+			if c.tokenUser != "" && w.users[c.tokenUser] >= s.opts.MaxUserConns {
 				return errTooManyConns
 			}
+			w.add(c)
 		}
-		w.conns[c] = struct{}{}
 		s.arrived(c)
 		return nil
 	}
@@ -400,7 +420,8 @@ func (s *Server) watchAccount(ctx context.Context, c *conn, acct string) error {
 	if err != nil {
 		return err
 	}
-	w := &accountWatch{conns: map[*conn]struct{}{c: {}}, cancel: cancel}
+	w := &accountWatch{conns: map[*conn]struct{}{}, users: map[string]int{}, cancel: cancel}
+	w.add(c)
 	s.accounts[acct] = w
 	s.arrived(c)
 	s.wg.Add(1)
@@ -560,7 +581,7 @@ func (s *Server) forget(c *conn, acct string, sids []string) {
 	}
 	var cancel func()
 	if w := s.accounts[acct]; acct != "" && w != nil {
-		delete(w.conns, c)
+		w.remove(c)
 		if len(w.conns) == 0 {
 			w.canceled = true
 			delete(s.accounts, acct)
