@@ -363,23 +363,12 @@ func TestCatchUpActsOnTheSessionNotOnAStaleTimer(t *testing.T) {
 // first. The minute is billed 1 ms after its start (timers.lua, due), so
 // the promotion comes first.
 func TestMinuteAtTheInstantOfAPromotionIsNotBilled(t *testing.T) {
-	c := testredis.Client(t)
 	// lease and PPU minute: the reap comes d/4 after ann's lease and d/4
 	// before bob's, margins a loaded -race run keeps (at 400 ms it did not)
 	const d = 1200 * time.Millisecond
-	s := New(c, testredis.Prefix(t), Defaults{Lease: d, Standby: time.Minute, Paused: time.Minute,
-		Notice: 30 * time.Second, Minute: d, Retention: time.Minute})
-	t.Cleanup(s.Close)
+	s := acmePPUStore(t, Defaults{Lease: d, Standby: time.Minute, Paused: time.Minute,
+		Notice: 30 * time.Second, Minute: d, Retention: time.Minute}, "1", 100)
 	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	for _, id := range []string{"ann", "bob"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
-		require.NoError(t, err)
-	}
-	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")
-	require.NoError(t, err)
 	// one call: both sessions start at one instant, so ann's lease and
 	// bob's first minute end together
 	rs := runBatch(t, s, openOp("b-ann", "ann", "d1"), openOp("a-bob", "bob", "d1"))
@@ -388,7 +377,7 @@ func TestMinuteAtTheInstantOfAPromotionIsNotBilled(t *testing.T) {
 	require.Equal(t, "ppu", bob.Kind)
 	require.Equal(t, int64(1), bob.Billed)
 	time.Sleep(d / 2)
-	_, _, err = s.Renew(ctx, "acme", "bob", []FenceRef{{ID: bob.ID, Fence: bob.Fence}}) // bob's lease runs on
+	_, _, err := s.Renew(ctx, "acme", "bob", []FenceRef{{ID: bob.ID, Fence: bob.Fence}}) // bob's lease runs on
 	require.NoError(t, err)
 	time.Sleep(d/2 + d/4) // past ann's lease, before bob's
 	r := runBatch(t, s, op("acme", opReap, "100"))[0]

@@ -30,12 +30,14 @@ const grantMinute = 400 * time.Millisecond
 // and users ann, bob, cy and zed.
 func grantStore(t *testing.T, lease time.Duration, seats string, balance int64) *Store {
 	t.Helper()
-	return grantStoreWith(t, Defaults{Lease: lease, Standby: time.Hour, Paused: time.Hour,
+	return acmePPUStore(t, Defaults{Lease: lease, Standby: time.Hour, Paused: time.Hour,
 		Notice: time.Hour, Minute: grantMinute, Retention: time.Hour, CatchUp: 1}, seats, balance)
 }
 
-// grantStoreWith is grantStore with the defaults given.
-func grantStoreWith(t *testing.T, d Defaults, seats string, balance int64) *Store {
+// acmePPUStore is a store with the defaults given and an account "acme" with
+// that many prepaid seats, PPU on and the balance given, and users ann,
+// bob, cy and zed.
+func acmePPUStore(t *testing.T, d Defaults, seats string, balance int64) *Store {
 	t.Helper()
 	c := testredis.Client(t)
 	s := New(c, testredis.Prefix(t), d)
@@ -288,7 +290,7 @@ func TestPrepaidGrantLeavesStartedMinutesToTheirTimers(t *testing.T) {
 // the sessions on PPU): the grant then looks at the sessions on PPU
 // instead, and still bills their started minutes first, in time order.
 func TestGrantOnPPUBehindManyOtherTimersBillsTheMinutesThatStartedBeforeIt(t *testing.T) {
-	s := grantStoreWith(t, Defaults{Lease: time.Hour, Standby: time.Hour, Paused: grantMinute * 3 / 4,
+	s := acmePPUStore(t, Defaults{Lease: time.Hour, Standby: time.Hour, Paused: grantMinute * 3 / 4,
 		Notice: time.Hour, Minute: grantMinute, Retention: time.Hour, CatchUp: 1}, "0", 9)
 	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1"),
 		openOp("s-z1", "zed", "d1"), openOp("s-z2", "zed", "d2"), openOp("s-z3", "zed", "d3")) // 4 left

@@ -223,21 +223,8 @@ func TestGrantOnPPUComesAfterTheMinutesThatStartedBeforeIt(t *testing.T) {
 // users ann, bob and cy.
 func laggingStore(t *testing.T, minute time.Duration, balance int64) *Store {
 	t.Helper()
-	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
-		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
-	t.Cleanup(s.Close)
-	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "0", "ppu": "1"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	for _, id := range []string{"ann", "bob", "cy"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
-		require.NoError(t, err)
-	}
-	_, _, err := s.TopUp(ctx, "acme", balance, "k1", "owner", "")
-	require.NoError(t, err)
-	return s
+	return acmePPUStore(t, Defaults{Lease: time.Hour, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1}, "0", balance)
 }
 
 // The minutes a grant bills first go in time order across sessions: two
@@ -276,20 +263,9 @@ func TestMinutesBilledBeforeAGrantGoInTimeOrder(t *testing.T) {
 // was billed: its record shows the PPU time its minutes started in.
 func TestLatePromotionKeepsTheMinutesAlreadyBilledInsideTheStretch(t *testing.T) {
 	const minute = 300 * time.Millisecond
-	c := testredis.Client(t)
-	s := New(c, testredis.Prefix(t), Defaults{Lease: 750 * time.Millisecond, Standby: time.Hour, Paused: time.Hour,
-		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1})
-	t.Cleanup(s.Close)
+	s := acmePPUStore(t, Defaults{Lease: 750 * time.Millisecond, Standby: time.Hour, Paused: time.Hour,
+		Notice: time.Hour, Minute: minute, Retention: time.Hour, CatchUp: 1}, "1", 100)
 	ctx := context.Background()
-	require.NoError(t, s.LoadScripts(ctx))
-	require.NoError(t, s.CreateAccount(ctx, "acme", map[string]string{"seats": "1", "ppu": "1"},
-		UserRec{ID: "owner", Name: "owner", Role: "owner", Status: "active"}))
-	for _, id := range []string{"ann", "bob"} {
-		_, err := s.PutUser(ctx, "acme", UserRec{ID: id, Name: id, Role: "member", Status: "active"}, true, 1000)
-		require.NoError(t, err)
-	}
-	_, _, err := s.TopUp(ctx, "acme", 100, "k1", "owner", "")
-	require.NoError(t, err)
 	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1"))
 	require.Equal(t, "prepaid", sessionOf(t, rs[0]).Kind) // ann's lease runs out at 750 ms: never renewed
 	bob := sessionOf(t, rs[1])
