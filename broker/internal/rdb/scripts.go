@@ -57,6 +57,18 @@ func accountCode() string {
 	return strings.Join(parts, "\n")
 }
 
+// gcPause is the first lines of the function's body: on the first call
+// after a load it sets the garbage collector's pause of Redis's functions
+// VM to 1000 % (Lua's default: 200 %; a library's code cannot call
+// collectgarbage while it loads). Redis itself starts a collection step
+// every 50 calls of any script or function, so the pause only decides how
+// much Lua collects between those: with 1000 the VM held 0.8-2.6 MB in
+// make bench against 0.8-1.7 MB, and Redis spent ~2-3 % less CPU per
+// cycle (serial probe 13.45 -> 13.0 µs; make bench, own seats, medians of
+// 4 pairs 15.6 -> 15.3 µs). The VM is shared by every library loaded into
+// that Redis, so they get the same pause.
+const gcPause = "  if not GC_SET then GC_SET = true; collectgarbage('setpause', 1000) end\n"
+
 // The account code runs two ways. As a Redis function (FUNCTION LOAD once,
 // then FCALL): its functions are made once per library load, not once per
 // call. As a script (EVALSHA), where it is built on every call: for Redis
@@ -65,8 +77,9 @@ func accountCode() string {
 var (
 	accountSource   = accountCode() // joined once, used three ways
 	accountFunction = "seatbroker_account_" + codeHash(accountSource)
-	accountLibrary  = "#!lua name=" + accountFunction + "\n" + accountSource +
-		"\nredis.register_function('" + accountFunction + "', function(keys, args)\n  reset(keys, args)\n  return main(args)\nend)\n"
+	accountLibrary  = "#!lua name=" + accountFunction + "\nlocal GC_SET\n" + accountSource +
+		"\nredis.register_function('" + accountFunction + "', function(keys, args)\n" + gcPause +
+		"  reset(keys, args)\n  return main(args)\nend)\n"
 	scriptAccount  = redis.NewScript(accountSource + "\nreset(KEYS, ARGV)\nreturn main(ARGV)\n")
 	scriptDueSet   = redis.NewScript(mustLua("due_set.lua"))
 	scriptRate     = redis.NewScript(mustLua("rate.lua"))
