@@ -292,6 +292,11 @@ func (b *Broker) issue(ctx context.Context, p Principal, kind string, ttl time.D
 	rec := rdb.TokenRec{Account: p.Account, User: p.UserID, Kind: kind,
 		Expires: now.Add(ttl).UnixMilli(), Created: now.UnixMilli(), Label: label}
 	over, err := b.store.PutToken(ctx, hashToken(tok), rec, ttl, MaxUserTokens)
+	if errors.Is(err, rdb.ErrTokenRevoked) {
+		// the user's tokens were revoked as this one was made (sign out
+		// everywhere, a new password): it is not given out
+		return IssuedToken{}, ErrUnauthorized
+	}
 	if err != nil {
 		return IssuedToken{}, storeErr(err)
 	}

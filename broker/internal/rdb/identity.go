@@ -2,10 +2,13 @@ package rdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	json "github.com/goccy/go-json"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TokenRec is a bearer token as stored, under the SHA-256 of the token:
@@ -34,13 +37,24 @@ func (s *Store) Secret(ctx context.Context, acct, uid string) (string, error) {
 	return found(s.client.HGet(ctx, s.keys.Secrets(acct), uid).Result())
 }
 
+// ErrTokenRevoked means the token PutToken filed was revoked while it was
+// filed: "sign out everywhere" (or a new password) of its user ran between
+// the two steps, and the token was never given out.
+var ErrTokenRevoked = errors.New("rdb: the user's tokens were revoked while the token was filed")
+
 // PutToken files a token under its hash: in the account's list first
 // (dropping the list's expired tokens, token_put.lua), then in the global
 // lookup with the token's lifetime as TTL. In that order a crash between
 // the two leaves a listed token that does not work, never a working token
-// that "sign out everywhere" cannot find. It returns the hashes of the
-// user's tokens past maxPerUser (those that expire first, never this
-// one), for the caller to revoke.
+// that "sign out everywhere" cannot find. A revocation of the user's
+// tokens can still run between the two (it reads the list, deletes the
+// lookup that is not there yet, unlists the token): so after the lookup is
+// set, the token must still be on its user's list, or its lookup is
+// deleted again and PutToken returns ErrTokenRevoked. Otherwise the token
+// would work until it expired, listed nowhere that a later "sign out
+// everywhere" reads. It returns the hashes of the user's tokens past
+// maxPerUser (those that expire first, never this one), for the caller to
+// revoke.
 func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration, maxPerUser int) ([]string, error) {
 	js, _ := json.Marshal(t)
 	keys := []string{s.keys.Tokens(t.Account), s.keys.TokenExpiry(t.Account), s.keys.UserTokens(t.Account, t.User)}
@@ -59,7 +73,23 @@ func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.
 		}
 		over = append(over, h)
 	}
-	return over, s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err()
+	if s.tokenListed != nil {
+		s.tokenListed()
+	}
+	if err := s.client.Set(ctx, s.keys.Token(hash), js, ttl).Err(); err != nil {
+		return nil, err
+	}
+	err = s.client.ZScore(ctx, s.keys.UserTokens(t.Account, t.User), hash).Err()
+	if errors.Is(err, redis.Nil) {
+		if err := s.client.Del(ctx, s.keys.Token(hash)).Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrTokenRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	return over, nil
 }
 
 // Token returns the token filed under hash, or StatusNotFound.

@@ -47,3 +47,39 @@ func TestFilingATokenDropsTheAccountsExpiredOnes(t *testing.T) {
 	_, err = s.Token(ctx, "live")
 	assert.Error(t, err, "a revoked token does not work")
 }
+
+// TestATokenRevokedWhileItIsFiledNeverWorks: "sign out everywhere" (or a
+// new password) reads the user's token list and deletes each token's
+// global lookup, then unlists it. If it runs after a sign-in listed its
+// new token but before it set the lookup, the lookup comes after the
+// revocation: without a check the token would work until it expired,
+// listed nowhere a later "sign out everywhere" reads.
+func TestATokenRevokedWhileItIsFiledNeverWorks(t *testing.T) {
+	s, _ := batchStoreWith(t, nil, time.Minute)
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	rec := TokenRec{Account: "acme", User: "owner", Kind: "client", Expires: now + time.Hour.Milliseconds(), Created: now}
+	revoked := 0
+	s.tokenListed = func() {
+		// what revokeTokens (broker/identity.go) does
+		hashes, err := s.UserTokens(ctx, "acme", "owner")
+		require.NoError(t, err)
+		for _, h := range hashes {
+			require.NoError(t, s.DeleteToken(ctx, "acme", "owner", h))
+			revoked++
+		}
+	}
+	_, err := s.PutToken(ctx, "raced", rec, time.Hour, 100)
+	require.ErrorIs(t, err, ErrTokenRevoked)
+	require.Equal(t, 1, revoked, "the revocation saw the listed token")
+	_, err = s.Token(ctx, "raced")
+	assert.Error(t, err, "a token revoked as it was filed does not work")
+
+	// without a revocation in between, a token is filed and works
+	s.tokenListed = nil
+	_, err = s.PutToken(ctx, "calm", rec, time.Hour, 100)
+	require.NoError(t, err)
+	got, err := s.Token(ctx, "calm")
+	require.NoError(t, err)
+	assert.Equal(t, "owner", got.User)
+}

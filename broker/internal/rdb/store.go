@@ -32,6 +32,9 @@ type Store struct {
 	client redis.UniversalClient
 	keys   Keys
 	batch  *batcher
+	// tokenListed, when set (tests), runs in PutToken between filing the
+	// token in its lists and setting its global lookup.
+	tokenListed func()
 }
 
 // ErrUnexpectedReply means a script answered in a shape this code does
