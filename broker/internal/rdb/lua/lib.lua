@@ -338,7 +338,9 @@ local function next_fence()
   if t > f then f = t end
   A.fence = f
   A._dirty.fence = true
-  return num_str(f)
+  -- (not num_str: every grant's token is new, and remembering each would
+  -- push the conversions that repeat out of NUMSTR every NUMS_MAX grants)
+  return string.format('%d', f)
 end
 
 -- ---------------------------------------------------------------- events
@@ -530,7 +532,8 @@ end
 local function seat_drop(v, sid)
   local from = seat_first(v)
   -- (commonest: sid is the seat's only session)
-  if #v - from + 1 == #sid and sub(v, from) == sid then return nil end
+  -- (find compares in place: sub would make the id again, hashed whole)
+  if #v - from + 1 == #sid and find(v, sid, from, true) == from then return nil end
   local rest = list_drop(v, sid, 32, from)
   if #rest < from then return nil end -- no session left
   return rest
@@ -613,9 +616,29 @@ local function upaused_drop(uid, sid)
   end
 end
 
+-- SEATKEY remembers the seat keys of the default counting mode ("<user
+-- id>|<device id>", by user id, then by device id) across calls, as ATKEY
+-- does: an open and a close of a session make the same key, a new string
+-- hashed whole each time. It starts again empty once SEATKEY_MAX keys
+-- filled it.
+local SEATKEY, SEATKEY_N = {}, 0
+local SEATKEY_MAX = 4096
+
 local function seat_key(s)
   local mode = A.mode or 'user_device'
   if mode == 'user' then return s.user end
   if mode == 'session' then return s.id end
-  return s.user .. '|' .. s.device
+  local uid, device = s.user, s.device
+  local byd = SEATKEY[uid]
+  local k = byd and byd[device]
+  if k then return k end
+  k = uid .. '|' .. device
+  if SEATKEY_N >= SEATKEY_MAX then SEATKEY, SEATKEY_N, byd = {}, 0, nil end
+  if not byd then
+    byd = {}
+    SEATKEY[uid] = byd
+  end
+  byd[device] = k
+  SEATKEY_N = SEATKEY_N + 1
+  return k
 end
