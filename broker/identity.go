@@ -15,6 +15,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker/internal/rdb"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // Sign-in rules.
@@ -22,7 +23,8 @@ const (
 	MinPassword = 8
 	MaxPassword = 72 // bcrypt reads no further
 	// SignInRate is how many failed sign-ins one account user name, or one
-	// source address, may have per minute (with a burst of as many).
+	// source address (for IPv6 its /64), may have per minute (with a burst
+	// of as many).
 	SignInRate = 5
 	// TokenPrefix starts every bearer token, so a leaked one is easy to
 	// recognise in logs and scanners.
@@ -164,7 +166,8 @@ type IssuedToken struct {
 }
 
 // SignIn checks a password and issues a token of kind (client or web).
-// Attempts are rate limited per account user name and per source address:
+// Attempts are rate limited per account user name and per source address
+// (an IPv6 address's /64: clientaddr.LimitKey):
 // each takes its place in both limits before the password is checked, so
 // guesses sent at the same moment cannot pass the limits all at once, and
 // only a sign-in that succeeds gives its places back. Every failure
@@ -184,7 +187,7 @@ func (b *Broker) SignIn(ctx context.Context, c Credentials, source, kind string,
 		return IssuedToken{}, ErrUnauthorized
 	}
 	limits := []limit{
-		{name: "signin:src:" + source, rate: SignInRate},
+		{name: "signin:src:" + clientaddr.LimitKey(source), rate: SignInRate},
 		{name: "signin:user:" + c.Account + "/" + strings.ToLower(c.Name), rate: SignInRate},
 	}
 	if err := b.take(ctx, limits...); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker/internal/rdb"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // Input limits.
@@ -153,12 +154,13 @@ func (b *Broker) reserveCode(ctx context.Context, acct, sid string) (string, err
 func (b *Broker) codeTTL() time.Duration { return max(b.cfg.Standby, MaxStandby) + time.Minute }
 
 // Join joins a standby session by its code, from the remote side at
-// source (an address, for the rate limit on wrong codes). Every attempt
+// source (an address, for the rate limit on wrong codes, which counts an
+// IPv6 address's /64 as one: clientaddr.LimitKey). Every attempt
 // takes its place in the source's limit before the code is looked up, so
 // wrong codes sent together over many connections cannot pass the limit
 // all at once; only a join that succeeds gives its place back.
 func (b *Broker) Join(ctx context.Context, code, source string) (protocol.Session, string, error) {
-	lim := limit{name: "join:" + source, rate: b.cfg.JoinRate}
+	lim := limit{name: "join:" + clientaddr.LimitKey(source), rate: b.cfg.JoinRate}
 	if err := b.take(ctx, lim); err != nil {
 		return protocol.Session{}, "", err
 	}

@@ -454,3 +454,29 @@ func TestSignInLimitsFollowTheAddressATrustedProxyGives(t *testing.T) {
 		assert.Equal(t, c.another, attempt(11, "198.51.100.2").status, c.name)
 	}
 }
+
+// TestSignInLimitsCountAnIPv6Slash64AsOneAddress: an IPv6 client holds a
+// whole /64 and could take a new address for each guess, so the failed
+// sign-ins of all addresses of one /64 count together; another /64 is
+// another client.
+func TestSignInLimitsCountAnIPv6Slash64AsOneAddress(t *testing.T) {
+	t.Parallel()
+	loopback, err := clientaddr.Parse("127.0.0.1, ::1")
+	require.NoError(t, err)
+	e := newEnv(t, server.Options{TrustedProxies: loopback})
+	a := e.account(3, false)
+	attempt := func(i int, from string) reply {
+		// a new name each time: only the limit per address can bite
+		return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+			"account": a.id, "name": fmt.Sprintf("nobody%d", i), "password": "wrong-password", "kind": "client"},
+			"X-Forwarded-For", from)
+	}
+	for i := range broker.SignInRate {
+		// each guess from another address of the /64
+		from := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		require.Equal(t, http.StatusUnauthorized, attempt(i, from).status, "attempt %d from %s", i+1, from)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, attempt(10, "2001:db8:1:2:ffff:ffff:ffff:ffff").status,
+		"yet another address of the /64")
+	assert.Equal(t, http.StatusUnauthorized, attempt(11, "2001:db8:1:3::1").status, "an address of the next /64")
+}

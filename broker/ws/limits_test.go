@@ -175,3 +175,51 @@ func TestLimitsPerAddressFollowATrustedProxy(t *testing.T) {
 		}, 5*time.Second, 20*time.Millisecond)
 	}
 }
+
+// An IPv6 client holds a whole /64 and can take a new address for each
+// connection, so the limits per address count a /64 as one address: two
+// addresses of one /64 share the waiting places and the wrong codes;
+// another /64 is another client. (Through a trusted proxy, which is how
+// a test on loopback can come from many IPv6 addresses.)
+func TestTheLimitsPerAddressCountAnIPv6Slash64AsOneAddress(t *testing.T) {
+	t.Parallel()
+	loopback, err := clientaddr.Parse("127.0.0.1, ::1")
+	require.NoError(t, err)
+	cfg := fastConfig(testredis.Prefix(t))
+	n := startNode(t, redisClient(t), cfg, ws.Options{MaxWaitingPerAddress: 2, ClientAddr: loopback.Of})
+	dial := func(from string) (*raw, int) {
+		t.Helper()
+		conn, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{"X-Forwarded-For": {from}})
+		if err != nil {
+			require.ErrorIs(t, err, websocket.ErrBadHandshake)
+			_ = resp.Body.Close()
+			return nil, resp.StatusCode
+		}
+		_ = resp.Body.Close()
+		t.Cleanup(func() { _ = conn.Close() })
+		return &raw{c: conn}, http.StatusSwitchingProtocols
+	}
+
+	// waiting connections: two of one /64 fill its places
+	a1, _ := dial("2001:db8:1:2::1")
+	a2, _ := dial("2001:db8:1:2::2")
+	require.Equal(t, 2, n.ws.Waiting("2001:db8:1:2::1"))
+	_, code := dial("2001:db8:1:2:ffff::3")
+	require.Equal(t, http.StatusTooManyRequests, code, "a third address of the /64")
+	b, code := dial("2001:db8:1:3::1")
+	require.Equal(t, http.StatusSwitchingProtocols, code, "an address of the next /64")
+
+	// wrong codes: one address of the /64 uses them all up for the other
+	a1.hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+	for i := range cfg.JoinRate {
+		a1.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: fmt.Sprintf("%09d", 100000000+i)})
+		requireError(t, a1.next(t), "j", protocol.CodeNotFound, "")
+	}
+	a2.hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+	a2.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: "100000099"})
+	requireError(t, a2.next(t), "j", protocol.CodeRateLimited, "")
+	b.hello(t, protocol.ClientMessage{Role: protocol.RoleRemote})
+	// another /64's first wrong code is only wrong
+	b.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: "100000098"})
+	requireError(t, b.next(t), "j", protocol.CodeNotFound, "")
+}

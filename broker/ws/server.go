@@ -29,6 +29,7 @@ import (
 
 	"github.com/seatbroker/seatbroker/broker"
 	"github.com/seatbroker/seatbroker/broker/protocol"
+	"github.com/seatbroker/seatbroker/internal/clientaddr"
 )
 
 // Connection timing and limits.
@@ -88,11 +89,11 @@ type Options struct {
 	// MaxUserConns is how many desktop connections one user may have on
 	// this node (default 256): a hello past it is refused (rate_limited).
 	MaxUserConns int
-	// MaxWaitingPerAddress is how many connections from one address this
-	// node keeps that belong to no account yet: upgraded without a bearer
-	// token, and not yet through a desktop hello or a remote join or
-	// rejoin (default 64). Past it an upgrade is refused with 429
-	// rate_limited. A remote hello needs no credentials, so without it one
+	// MaxWaitingPerAddress is how many connections from one address (for
+	// IPv6, one /64) this node keeps that belong to no account yet:
+	// upgraded without a bearer token, and not yet through a desktop hello
+	// or a remote join or rejoin (default 64). Past it an upgrade is
+	// refused with 429 rate_limited. A remote hello needs no credentials, so without it one
 	// address could hold the node's sockets and goroutines by the
 	// thousand, each for its hello and join waits.
 	MaxWaitingPerAddress int
@@ -117,7 +118,7 @@ type Server struct {
 	conns    map[*conn]struct{}            // guarded by mu
 	accounts map[string]*accountWatch      // guarded by mu
 	sessions map[string]map[*conn]struct{} // session id -> participants here; guarded by mu
-	waiting  map[string]int                // address -> its connections of no account yet; guarded by mu
+	waiting  map[string]int                // clientaddr.LimitKey of an address -> its connections of no account yet; guarded by mu
 }
 
 // accountWatch is the node's subscription to one account's events while
@@ -283,11 +284,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pre, preToken, preExpires = &p, strings.TrimSpace(tok), exp
 	}
 	src := s.opts.ClientAddr(r)
+	// an IPv6 client's addresses of one /64 share their places: it could
+	// take a new address for each connection
+	key := clientaddr.LimitKey(src)
 	s.mu.Lock()
 	closed := s.closed
-	full := pre == nil && s.waiting[src] >= s.opts.MaxWaitingPerAddress
+	full := pre == nil && s.waiting[key] >= s.opts.MaxWaitingPerAddress
 	if !closed && !full && pre == nil {
-		s.waiting[src]++ // held from here: upgrades in flight count too
+		s.waiting[key]++ // held from here: upgrades in flight count too
 	}
 	s.mu.Unlock()
 	if closed {
@@ -367,13 +371,15 @@ func writeHTTPError(w http.ResponseWriter, status int, d protocol.ErrorDetail) {
 	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: d})
 }
 
-// release gives back one of src's waiting places (Options.
-// MaxWaitingPerAddress). The caller holds s.mu.
+// release gives back one of the waiting places (Options.
+// MaxWaitingPerAddress) of src, the address as Options.ClientAddr gave it.
+// The caller holds s.mu.
 func (s *Server) release(src string) {
-	if s.waiting[src] <= 1 {
-		delete(s.waiting, src)
+	key := clientaddr.LimitKey(src)
+	if s.waiting[key] <= 1 {
+		delete(s.waiting, key)
 	} else {
-		s.waiting[src]--
+		s.waiting[key]--
 	}
 }
 
@@ -386,12 +392,12 @@ func (s *Server) arrived(c *conn) {
 	}
 }
 
-// Waiting returns how many connections from src belong to no account yet
-// (tests).
+// Waiting returns how many connections from src (for IPv6, from any
+// address of its /64) belong to no account yet (tests).
 func (s *Server) Waiting(src string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.waiting[src]
+	return s.waiting[clientaddr.LimitKey(src)]
 }
 
 // errTooManyConns refuses a desktop hello past Options.MaxUserConns.

@@ -10,6 +10,10 @@
 // from the proxies named, since anyone can send one: X-Forwarded-For is
 // read from its right end, each hop a trusted proxy added, up to the first
 // address that is not a trusted proxy, which is the client's.
+//
+// The limits are keyed by LimitKey, not by the address itself: an IPv6
+// client holds a whole /64 and could otherwise step past any limit by
+// changing its address.
 package clientaddr
 
 import (
@@ -118,4 +122,34 @@ func parseHop(s string) (netip.Addr, bool) {
 		return ap.Addr().Unmap(), true
 	}
 	return netip.Addr{}, false
+}
+
+// LimitKey is the key under which a limit kept per address counts addr:
+// an IPv4 address itself, an IPv6 address its /64 ("2001:db8:1:2::/64").
+// An IPv6 client is usually given a /64 or more, and can send from any of
+// its 2^64 addresses, so a limit per IPv6 address would not hold it back;
+// keying on the /64 is the common rule (nginx, Cloudflare, fail2ban). An
+// IPv4 address written as IPv6 (::ffff:192.0.2.1) is the IPv4 one. A
+// link-local address keeps its zone (fe80::%eth0/64, as RFC 4007 writes
+// it): fe80::/64 on another interface is another link's clients. What is
+// not an address (a ClientAddr that found none, "") is its own key,
+// unchanged.
+func LimitKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	zone := a.Zone()
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return addr // cannot happen: an IPv6 address has 128 bits
+	}
+	if zone == "" {
+		return p.String()
+	}
+	return p.Addr().WithZone(zone).String() + "/64"
 }

@@ -95,6 +95,33 @@ func TestALongForwardedForCostsOnlyTheHopsWalked(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "bytes allocated by 10 calls")
 }
 
+// An IPv6 client holds a whole /64 and can send from any address in it,
+// so the limits per address count the /64; an IPv4 client is counted by
+// its address. What is no address stays its own key.
+func TestLimitsCountAnIPv6ClientByItsSlash64(t *testing.T) {
+	for _, c := range []struct{ name, addr, want string }{
+		{"IPv4 is itself", "203.0.113.5", "203.0.113.5"},
+		{"another IPv4 address of its /24 is another key", "203.0.113.6", "203.0.113.6"},
+		{"IPv6: its /64", "2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"another IPv6 address of the same /64", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+		{"IPv6 written long", "2001:0DB8:0001:0002:0000:0000:0000:0009", "2001:db8:1:2::/64"},
+		{"the next /64", "2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"another /48", "2001:db8:2:2::1", "2001:db8:2:2::/64"},
+		{"an IPv4 address written as IPv6 is the IPv4 one", "::ffff:203.0.113.5", "203.0.113.5"},
+		{"link-local keeps its zone", "fe80::1%eth0", "fe80::%eth0/64"},
+		{"another link-local address of the same link", "fe80::2:3%eth0", "fe80::%eth0/64"},
+		{"the same link-local address on another link", "fe80::1%eth1", "fe80::%eth1/64"},
+		{"link-local without a zone", "fe80::1", "fe80::/64"},
+		{"loopback", "::1", "::/64"},
+		{"empty", "", ""},
+		{"no address (a unix socket)", "@", "@"},
+		{"garbage", "not an address", "not an address"},
+		{"an address with a port is not an address", "203.0.113.5:4711", "203.0.113.5:4711"},
+	} {
+		assert.Equal(t, c.want, LimitKey(c.addr), c.name)
+	}
+}
+
 func TestBadTrustedProxiesAreRefused(t *testing.T) {
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0", "1.2.3.4/8/8"} {
 		_, err := Parse(bad)
