@@ -441,12 +441,7 @@ func TestSignInLimitsFollowTheAddressATrustedProxyGives(t *testing.T) {
 	} {
 		e := newEnv(t, c.opts)
 		a := e.account(3, false)
-		attempt := func(i int, from string) reply {
-			// a new name each time: only the limit per address can bite
-			return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
-				"account": a.id, "name": fmt.Sprintf("nobody%d", i), "password": "wrong-password", "kind": "client"},
-				"X-Forwarded-For", from)
-		}
+		attempt := wrongSignInVia(e, a.id)
 		for i := range broker.SignInRate {
 			require.Equal(t, http.StatusUnauthorized, attempt(i, "198.51.100.1").status, "%s: attempt %d", c.name, i+1)
 		}
@@ -465,12 +460,7 @@ func TestSignInLimitsCountAnIPv6Slash64AsOneAddress(t *testing.T) {
 	require.NoError(t, err)
 	e := newEnv(t, server.Options{TrustedProxies: loopback})
 	a := e.account(3, false)
-	attempt := func(i int, from string) reply {
-		// a new name each time: only the limit per address can bite
-		return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
-			"account": a.id, "name": fmt.Sprintf("nobody%d", i), "password": "wrong-password", "kind": "client"},
-			"X-Forwarded-For", from)
-	}
+	attempt := wrongSignInVia(e, a.id)
 	for i := range broker.SignInRate {
 		// each guess from another address of the /64
 		from := fmt.Sprintf("2001:db8:1:2::%x", i+1)
@@ -479,4 +469,15 @@ func TestSignInLimitsCountAnIPv6Slash64AsOneAddress(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, attempt(10, "2001:db8:1:2:ffff:ffff:ffff:ffff").status,
 		"yet another address of the /64")
 	assert.Equal(t, http.StatusUnauthorized, attempt(11, "2001:db8:1:3::1").status, "an address of the next /64")
+}
+
+// wrongSignInVia returns a failed sign-in to account acct through a proxy
+// that says the client is from; attempt i signs in as a name of its own
+// ("nobody<i>"), so only the limit per address can bite.
+func wrongSignInVia(e *env, acct string) func(i int, from string) reply {
+	return func(i int, from string) reply {
+		return e.request(http.MethodPost, "/api/v1/auth/signin", "", map[string]string{
+			"account": acct, "name": fmt.Sprintf("nobody%d", i), "password": "wrong-password", "kind": "client"},
+			"X-Forwarded-For", from)
+	}
 }

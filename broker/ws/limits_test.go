@@ -122,18 +122,7 @@ func TestLimitsPerAddressFollowATrustedProxy(t *testing.T) {
 	} {
 		cfg := fastConfig(testredis.Prefix(t))
 		n := startNode(t, redisClient(t), cfg, ws.Options{MaxWaitingPerAddress: 2, ClientAddr: c.trusted.Of})
-		dial := func(from string) (*raw, int) {
-			t.Helper()
-			conn, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{"X-Forwarded-For": {from}})
-			if err != nil {
-				require.ErrorIs(t, err, websocket.ErrBadHandshake)
-				_ = resp.Body.Close()
-				return nil, resp.StatusCode
-			}
-			_ = resp.Body.Close()
-			t.Cleanup(func() { _ = conn.Close() })
-			return &raw{c: conn}, http.StatusSwitchingProtocols
-		}
+		dial := dialVia(t, n.url)
 		held := func(code int) bool { return code == http.StatusTooManyRequests }
 
 		// waiting connections
@@ -187,18 +176,7 @@ func TestTheLimitsPerAddressCountAnIPv6Slash64AsOneAddress(t *testing.T) {
 	require.NoError(t, err)
 	cfg := fastConfig(testredis.Prefix(t))
 	n := startNode(t, redisClient(t), cfg, ws.Options{MaxWaitingPerAddress: 2, ClientAddr: loopback.Of})
-	dial := func(from string) (*raw, int) {
-		t.Helper()
-		conn, resp, err := websocket.DefaultDialer.Dial(n.url, http.Header{"X-Forwarded-For": {from}})
-		if err != nil {
-			require.ErrorIs(t, err, websocket.ErrBadHandshake)
-			_ = resp.Body.Close()
-			return nil, resp.StatusCode
-		}
-		_ = resp.Body.Close()
-		t.Cleanup(func() { _ = conn.Close() })
-		return &raw{c: conn}, http.StatusSwitchingProtocols
-	}
+	dial := dialVia(t, n.url)
 
 	// waiting connections: two of one /64 fill its places
 	a1, _ := dial("2001:db8:1:2::1")
@@ -222,4 +200,21 @@ func TestTheLimitsPerAddressCountAnIPv6Slash64AsOneAddress(t *testing.T) {
 	// another /64's first wrong code is only wrong
 	b.send(t, protocol.ClientMessage{Type: protocol.TypeJoin, ID: "j", Code: "100000098"})
 	requireError(t, b.next(t), "j", protocol.CodeNotFound, "")
+}
+
+// dialVia returns a dial to url through a proxy that says the client is
+// from: the connection, or nil and the refusal's HTTP status.
+func dialVia(t *testing.T, url string) func(from string) (*raw, int) {
+	return func(from string) (*raw, int) {
+		t.Helper()
+		conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {from}})
+		if err != nil {
+			require.ErrorIs(t, err, websocket.ErrBadHandshake)
+			_ = resp.Body.Close()
+			return nil, resp.StatusCode
+		}
+		_ = resp.Body.Close()
+		t.Cleanup(func() { _ = conn.Close() })
+		return &raw{c: conn}, http.StatusSwitchingProtocols
+	}
 }
