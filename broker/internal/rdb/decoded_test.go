@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -143,6 +144,31 @@ func TestACallThatFailsLeavesNoMirrorBehind(t *testing.T) {
 	require.Equal(t, "active", rec.State)
 	require.Equal(t, "P ann s2", c.HGet(ctx, s.keys.Seats("acme"), "ann|d1").Val())
 	require.Equal(t, "2", c.HGet(ctx, s.keys.AccountHash("acme"), "used").Val())
+}
+
+// The call's sets of changed sessions and seats are kept from call to
+// call and emptied as a call ends (lib.lua, CLEAN). A call that fails half
+// way has not emptied them: the next must not write back what they still
+// name. Here the failed call had freed bob's seat in its mirror; written
+// back by the next call, that would delete a seat bob still holds.
+func TestACallThatFailsLeavesNoChangesForTheNextToWrite(t *testing.T) {
+	s, c := batchStore(t, map[string]int{"ann": 0, "bob": 0})
+	ctx := context.Background()
+	sessionOf(t, runBatch(t, s, openOp("s0", "bob", "d1"))[0])
+
+	rs := runBatch(t, s, closeOp("s0", "bob"), op("acme", opSettings, "{not json"))
+	for _, r := range rs {
+		require.Error(t, r.err)
+	}
+	require.Equal(t, "P bob s0", c.HGet(ctx, s.keys.Seats("acme"), "bob|d1").Val())
+
+	sessionOf(t, runBatch(t, s, openOp("s1", "ann", "d1"))[0])
+	assert.Equal(t, "P bob s0", c.HGet(ctx, s.keys.Seats("acme"), "bob|d1").Val(), "bob still holds his seat")
+	assert.Equal(t, "bob|d1", c.HGet(ctx, s.keys.Seats("acme"), "@bob").Val())
+	assert.Equal(t, "2", c.HGet(ctx, s.keys.AccountHash("acme"), "used").Val())
+	rec, err := s.Session(ctx, "acme", "s0")
+	require.NoError(t, err)
+	assert.Equal(t, "active", rec.State)
 }
 
 func TestBlockAndUnblockLeaveTheKeptUserAlone(t *testing.T) {

@@ -74,13 +74,21 @@ local EV, EV_N = {}, 0 -- sessions to publish, each once (see emit_session):
 -- a list kept from call to call, like WRITTEN (past EV_N it is stale)
 local EVO         -- the other events to publish (see emit)
 local BALANCE_EV  -- a "balance" event is in EVO (billing: one a call)
-local EMITTED     -- session table -> true once a session event carries it
-local SESSJSON    -- session table -> its JSON, as the last flush wrote it
+-- EMITTED, SESSJSON, SDIRTY and SEATDIRTY are sets of one call, kept from
+-- call to call and left empty by the call (flush takes what it writes out
+-- of SDIRTY and SEATDIRTY, main empties the other two at its end): a table
+-- made anew for each call grows, and rehashes, at every power of two on
+-- the way to the call's ~20-40 entries, while one that was emptied keeps
+-- its size. A call that failed half way may leave entries: the next makes
+-- all four anew (CLEAN).
+local EMITTED = {} -- session table -> true once a session event carries it
+local SESSJSON = {} -- session table -> its JSON, as the last flush wrote it
+local CLEAN = true -- the last call ended well: the four sets are empty
 local WRITTEN, WRITTEN_N = {}, 0 -- the sessions flush wrote (a list kept
 -- from call to call: past WRITTEN_N it is stale), and how many
 local S           -- session cache: sid -> session table (false when absent)
-local SDIRTY      -- sid -> true when the session must be written back
-local SEATDIRTY   -- the seats hash's fields this call changed (in MT: see seat)
+local SDIRTY = {} -- sid -> true when the session must be written back
+local SEATDIRTY = {} -- the seats hash's fields this call changed (in MT: see seat)
 local EXHAUSTING  -- true while exhaust runs: nothing is billed then
 local DUE_BEFORE  -- the account's first timer before this call
 local MIN_ADDED   -- the earliest timer this call filed
@@ -202,9 +210,11 @@ local function reset(keys, argv)
     CFG_SRC = argv[1]
   end
   LATE, NOW_US, NOW_MS, A = {}, nil, nil, nil
-  EV_N, EVO, EMITTED, SESSJSON, BALANCE_EV = 0, {}, {}, {}, false
+  EV_N, EVO, BALANCE_EV = 0, {}, false
+  if not CLEAN then EMITTED, SESSJSON, SDIRTY, SEATDIRTY = {}, {}, {}, {} end
+  CLEAN = false
   WRITTEN_N = 0
-  S, SDIRTY, SEATDIRTY = {}, {}, {}
+  S = {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
   LAGGING, TRIMMED = false, 0
   DUR = {}

@@ -91,5 +91,9 @@ local function main(argv)
   -- the stale end of an earlier call's)
   out[2 * n + 2] = nil
   mirror_keep()
+  -- the call's sets are left empty for the next (lib.lua, CLEAN)
+  for i = 1, WRITTEN_N do SESSJSON[WRITTEN[i]] = nil end
+  for i = 1, EV_N do EMITTED[EV[i]] = nil end
+  CLEAN = true
   return out
 end

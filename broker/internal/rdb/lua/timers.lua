@@ -264,6 +264,7 @@ local function flush()
   local ns, na, nr, nt, ret_min = 0, 0, 0, 0, nil
   local written, nw, fmin = WRITTEN, WRITTEN_N, nil -- (locals: an upvalue costs more a use)
   for sid in pairs(SDIRTY) do
+    SDIRTY[sid] = nil -- (clearing a field during the traversal is allowed)
     local s = S[sid]
     if s then
       local js = jencode(s)
@@ -310,7 +311,6 @@ local function flush()
     end
   end
   WRITTEN_N, FILED_MIN = nw, fmin
-  SDIRTY = {}
   local retained -- the retention list's length, when this call added to it
   if nt > 0 then
     retained = call_list('RPUSH', K_RET, ret, nt)
@@ -328,6 +328,7 @@ local function flush()
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
   local set, del, nset, ndel = SETL, DELL, 0, 0
   for key in pairs(SEATDIRTY) do
+    SEATDIRTY[key] = nil
     local v = MT[key]
     if v and v ~= '' then
       set[nset + 1] = key
@@ -340,7 +341,6 @@ local function flush()
       ndel = ndel + 1
     end
   end
-  SEATDIRTY = {}
   if nset > 0 or ndel > 0 then MWROTE = true end
   call_list('HSET', K_SEATS, set, nset)
   call_list('HDEL', K_SEATS, del, ndel)
