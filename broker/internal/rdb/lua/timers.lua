@@ -349,8 +349,9 @@ local function flush()
     -- stamp (lib.lua, MIRRORS)
     -- (the mirror keeps A too: a change to the account hash carries one)
     if (MWROTE or next(A._dirty)) and not (STAMP and A.stamp == STAMP) then aset('stamp', new_stamp()) end
-    local flat, nf = AFLAT, 0
-    for f in pairs(A._dirty) do
+    local flat, nf, dirty = AFLAT, 0, A._dirty
+    for f in pairs(dirty) do
+      dirty[f] = nil -- (emptied as it is read: kept, not made anew, as SDIRTY)
       local v = A[f]
       if type(v) == 'number' then v = num_str(v) end
       flat[nf + 1] = f
@@ -358,7 +359,6 @@ local function flush()
       nf = nf + 2
     end
     call_list('HSET', K_ACCT, flat, nf)
-    A._dirty = {}
   end
 end
 
