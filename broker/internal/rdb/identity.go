@@ -52,7 +52,10 @@ var ErrTokenRevoked = errors.New("rdb: the user's tokens were revoked while the 
 // set, the token must still be on its user's list, or its lookup is
 // deleted again and PutToken returns ErrTokenRevoked. Otherwise the token
 // would work until it expired, listed nowhere that a later "sign out
-// everywhere" reads. It returns the hashes of the user's tokens past
+// everywhere" reads. (When the check runs before the revocation unlists
+// the token, it passes, and DeleteToken's second delete of the lookup
+// comes after the lookup was set: the token is handed out but never
+// works.) It returns the hashes of the user's tokens past
 // maxPerUser (those that expire first, never this one), for the caller to
 // revoke.
 func (s *Store) PutToken(ctx context.Context, hash string, t TokenRec, ttl time.Duration, maxPerUser int) ([]string, error) {
@@ -102,18 +105,27 @@ func (s *Store) Token(ctx context.Context, hash string) (TokenRec, error) {
 }
 
 // DeleteToken revokes a token of user uid: the global lookup goes first,
-// so the token stops working at once.
+// so the token stops working at once, then the lists, then the lookup
+// again. A PutToken of this token may set the lookup between the first
+// delete and the unlisting, and check the user's list before the
+// unlisting (it finds the token there, and hands it out): the second
+// delete comes after both, so the token never works.
 func (s *Store) DeleteToken(ctx context.Context, acct, uid, hash string) error {
 	if err := s.client.Del(ctx, s.keys.Token(hash)).Err(); err != nil {
 		return err
+	}
+	if s.tokenUnlisting != nil {
+		s.tokenUnlisting()
 	}
 	// the account's lists and the user's share a slot: one round trip
 	pipe := s.client.Pipeline()
 	pipe.HDel(ctx, s.keys.Tokens(acct), hash)
 	pipe.ZRem(ctx, s.keys.TokenExpiry(acct), hash)
 	pipe.ZRem(ctx, s.keys.UserTokens(acct, uid), hash)
-	_, err := pipe.Exec(ctx)
-	return err
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	return s.client.Del(ctx, s.keys.Token(hash)).Err()
 }
 
 // UserTokens lists the hashes of a user's tokens, from the user's own list

@@ -2,6 +2,8 @@ package rdb
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,4 +84,52 @@ func TestATokenRevokedWhileItIsFiledNeverWorks(t *testing.T) {
 	got, err := s.Token(ctx, "calm")
 	require.NoError(t, err)
 	assert.Equal(t, "owner", got.User)
+}
+
+// TestATokenRevokedWhileItsLookupIsSetNeverWorks: a revocation deletes a
+// token's lookup, then unlists it, in two round trips. If the token is
+// being filed, the lookup can be set between the two (after the
+// revocation deleted it) and the filing's check can run before the
+// unlisting, while the token is still listed: the check passes, the
+// revocation then unlists the token, and it would work until it expired,
+// listed nowhere a later "sign out everywhere" reads.
+func TestATokenRevokedWhileItsLookupIsSetNeverWorks(t *testing.T) {
+	s, _ := batchStoreWith(t, nil, time.Minute)
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	rec := TokenRec{Account: "acme", User: "owner", Kind: "client", Expires: now + time.Hour.Milliseconds(), Created: now}
+	lookupDeleted, unlist := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.tokenUnlisting = func() {
+		once.Do(func() { close(lookupDeleted) })
+		<-unlist // the filing sets the lookup and checks the lists now
+	}
+	revoked := make(chan error, 1)
+	s.tokenListed = func() {
+		// what revokeTokens (broker/identity.go) does, up to the unlisting
+		go func() {
+			hashes, err := s.UserTokens(ctx, "acme", "owner")
+			for _, h := range hashes {
+				if err == nil {
+					err = s.DeleteToken(ctx, "acme", "owner", h)
+				}
+			}
+			if len(hashes) != 1 {
+				err = fmt.Errorf("the revocation saw %d tokens, not the one listed", len(hashes))
+			}
+			revoked <- err
+		}()
+		<-lookupDeleted
+	}
+	_, err := s.PutToken(ctx, "raced", rec, time.Hour, 100)
+	close(unlist)
+	require.NoError(t, <-revoked)
+	if err != nil {
+		require.ErrorIs(t, err, ErrTokenRevoked)
+	}
+	_, err = s.Token(ctx, "raced")
+	assert.Error(t, err, "a token revoked as it was filed does not work")
+	mine, err := s.UserTokens(ctx, "acme", "owner")
+	require.NoError(t, err)
+	assert.Empty(t, mine)
 }

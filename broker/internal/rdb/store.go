@@ -35,6 +35,9 @@ type Store struct {
 	// tokenListed, when set (tests), runs in PutToken between filing the
 	// token in its lists and setting its global lookup.
 	tokenListed func()
+	// tokenUnlisting, when set (tests), runs in DeleteToken between
+	// deleting the token's global lookup and unlisting it.
+	tokenUnlisting func()
 }
 
 // ErrUnexpectedReply means a script answered in a shape this code does
