@@ -2,7 +2,6 @@ package rdb
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -69,8 +68,7 @@ func sleepPast(t *testing.T, s *Store, t0 int64, n int) {
 }
 
 func renewOp(uid string, x SessionRec) *call {
-	list, _ := json.Marshal([]FenceRef{{ID: x.ID, Fence: x.Fence}})
-	return op("acme", opRenew, uid, string(list))
+	return op("acme", opRenew, uid, renewList([]FenceRef{{ID: x.ID, Fence: x.Fence}}))
 }
 
 // requireBalance checks the account's balance and that the ledger sums to it.

@@ -183,10 +183,10 @@ type FenceRef struct {
 	Fence string `json:"fence"`
 }
 
-// Renew renews the leases of a user's sessions.
+// Renew renews the leases of a user's sessions. The results are in the
+// order of refs, each with its ref's id.
 func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([]ItemResult, time.Duration, error) {
-	list, _ := json.Marshal(refs)
-	r, err := s.runAccount(ctx, opRenew, acct, uid, string(list))
+	r, err := s.runAccount(ctx, opRenew, acct, uid, renewList(refs))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -200,7 +200,40 @@ func (s *Store) Renew(ctx context.Context, acct, uid string, refs []FenceRef) ([
 	if err := decodeInto(r, &p); err != nil {
 		return nil, 0, err
 	}
+	if len(p.Results) != len(refs) {
+		return nil, 0, fmt.Errorf("%w: renew answered %d of %d sessions", ErrUnexpectedReply, len(p.Results), len(refs))
+	}
+	for i := range p.Results {
+		p.Results[i].ID = refs[i].ID // (renewList may have sent "-" for it)
+	}
 	return p.Results, time.Duration(p.Lease) * time.Millisecond, nil
+}
+
+// renewList is renew's list of sessions as the account code reads it (a
+// heartbeat is most of what it runs, and decoding JSON cost it more than
+// the rest of the argument's handling): "<id> <fence> <id> <fence> ...",
+// one space apart. A session id (a UUID) and a fencing token (digits)
+// hold no space; an id or token that does (never one of ours) goes as
+// "-", which names no session and is no session's token, so it is
+// answered not_found or stale all the same.
+func renewList(refs []FenceRef) string {
+	var b strings.Builder
+	for i, r := range refs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(spaceless(r.ID))
+		b.WriteByte(' ')
+		b.WriteString(spaceless(r.Fence))
+	}
+	return b.String()
+}
+
+func spaceless(v string) string {
+	if v == "" || strings.ContainsRune(v, ' ') {
+		return "-"
+	}
+	return v
 }
 
 // CloseSession ends a session at once (a participant closes it): uid is

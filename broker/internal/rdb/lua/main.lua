@@ -7,6 +7,50 @@
 -- (and is copied) at every power of two on the way to its 2n + 1 items.
 local OUT = {}
 
+-- results_json is the JSON of the payload of renew or end: {results =
+-- [{id, status, session}], and renew's lease and now}. A session in it
+-- that this call wrote goes in as the JSON write-back made, not encoded
+-- again (with cjson a session inside a list of tables cost about twice
+-- what it costs alone); the rest is cjson's. An id is the session's own
+-- (the broker makes them: letters, digits and "-") or, for one not found,
+-- the caller's, encoded.
+local RJ = {} -- its pieces, kept from call to call (past the count they are stale)
+local STATUS_STR = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10'} -- (the ST_ constants)
+
+local function results_json(p)
+  local parts, n = RJ, 1
+  parts[1] = '{"results":['
+  for i, r in ipairs(p.results) do
+    local s = r.session
+    local js = s and SESSJSON[s]
+    n = n + 1
+    if not js and s then
+      -- a session this call did not write (cold: e.g. one already ended)
+      parts[n] = (i > 1 and ',' or '') .. jencode(r)
+    elseif s and s.id == r.id then
+      -- (pieces, not a concatenation: that would make and hash the
+      -- item's string, and table.concat the whole again)
+      parts[n] = i > 1 and ',{"id":"' or '{"id":"'
+      parts[n + 1] = r.id
+      parts[n + 2] = '","status":'
+      parts[n + 3] = STATUS_STR[r.status]
+      parts[n + 4] = ',"session":'
+      parts[n + 5] = js
+      parts[n + 6] = '}'
+      n = n + 6
+    else
+      parts[n] = (i > 1 and ',' or '') .. jencode({id = r.id, status = r.status})
+    end
+  end
+  n = n + 1
+  if p.lease then
+    parts[n] = '],"lease":' .. num_str(p.lease) .. ',"now":' .. num_str(p.now) .. '}'
+  else
+    parts[n] = ']}'
+  end
+  return table.concat(parts, '', 1, n)
+end
+
 local function main(argv)
   local n = tonumber(argv[2])
   if not n then return redis.error_reply('ERR seatbroker: bad batch') end
@@ -85,7 +129,7 @@ local function main(argv)
     -- a session's JSON is the string write-back made (the same text
     -- cjson.encode would make now: nothing changes a session after it)
     local p = out[2 * i + 1] or {}
-    out[2 * i + 1] = SESSJSON[p] or jencode(p)
+    out[2 * i + 1] = SESSJSON[p] or (p.results and results_json(p)) or jencode(p)
   end
   -- (Redis reads a reply list up to its first nil: what lies past it is
   -- the stale end of an earlier call's)
