@@ -100,6 +100,7 @@ local function main(argv)
     local rest, last = EVO, nil
     for i = 1, nev do
       local ev = EV[i]
+      EMITTED[ev] = nil -- (left empty for the next call: lib.lua, CLEAN)
       local js = SESSJSON[ev]
       if js then
         if last then rcall('PUBLISH', K_CHANNEL, last) end
@@ -137,7 +138,6 @@ local function main(argv)
   mirror_keep()
   -- the call's sets are left empty for the next (lib.lua, CLEAN)
   for i = 1, WRITTEN_N do SESSJSON[WRITTEN[i]] = nil end
-  for i = 1, EV_N do EMITTED[EV[i]] = nil end
   CLEAN = true
   return out
 end

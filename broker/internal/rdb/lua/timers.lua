@@ -274,12 +274,13 @@ local function flush()
       sflat[ns + 1] = sid
       sflat[ns + 2] = js
       ns = ns + 2
-      local st, d = s.state, nil
+      local st, d, dstr = s.state, nil, nil
       -- due(s), for the two commonest states written out
       if st == 'ended' then
         d = (STRNUM[s.at] or str_num(s.at)) + CFG.retention
       elseif st == 'active' and not s.ppu_at then
-        d = STRNUM[s.lease_until] or str_num(s.lease_until)
+        dstr = s.lease_until -- (filed as it is: no number to string again)
+        d = STRNUM[dstr] or str_num(dstr)
       else
         d = due(s)
       end
@@ -299,7 +300,7 @@ local function flush()
         if MS[sid] == nil then MIRROR_N = MIRROR_N + 1 end
         MS[sid] = js
         if d then
-          zadd[na + 1] = NUMSTR[d] or num_str(d)
+          zadd[na + 1] = dstr or NUMSTR[d] or num_str(d)
           zadd[na + 2] = sid
           na = na + 2
         else
