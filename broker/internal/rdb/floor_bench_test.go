@@ -108,10 +108,7 @@ func floorCycle(b *testing.B) {
 	run(held)
 	const per = 12
 	rounds := (b.N + per - 1) / per
-	pid := redisPID(b, c)
-	callgrind(b, "-z", pid)
-	calls0, usec0 := scriptStats(b, c)
-	b.ResetTimer()
+	mark := startCycles(b, c)
 	for r := range rounds {
 		opens := make([]any, 0, 4*per)
 		closes := make([]any, 0, 2*per)
@@ -124,5 +121,5 @@ func floorCycle(b *testing.B) {
 		run(closes)
 	}
 	b.StopTimer()
-	reportCycles(b, c, pid, rounds*per, calls0, usec0)
+	reportCycles(b, c, mark, rounds*per)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/seatbroker/seatbroker/internal/testredis"
 )
 
 // BenchmarkRenewCycle is the serial probe of heartbeats: in production a
@@ -22,29 +21,9 @@ import (
 //	go test -run '^$' -bench RenewCycle -benchtime 6000x ./broker/internal/rdb/
 func BenchmarkRenewCycle(b *testing.B) {
 	const per, held = 12, 64
-	c := testredis.Client(b)
+	s, c := probeStore(b)
 	ctx := context.Background()
-	s := New(c, testredis.Prefix(b), probeDefaults)
-	b.Cleanup(s.Close)
-	if err := s.LoadScripts(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := s.CreateAccount(ctx, "a1", map[string]string{"seats": "100000"},
-		UserRec{ID: "owner", Name: "owner", Status: "active", Role: "owner"}); err != nil {
-		b.Fatal(err)
-	}
-	run := func(calls []*call) [][]byte {
-		s.batch.send(calls)
-		out := make([][]byte, len(calls))
-		for i, cl := range calls {
-			r := <-cl.done
-			if r.err != nil || r.res.Status != StatusOK {
-				b.Fatalf("%s: %v %s", cl.op, r.err, r.res.Payload)
-			}
-			out[i] = r.res.Payload
-		}
-		return out
-	}
+	run := probeRun(b, s)
 	type heldSession struct{ uid, list string }
 	sessions := make([]heldSession, held)
 	opens := make([]*call, held)
@@ -77,10 +56,7 @@ func BenchmarkRenewCycle(b *testing.B) {
 	run([]*call{op("a1", opOpen, sid, uid, "desk", "host", "")})
 	run([]*call{op("a1", opClose, sid, uid, "", uid, "closed")})
 	rounds := (b.N + per - 1) / per
-	pid := redisPID(b, c)
-	callgrind(b, "-z", pid)
-	calls0, usec0 := scriptStats(b, c)
-	b.ResetTimer()
+	mark := startCycles(b, c)
 	for r := range rounds {
 		calls := make([]*call, per)
 		for i := range per {
@@ -98,5 +74,5 @@ func BenchmarkRenewCycle(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	reportCycles(b, c, pid, rounds*per, calls0, usec0)
+	reportCycles(b, c, mark, rounds*per)
 }

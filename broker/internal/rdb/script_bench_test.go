@@ -96,18 +96,9 @@ var probeDefaults = Defaults{Lease: time.Hour, Standby: time.Minute, Paused: tim
 	Notice: 30 * time.Second, Minute: time.Minute, Retention: time.Second}
 
 func scriptCycle(b *testing.B, per int, fcall bool) {
-	c := testredis.Client(b)
+	s, c := probeStore(b)
 	ctx := context.Background()
-	s := New(c, testredis.Prefix(b), probeDefaults)
-	b.Cleanup(s.Close)
-	if err := s.LoadScripts(ctx); err != nil {
-		b.Fatal(err)
-	}
 	s.batch.fcall.Store(fcall)
-	if err := s.CreateAccount(ctx, "a1", map[string]string{"seats": "100000"},
-		UserRec{ID: "owner", Name: "owner", Status: "active", Role: "owner"}); err != nil {
-		b.Fatal(err)
-	}
 	rounds := (b.N + per - 1) / per
 	// 64 users open and close sessions over and over, as in the broker
 	// bench (a user's record is then usually one the account code has
@@ -119,19 +110,7 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 			b.Fatal(err)
 		}
 	}
-	// run sends the calls and returns each one's payload
-	run := func(calls []*call) [][]byte {
-		s.batch.send(calls)
-		out := make([][]byte, len(calls))
-		for i, cl := range calls {
-			r := <-cl.done
-			if r.err != nil || r.res.Status != StatusOK {
-				b.Fatalf("%s: %v %s", cl.op, r.err, r.res.Payload)
-			}
-			out[i] = r.res.Payload
-		}
-		return out
-	}
+	run := probeRun(b, s)
 	// 64 sessions that stay open the whole run, as in the broker bench,
 	// where other callers hold seats: the account's hashes never empty
 	// (an emptied hash is deleted and made again, which a steady account
@@ -146,10 +125,7 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 		held[i] = op("a1", opOpen, uuid.NewString(), uid, "desk", "host", "")
 	}
 	run(held)
-	pid := redisPID(b, c)
-	callgrind(b, "-z", pid)
-	calls0, usec0 := scriptStats(b, c)
-	b.ResetTimer()
+	mark := startCycles(b, c)
 	for r := range rounds {
 		opens := make([]*call, per)
 		closes := make([]*call, per)
@@ -171,19 +147,70 @@ func scriptCycle(b *testing.B, per int, fcall bool) {
 		run(closes)
 	}
 	b.StopTimer()
-	reportCycles(b, c, pid, rounds*per, calls0, usec0)
+	reportCycles(b, c, mark, rounds*per)
 }
 
-// reportCycles reports Redis's time and calls per cycle since the
-// counters calls0 and usec0 (scriptStats), and with callgrind the
-// instructions per cycle.
-func reportCycles(b *testing.B, c redis.UniversalClient, pid string, cycles int, calls0, usec0 float64) {
+// probeMark is where a probe's measured cycles start: Redis's pid and
+// its script counters then (scriptStats).
+type probeMark struct {
+	pid           string
+	calls0, usec0 float64
+}
+
+// startCycles zeroes callgrind's counters (when it runs Redis), takes the
+// script counters and starts the benchmark's timer: the cycles after it
+// are what reportCycles reports.
+func startCycles(b *testing.B, c redis.UniversalClient) probeMark {
+	m := probeMark{pid: redisPID(b, c)}
+	callgrind(b, "-z", m.pid)
+	m.calls0, m.usec0 = scriptStats(b, c)
+	b.ResetTimer()
+	return m
+}
+
+// reportCycles reports Redis's time and calls per cycle since m, and with
+// callgrind the instructions per cycle.
+func reportCycles(b *testing.B, c redis.UniversalClient, m probeMark, cycles int) {
 	calls1, usec1 := scriptStats(b, c)
 	n := float64(cycles)
-	b.ReportMetric((usec1-usec0)/n, "redis-us/cycle")
-	b.ReportMetric((calls1-calls0)/n, "calls/cycle")
-	if ir := callgrind(b, "-d", pid); ir > 0 {
+	b.ReportMetric((usec1-m.usec0)/n, "redis-us/cycle")
+	b.ReportMetric((calls1-m.calls0)/n, "calls/cycle")
+	if ir := callgrind(b, "-d", m.pid); ir > 0 {
 		b.ReportMetric(ir/n, "instr/cycle")
+	}
+}
+
+// probeStore is the probes' store: the account a1 with room for every
+// session, the account code loaded.
+func probeStore(b *testing.B) (*Store, redis.UniversalClient) {
+	c := testredis.Client(b)
+	s := New(c, testredis.Prefix(b), probeDefaults)
+	b.Cleanup(s.Close)
+	ctx := context.Background()
+	if err := s.LoadScripts(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, "a1", map[string]string{"seats": "100000"},
+		UserRec{ID: "owner", Name: "owner", Status: "active", Role: "owner"}); err != nil {
+		b.Fatal(err)
+	}
+	return s, c
+}
+
+// probeRun returns a run of calls through s's batcher that fails the
+// benchmark on any error or refusal, and returns each call's payload.
+func probeRun(b *testing.B, s *Store) func(calls []*call) [][]byte {
+	return func(calls []*call) [][]byte {
+		s.batch.send(calls)
+		out := make([][]byte, len(calls))
+		for i, cl := range calls {
+			r := <-cl.done
+			if r.err != nil || r.res.Status != StatusOK {
+				b.Fatalf("%s: %v %s", cl.op, r.err, r.res.Payload)
+			}
+			out[i] = r.res.Payload
+		}
+		return out
 	}
 }
 
