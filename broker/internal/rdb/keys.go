@@ -58,6 +58,12 @@ func (k Keys) PPUQueue(acct string) string { return k.tag(acct) + "ppuq" }
 // of the Retained list is.
 func (k Keys) Due(acct string) string { return k.tag(acct) + "due" }
 
+// parkedScore is where the account code parks its retention marker in an
+// account's due set while nothing waits for retention (timers.lua,
+// PARKED: it keeps the set a skiplist): a first timer at it or later is
+// no timer.
+const parkedScore = 9007199254740991
+
 // Retained is a list: "<ms> <session id>" for each ended session, to be
 // removed at that time (its retention), in the order they ended.
 func (k Keys) Retained(acct string) string { return k.tag(acct) + "ret" }

@@ -178,7 +178,7 @@ const (
 func (r *Reaper) pullDown(ctx context.Context, acct, next string) error {
 	s := r.store
 	first, err := s.client.ZRangeWithScores(ctx, s.keys.Due(acct), 0, 0).Result()
-	if err != nil || len(first) == 0 {
+	if err != nil || len(first) == 0 || first[0].Score >= parkedScore {
 		return err
 	}
 	if next != "-1" {
@@ -258,7 +258,7 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 				passOver(id, err)
 				continue
 			}
-			if len(z) == 1 {
+			if len(z) == 1 && z[0].Score < parkedScore { // (a parked marker is no timer)
 				add.ZAddLT(ctx, s.keys.DueIndex(), redis.Z{Score: z[0].Score, Member: id})
 				added = append(added, id)
 			}

@@ -2,6 +2,19 @@
 -- back what a call changed, and catching up with what fell due (part of
 -- the account code; lib.lua gives the shape).
 
+-- PARKED is where RET_MARK (below) waits while the retention list is empty, so
+-- that it stays in due, and due a skiplist, for good: with the timers of
+-- live sessions alone (an account's first sessions, or sessions that run
+-- all day and renew every heartbeat, with no close in the last retention
+-- time) due was a listpack, and every ZADD of a renewal scanned it (~20K
+-- instructions a renewal, a fifth of its cost). 2^53 - 1 ms, exact as a
+-- double, is never reached: a first timer at PARKED or later is no timer
+-- (first_due; reaper.go, parkedScore). Write-back parks RET_MARK when it
+-- files timers in a due set that had none (flush), and retained_due
+-- parks it when the list empties.
+local PARKED = '9007199254740991'
+local PARKED_MS = 9007199254740991
+
 -- due returns when the next timer of s fires, or nil.
 local function due(s)
   local st = s.state
@@ -76,7 +89,9 @@ end
 local function first_due()
   local f = rcall('ZRANGE', K_DUE, '0', '0', 'WITHSCORES')
   if #f == 0 then return nil end
-  return str_num(f[2])
+  local t = str_num(f[2])
+  if t >= PARKED_MS then return nil end -- (RET_MARK parked: no timer)
+  return t
 end
 
 -- bill_started bills, in time order, the minutes of running PPU sessions
@@ -228,6 +243,7 @@ local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT, RETL = {}, {}, {}, {}, {}, {}, {}
 -- be one).
 local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
 
+
 -- trim_retained removes, before their retention runs out, the k ended
 -- sessions at the head of the retention list (those that ended first):
 -- an account keeps at most CFG.retain_max ended sessions, so a client
@@ -318,6 +334,7 @@ local function flush()
     -- RET_MARK is due when the list's head is: filed here when the list was
     -- empty (or the marker was lost), never moved later (LT)
     rcall('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
+    RET_REAL = true
     if FILED_MIN == nil or ret_min < FILED_MIN then FILED_MIN = ret_min end
   end
   if ns > 0 then MWROTE = true end
@@ -325,6 +342,13 @@ local function flush()
   call_list('HSET', K_SESS, sflat, ns)
   if retained and retained > CFG.retain_max then trim_retained(retained - CFG.retain_max) end
   call_list('ZREM', K_DUE, zrem, nr)
+  if na > 0 and DUE_SEEN and DUE_BEFORE == nil and not RET_REAL then
+    -- due had no timer when the call began: maybe no key at all, which
+    -- these timers alone would make a listpack (see PARKED)
+    zadd[na + 1] = PARKED
+    zadd[na + 2] = RET_MARK
+    na = na + 2
+  end
   call_list('ZADD', K_DUE, zadd, na)
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
   local set, del, nset, ndel = SETL, DELL, 0, 0
@@ -418,12 +442,14 @@ local function retained_due(now, budget, gone)
   end
   if nd then
     rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
+    RET_REAL = true
   elseif empty then
-    -- at once, not with catch_up's other removals at the end of its
-    -- chunk: a step later in the chunk may end a session, whose
-    -- write-back files RET_MARK again (flush), and a removal after that
-    -- would lose the timer of a list that is no longer empty
-    rcall('ZREM', K_DUE, RET_MARK)
+    -- parked (see PARKED), at once, not with catch_up's other removals at
+    -- the end of its chunk: a step later in the chunk may end a session,
+    -- whose write-back files RET_MARK again (flush: ZADD LT moves it from
+    -- PARKED), and parking it after that would lose the timer of a list
+    -- that is no longer empty
+    rcall('ZADD', K_DUE, PARKED, RET_MARK)
   end
   RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
   return k
