@@ -546,7 +546,7 @@ end
 -- seat_drop returns seat string v without session sid, or nil when sid was
 -- its last session.
 local function seat_drop(v, sid)
-  local from = seat_first(v)
+  local from = find(v, ' ', 3, true) + 1 -- (seat_first, inline: on every close)
   -- (commonest: sid is the seat's only session)
   -- (find compares in place: sub would make the id again, hashed whole)
   if #v - from + 1 == #sid and find(v, sid, from, true) == from then return nil end

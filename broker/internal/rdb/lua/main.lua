@@ -77,19 +77,6 @@ local function main(argv)
   end
   flush()
   for i = 1, #LATE do LATE[i]() end
-  -- every session this call wrote is stored as SESSJSON says: keep its
-  -- table for the next calls (lib.lua, DECODED), unless it ended (no
-  -- operation reads an ended session but to find it ended). WRITTEN lists
-  -- them (a session written twice is there twice: put twice, harmless).
-  for i = 1, WRITTEN_N do
-    local s = WRITTEN[i]
-    if s.state ~= 'ended' then
-      -- (decoded_put, inline)
-      if DECODED_N >= DECODED_MAX then DECODED, DECODED_N = {}, 0 end
-      DECODED[SESSJSON[s]] = s
-      DECODED_N = DECODED_N + 1
-    end
-  end
   -- A session event goes out as the session's JSON alone, the string
   -- write-back made (wrapping it would encode it again); then one
   -- {account, events} message with the other events ends what this call
@@ -135,9 +122,26 @@ local function main(argv)
   -- (Redis reads a reply list up to its first nil: what lies past it is
   -- the stale end of an earlier call's)
   out[2 * n + 2] = nil
+  -- every session this call wrote is stored as SESSJSON says: keep its
+  -- table for the next calls (lib.lua, DECODED), unless it ended (no
+  -- operation reads an ended session but to find it ended). WRITTEN lists
+  -- them (a session written twice is there twice: put twice, harmless).
+  -- SESSJSON is left empty for the next call (lib.lua, CLEAN): this is
+  -- its last reader.
+  for i = 1, WRITTEN_N do
+    local s = WRITTEN[i]
+    if s.state ~= 'ended' then
+      -- (decoded_put, inline)
+      if DECODED_N >= DECODED_MAX then DECODED, DECODED_N = {}, 0 end
+      local js = SESSJSON[s]
+      if js then
+        DECODED[js] = s
+        DECODED_N = DECODED_N + 1
+      end
+    end
+    SESSJSON[s] = nil
+  end
   mirror_keep()
-  -- the call's sets are left empty for the next (lib.lua, CLEAN)
-  for i = 1, WRITTEN_N do SESSJSON[WRITTEN[i]] = nil end
   CLEAN = true
   return out
 end

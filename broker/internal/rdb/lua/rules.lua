@@ -275,7 +275,7 @@ local function acquire(s, u, t)
   end
   MT[f] = useats_add(held, key)
   SEATDIRTY[f] = true
-  attach(s, key, seat_make(kind == 'ppu', u.id, s.id))
+  attach(s, key, (kind == 'ppu' and 'U ' or 'P ') .. u.id .. ' ' .. s.id) -- (seat_make, inline)
   return ST_OK
 end
 
