@@ -183,7 +183,7 @@ local function detach(s, t)
   if rest == nil then
     -- the seat is free: every session of a seat is its user's
     local held, f = useats(s.user)
-    MT[f] = useats_drop(held, key)
+    MT[f] = held == key and '' or useats_drop(held, key) -- (the commonest case inline)
     SEATDIRTY[f] = true
     if ppu then
       rcall('ZREM', K_PPUQ, key)
@@ -258,7 +258,7 @@ local function acquire(s, u, t)
     return ST_OK
   end
   local held, f = useats(u.id)
-  local n = useats_count(held)
+  local n = held == '' and 0 or useats_count(held) -- (the commonest case inline)
   if n >= MAX_KEYS or u.max_seats and n >= u.max_seats then return ST_USER_LIMIT end
   local kind
   if A.used < A.seats then
@@ -273,7 +273,7 @@ local function acquire(s, u, t)
   else
     return ST_ACCOUNT_LIMIT
   end
-  MT[f] = useats_add(held, key)
+  MT[f] = held == '' and key or useats_add(held, key)
   SEATDIRTY[f] = true
   attach(s, key, (kind == 'ppu' and 'U ' or 'P ') .. u.id .. ' ' .. s.id) -- (seat_make, inline)
   return ST_OK
