@@ -104,38 +104,48 @@ func requireNotice(t *testing.T, s *Store, sid string, billed, at int64) {
 // still bills the other session's started minutes first, and they run
 // the balance out before it.
 func TestGrantAfterAHeartbeatInItsCallBillsTheOtherSessionsMinutesFirst(t *testing.T) {
-	s := grantStore(t, time.Hour, "0", 6)
-	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 4 left
-	ann, bob := sessionOf(t, rs[0]), sessionOf(t, rs[1])
-	t0 := ann.Created
-	require.Equal(t, t0, bob.Created)
-	sleepPast(t, s, t0, 2) // minutes 2 and 3 of each started
+	s, ann, t0 := twoOnPPUPastMinute2(t)
 
 	// catch-up bills one minute 2; the heartbeat ann's minutes; the open
 	// bob's that are left, which take the last two minutes
-	rs = runOneCall(t, s, renewOp("ann", ann), openOp("s-cy", "cy", "d1"))
+	rs := runOneCall(t, s, renewOp("ann", ann), openOp("s-cy", "cy", "d1"))
 	require.Equal(t, StatusOK, rs[0].res.Status)
 	assert.Equal(t, StatusPPUExhausted, rs[1].res.Status, string(rs[1].res.Payload))
-	m := grantMinute.Milliseconds()
-	requireNotice(t, s, "s-ann", 3, t0+2*m)
-	requireNotice(t, s, "s-bob", 3, t0+2*m)
-	requireBalance(t, s, 0)
+	requireBothRanOutInMinute3(t, s, t0)
 }
 
 // A catch-up in the middle of the grant's call (a reap operation) writes
 // back what the operations before it changed and fires one timer; the
 // grant after it bills what that catch-up left.
 func TestGrantAfterACatchUpInItsCallBillsWhatTheCatchUpLeft(t *testing.T) {
-	s := grantStore(t, time.Hour, "0", 6)
-	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 4 left
-	ann := sessionOf(t, rs[0])
-	t0 := ann.Created
-	sleepPast(t, s, t0, 2)
+	s, ann, t0 := twoOnPPUPastMinute2(t)
 
-	rs = runOneCall(t, s, renewOp("ann", ann), op("acme", opReap, "1"), openOp("s-cy", "cy", "d1"))
+	rs := runOneCall(t, s, renewOp("ann", ann), op("acme", opReap, "1"), openOp("s-cy", "cy", "d1"))
 	require.Equal(t, StatusOK, rs[0].res.Status)
 	require.Equal(t, StatusOK, rs[1].res.Status)
 	assert.Equal(t, StatusPPUExhausted, rs[2].res.Status, string(rs[2].res.Payload))
+	requireBothRanOutInMinute3(t, s, t0)
+}
+
+// twoOnPPUPastMinute2 is an account of six PPU minutes where ann's and
+// bob's sessions opened on PPU at one instant t0 (two minutes billed each,
+// four left) and minutes 2 and 3 of each have started since.
+func twoOnPPUPastMinute2(t *testing.T) (*Store, SessionRec, int64) {
+	t.Helper()
+	s := grantStore(t, time.Hour, "0", 6)
+	rs := runBatch(t, s, openOp("s-ann", "ann", "d1"), openOp("s-bob", "bob", "d1")) // 4 left
+	ann, bob := sessionOf(t, rs[0]), sessionOf(t, rs[1])
+	t0 := ann.Created
+	require.Equal(t, t0, bob.Created)
+	sleepPast(t, s, t0, 2)
+	return s, ann, t0
+}
+
+// requireBothRanOutInMinute3 checks that ann's and bob's sessions took the
+// last minutes: both on notice from the start of their third minute, and
+// the balance at 0.
+func requireBothRanOutInMinute3(t *testing.T, s *Store, t0 int64) {
+	t.Helper()
 	m := grantMinute.Milliseconds()
 	requireNotice(t, s, "s-ann", 3, t0+2*m)
 	requireNotice(t, s, "s-bob", 3, t0+2*m)

@@ -93,8 +93,8 @@ local EXHAUSTING  -- true while exhaust runs: nothing is billed then
 local DUE_BEFORE  -- the account's first timer before this call
 local MIN_ADDED   -- the earliest timer this call filed
 local FILED_MIN   -- the earliest timer the last flush filed
-local RET_REAL    -- this call filed RET_MARK at a retention entry's time
--- (timers.lua, PARKED: it is never parked after that in the call)
+local RET_FILED   -- this call filed RET_MARK, at an entry's time or parked
+-- (timers.lua, PARKED: write-back need not park it again)
 local DUE_SEEN    -- catch_up has looked at the first timer
 local CAUGHT_UP   -- catch_up ran
 local TRIMMED     -- ended sessions this call removed past retain_max (trim_retained)
@@ -218,7 +218,7 @@ local function reset(keys, argv)
   WRITTEN_N = 0
   S = {}
   EXHAUSTING, DUE_BEFORE, MIN_ADDED, FILED_MIN, DUE_SEEN, CAUGHT_UP = false, nil, nil, nil, false, false
-  RET_REAL = false
+  RET_FILED = false
   LAGGING, TRIMMED = false, 0
   DUR = {}
   mirror_take()
@@ -490,10 +490,6 @@ end
 local function seat_put(key, v)
   MT[key] = v or false
   SEATDIRTY[key] = true
-end
-
-local function seat_make(ppu, uid, sid)
-  return (ppu and 'U ' or 'P ') .. uid .. ' ' .. sid
 end
 
 -- seat_first returns where the session ids of a seat string start (after

@@ -275,7 +275,7 @@ local function acquire(s, u, t)
   end
   MT[f] = held == '' and key or useats_add(held, key)
   SEATDIRTY[f] = true
-  attach(s, key, (kind == 'ppu' and 'U ' or 'P ') .. u.id .. ' ' .. s.id) -- (seat_make, inline)
+  attach(s, key, (kind == 'ppu' and 'U ' or 'P ') .. u.id .. ' ' .. s.id) -- (a new seat string: see seat)
   return ST_OK
 end
 

@@ -243,7 +243,6 @@ local SFLAT, ZADDL, ZREML, SETL, DELL, AFLAT, RETL = {}, {}, {}, {}, {}, {}, {}
 -- be one).
 local RET_MARK = '~retained~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
 
-
 -- trim_retained removes, before their retention runs out, the k ended
 -- sessions at the head of the retention list (those that ended first):
 -- an account keeps at most CFG.retain_max ended sessions, so a client
@@ -334,7 +333,7 @@ local function flush()
     -- RET_MARK is due when the list's head is: filed here when the list was
     -- empty (or the marker was lost), never moved later (LT)
     rcall('ZADD', K_DUE, 'LT', NUMSTR[ret_min] or num_str(ret_min), RET_MARK)
-    RET_REAL = true
+    RET_FILED = true
     if FILED_MIN == nil or ret_min < FILED_MIN then FILED_MIN = ret_min end
   end
   if ns > 0 then MWROTE = true end
@@ -342,12 +341,13 @@ local function flush()
   call_list('HSET', K_SESS, sflat, ns)
   if retained and retained > CFG.retain_max then trim_retained(retained - CFG.retain_max) end
   call_list('ZREM', K_DUE, zrem, nr)
-  if na > 0 and DUE_SEEN and DUE_BEFORE == nil and not RET_REAL then
+  if na > 0 and DUE_SEEN and DUE_BEFORE == nil and not RET_FILED then
     -- due had no timer when the call began: maybe no key at all, which
     -- these timers alone would make a listpack (see PARKED)
     zadd[na + 1] = PARKED
     zadd[na + 2] = RET_MARK
     na = na + 2
+    RET_FILED = true
   end
   call_list('ZADD', K_DUE, zadd, na)
   -- the seats and the users' seat sets share a hash: one HSET, one HDEL
@@ -442,7 +442,7 @@ local function retained_due(now, budget, gone)
   end
   if nd then
     rcall('ZADD', K_DUE, NUMSTR[nd] or num_str(nd), RET_MARK)
-    RET_REAL = true
+    RET_FILED = true
   elseif empty then
     -- parked (see PARKED), at once, not with catch_up's other removals at
     -- the end of its chunk: a step later in the chunk may end a session,
@@ -450,6 +450,7 @@ local function retained_due(now, budget, gone)
     -- PARKED), and parking it after that would lose the timer of a list
     -- that is no longer empty
     rcall('ZADD', K_DUE, PARKED, RET_MARK)
+    RET_FILED = true
   end
   RET_READ = math.min(k + 2 + math.floor(k / 4), CHUNK)
   return k
